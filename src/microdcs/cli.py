@@ -1,0 +1,51 @@
+"""The ``microdcs`` command line: ``run``, ``dataclassgen``, and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from microdcs.runner import run_from_environment
+
+    return run_from_environment(processor_specs=args.processor)
+
+
+def _cmd_dataclassgen(args: argparse.Namespace) -> int:
+    from microdcs.codegen.generate import generate_models
+
+    generate_models(args.schema, args.outdir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="microdcs", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="start the runtime from APP_* environment variables")
+    run.add_argument(
+        "--processor",
+        action="append",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="bind an extra processor factory (repeatable); see README",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    gen = commands.add_parser("dataclassgen", help="generate model dataclasses from a JSON Schema")
+    gen.add_argument("schema", help="path of the JSON Schema (2020-12)")
+    gen.add_argument("outdir", nargs="?", default="generated", help="output directory")
+    gen.set_defaults(handler=_cmd_dataclassgen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

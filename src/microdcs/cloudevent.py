@@ -1,0 +1,144 @@
+"""The CloudEvents 1.0 envelope used everywhere inside microdcs.
+
+The event carries its data as raw bytes plus ``datacontenttype``; decoding into a typed
+model happens once, in the processor dispatch, so transports never touch payload
+semantics. Extension attribute values are kept typed (str, int, bool) and turned into
+their canonical string only at the wire.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from microdcs.errors import InvalidCloudEventError
+
+SPEC_VERSION: Final = "1.0"
+
+ExtensionValue = str | int | bool
+
+#: Context attributes defined by the CloudEvents 1.0 core specification.
+CORE_ATTRIBUTES: Final = frozenset(
+    {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
+)
+REQUIRED_ATTRIBUTES: Final = ("id", "source", "specversion", "type")
+
+#: Extensions whose value is an integer on the wire (all others are strings).
+INTEGER_EXTENSIONS: Final = frozenset({"expiryinterval"})
+
+CORRELATION_ID: Final = "correlationid"
+CAUSATION_ID: Final = "causationid"
+EXPIRY_INTERVAL: Final = "expiryinterval"
+TRACEPARENT: Final = "traceparent"
+TRACESTATE: Final = "tracestate"
+METHOD: Final = "method"
+ERROR_KIND: Final = "mdcserrorkind"
+ERROR_MESSAGE: Final = "mdcserrormessage"
+
+
+def new_event_id() -> str:
+    """A fresh, globally unique event id."""
+    return str(uuid.uuid4())
+
+
+def now_timestamp() -> str:
+    """The current time as an RFC 3339 timestamp in UTC."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def is_attribute_name(name: str) -> bool:
+    """CloudEvents attribute names are lower-case ASCII letters and digits."""
+    return bool(name) and name.isascii() and name.isalnum() and name.lower() == name
+
+
+def canonical_string(value: ExtensionValue) -> str:
+    """The canonical string form of an attribute value (CloudEvents type system)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_extension(name: str, text: str) -> ExtensionValue:
+    """Turn a wire string back into the typed value of a known extension."""
+    if name in INTEGER_EXTENSIONS:
+        try:
+            return int(text)
+        except ValueError:
+            raise InvalidCloudEventError(f"extension {name!r} must be an integer") from None
+    return text
+
+
+@dataclass(slots=True)
+class CloudEvent:
+    """One CloudEvent: context attributes, extensions and raw data bytes."""
+
+    type: str
+    source: str
+    id: str = field(default_factory=new_event_id)
+    specversion: str = SPEC_VERSION
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    subject: str | None = None
+    time: str | None = None
+    data: bytes | None = None
+    extensions: dict[str, ExtensionValue] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidCloudEventError` unless the required attributes are sane."""
+        for name in REQUIRED_ATTRIBUTES:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise InvalidCloudEventError(f"attribute {name!r} is missing or empty")
+        if self.specversion != SPEC_VERSION:
+            raise InvalidCloudEventError(f"unsupported specversion {self.specversion!r}")
+        for name in self.extensions:
+            if not is_attribute_name(name) or name in CORE_ATTRIBUTES:
+                raise InvalidCloudEventError(f"invalid extension attribute name {name!r}")
+
+    def attributes(self) -> dict[str, ExtensionValue]:
+        """All set context attributes and extensions (no data), typed."""
+        attrs: dict[str, ExtensionValue] = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+        }
+        if self.datacontenttype is not None:
+            attrs["datacontenttype"] = self.datacontenttype
+        if self.dataschema is not None:
+            attrs["dataschema"] = self.dataschema
+        if self.subject is not None:
+            attrs["subject"] = self.subject
+        if self.time is not None:
+            attrs["time"] = self.time
+        attrs.update(self.extensions)
+        return attrs
+
+    # Typed accessors for the extensions microdcs relies on.
+    @property
+    def correlationid(self) -> str | None:
+        value = self.extensions.get(CORRELATION_ID)
+        return None if value is None else str(value)
+
+    @property
+    def causationid(self) -> str | None:
+        value = self.extensions.get(CAUSATION_ID)
+        return None if value is None else str(value)
+
+    @property
+    def expiryinterval(self) -> int | None:
+        value = self.extensions.get(EXPIRY_INTERVAL)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def method(self) -> str:
+        """Station configuration method: ``PUT`` unless the event says ``DELETE``."""
+        value = self.extensions.get(METHOD)
+        return str(value).upper() if value is not None else "PUT"
+
+    @property
+    def error_kind(self) -> str | None:
+        value = self.extensions.get(ERROR_KIND)
+        return None if value is None else str(value)

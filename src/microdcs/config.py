@@ -1,0 +1,237 @@
+"""Typed configuration built once from ``APP_*`` environment variables.
+
+Every setting is a dataclass field whose metadata names its variable and says what it
+is for; :func:`load_config` parses and validates them all at start-up and names the
+variable in every error. Nothing else in microdcs reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from microdcs.errors import ConfigurationError
+
+
+def setting(env: str, default: Any, doc: str) -> Any:
+    """A configuration field read from environment variable ``env``."""
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    hostname: str = setting("APP_MQTT_HOSTNAME", "localhost", "MQTT broker host name.")
+    port: int = setting("APP_MQTT_PORT", 1883, "MQTT broker port.")
+    username: str | None = setting("APP_MQTT_USERNAME", None, "MQTT user name.")
+    password: str | None = setting("APP_MQTT_PASSWORD", None, "MQTT password.")
+    tls: bool = setting("APP_MQTT_TLS", False, "Connect to the broker with TLS.")
+    tls_ca_file: str | None = setting(
+        "APP_MQTT_TLS_CA_FILE", None, "CA bundle to verify the broker (system CAs if unset)."
+    )
+    tls_cert_file: str | None = setting(
+        "APP_MQTT_TLS_CERT_FILE", None, "Client certificate for mutual TLS."
+    )
+    tls_key_file: str | None = setting("APP_MQTT_TLS_KEY_FILE", None, "Client key for mutual TLS.")
+    tls_insecure: bool = setting(
+        "APP_MQTT_TLS_INSECURE", False, "Skip broker host name verification (testing only)."
+    )
+    keepalive: int = setting("APP_MQTT_KEEPALIVE", 30, "MQTT keep-alive in seconds.")
+    session_expiry: int = setting(
+        "APP_MQTT_SESSION_EXPIRY",
+        3600,
+        "Session Expiry Interval (s): how long the broker keeps messages for a "
+        "disconnected replica.",
+    )
+    receive_maximum: int = setting(
+        "APP_MQTT_RECEIVE_MAXIMUM",
+        256,
+        "Unacknowledged QoS 1 messages the broker may send at once (back-pressure).",
+    )
+    shared_subscription: str = setting(
+        "APP_MQTT_SHARED_SUBSCRIPTION", "microdcs", "Shared subscription group of the replicas."
+    )
+    response_topic_base: str = setting(
+        "APP_MQTT_RESPONSE_TOPIC_BASE",
+        "microdcs/responses",
+        "Base of each replica's own response topic ({base}/{instance_id}).",
+    )
+    max_payload_bytes: int = setting(
+        "APP_MQTT_MAX_PAYLOAD_BYTES",
+        1_048_576,
+        "Larger incoming payloads are rejected with 'payload_too_large'.",
+    )
+    reconnect_max_seconds: float = setting(
+        "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    hostname: str = setting("APP_REDIS_HOSTNAME", "localhost", "Redis host name.")
+    port: int = setting("APP_REDIS_PORT", 6379, "Redis port.")
+    password: str | None = setting("APP_REDIS_PASSWORD", None, "Redis password.")
+    db: int = setting("APP_REDIS_DB", 0, "Redis database number.")
+    key_prefix: str = setting("APP_REDIS_KEY_PREFIX", "microdcs", "Prefix of every Redis key.")
+    dedupe_ttl: int = setting(
+        "APP_DEDUPE_TTL_SECONDS",
+        86400,
+        "How long a processed event id (source+id) is remembered for duplicate detection.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    instance_id: str = setting(
+        "APP_INSTANCE_ID",
+        "",
+        "Stable id of this replica (MQTT client id, response topic). Default: host name.",
+    )
+    source: str = setting(
+        "APP_SOURCE", "", "CloudEvent 'source' of outgoing events. Default: microdcs/{instance_id}."
+    )
+    is_processor_instance: bool = setting(
+        "APP_IS_PROCESSOR_INSTANCE", True, "Subscribe to and process incoming events."
+    )
+    is_publisher_instance: bool = setting(
+        "APP_IS_PUBLISHER_INSTANCE", True, "Take part in the retained-topic publisher role."
+    )
+    workers: int = setting("APP_WORKERS", 64, "Concurrent message handlers per transport.")
+    queue_size: int = setting(
+        "APP_QUEUE_SIZE", 512, "Bounded queue of received messages waiting for a worker."
+    )
+    shutdown_grace: float = setting(
+        "APP_SHUTDOWN_GRACE_SECONDS", 10.0, "Time in-flight messages get to finish on SIGTERM."
+    )
+    storage_retry_seconds: float = setting(
+        "APP_STORAGE_RETRY_SECONDS",
+        30.0,
+        "How long a message waits for Redis before it gets a 'storage_unavailable' error.",
+    )
+    scope_levels: int = setting(
+        "APP_TOPIC_SCOPE_LEVELS", 3, "Maximum scope levels between topic prefix and intent."
+    )
+    jobs_prefix: str = setting(
+        "APP_JOBS_TOPIC_PREFIX", "app/jobs", "Topic prefix of the job management processor."
+    )
+    equipment_prefix: str = setting(
+        "APP_EQUIPMENT_TOPIC_PREFIX", "app/equipment", "Topic prefix of southbound equipment."
+    )
+    greeting_prefix: str = setting(
+        "APP_GREETING_TOPIC_PREFIX", "app/greeting", "Topic prefix of the greeting example."
+    )
+    log_level: str = setting("APP_LOG_LEVEL", "INFO", "Log level (DEBUG, INFO, WARNING, ERROR).")
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+
+    @property
+    def resolved_instance_id(self) -> str:
+        return self.instance_id or socket.gethostname()
+
+    @property
+    def resolved_source(self) -> str:
+        return self.source or f"microdcs/{self.resolved_instance_id}"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(env: str, raw: str, annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        if raw == "":
+            return None
+        annotation = inner[0]
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigurationError(env, f"expected true/false, got {raw!r}")
+    if annotation is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(env, f"expected an integer, got {raw!r}") from None
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(env, f"expected a number, got {raw!r}") from None
+    return raw
+
+
+def _build(cls: type[Any], environ: Mapping[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env = f.metadata.get("env")
+        if env is None:
+            values[f.name] = _build(hints[f.name], environ)
+        elif env in environ:
+            values[f.name] = _convert(env, environ[env], hints[f.name])
+    return cls(**values)
+
+
+def iter_settings(cls: type[Any] = AppConfig) -> Iterator[tuple[str, Any, str, Any]]:
+    """``(variable, type, doc, default)`` of every setting, for documentation."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        env = f.metadata.get("env")
+        if env is None:
+            yield from iter_settings(hints[f.name])
+        else:
+            yield env, hints[f.name], f.metadata["doc"], f.default
+
+
+def validate(config: AppConfig) -> None:
+    """Range checks that a type alone cannot express."""
+    checks: list[tuple[str, bool, str]] = [
+        ("APP_MQTT_PORT", 0 < config.mqtt.port < 65536, "must be 1..65535"),
+        ("APP_REDIS_PORT", 0 < config.redis.port < 65536, "must be 1..65535"),
+        ("APP_MQTT_RECEIVE_MAXIMUM", 0 < config.mqtt.receive_maximum < 65536, "must be 1..65535"),
+        ("APP_MQTT_SESSION_EXPIRY", config.mqtt.session_expiry > 0, "must be > 0"),
+        ("APP_MQTT_KEEPALIVE", config.mqtt.keepalive > 0, "must be > 0"),
+        ("APP_MQTT_MAX_PAYLOAD_BYTES", config.mqtt.max_payload_bytes > 0, "must be > 0"),
+        ("APP_WORKERS", config.workers > 0, "must be > 0"),
+        ("APP_QUEUE_SIZE", config.queue_size > 0, "must be > 0"),
+        ("APP_SHUTDOWN_GRACE_SECONDS", config.shutdown_grace >= 0, "must be >= 0"),
+        ("APP_TOPIC_SCOPE_LEVELS", 0 <= config.scope_levels <= 16, "must be 0..16"),
+        ("APP_DEDUPE_TTL_SECONDS", config.redis.dedupe_ttl > 0, "must be > 0"),
+        (
+            "APP_MQTT_SHARED_SUBSCRIPTION",
+            bool(config.mqtt.shared_subscription)
+            and not any(c in config.mqtt.shared_subscription for c in "/+#"),
+            "must be a non-empty name without / + #",
+        ),
+        (
+            "APP_INSTANCE_ID",
+            not any(c in config.resolved_instance_id for c in "/+#"),
+            "must not contain / + #",
+        ),
+    ]
+    checks.append(
+        (
+            "APP_LOG_LEVEL",
+            config.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+            "must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        )
+    )
+    for env, ok, message in checks:
+        if not ok:
+            raise ConfigurationError(env, message)
+    if config.mqtt.tls_cert_file and not config.mqtt.tls_key_file:
+        raise ConfigurationError("APP_MQTT_TLS_KEY_FILE", "required with APP_MQTT_TLS_CERT_FILE")
+
+
+def load_config(environ: Mapping[str, str]) -> AppConfig:
+    """Parse and validate the configuration; raises :class:`ConfigurationError`."""
+    config: AppConfig = _build(AppConfig, environ)
+    validate(config)
+    return config

@@ -1,0 +1,1 @@
+"""Small example processors that show the processor API."""

@@ -1,0 +1,306 @@
+"""Typed CloudEvent processors.
+
+A processor declares one handler per incoming CloudEvent type with :func:`handles`. The
+framework decodes the data into the handler's model, calls it, and turns the returned
+model (or models) into response CloudEvents with ``correlationid``, ``causationid``,
+``subject``, ``source`` and expiry filled in; transports route them. Handlers never see
+bytes, topics or acknowledgements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from microdcs.cloudevent import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    ERROR_KIND,
+    ERROR_MESSAGE,
+    EXPIRY_INTERVAL,
+    CloudEvent,
+    ExtensionValue,
+    now_timestamp,
+)
+from microdcs.contenttypes import JSON, is_msgpack
+from microdcs.errors import InputError, UnknownEventTypeError
+from microdcs.models.base import Model
+from microdcs.routing import Direction, Intent
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Model)
+HandlerResult = Model | Sequence[Model] | None
+Handler = Callable[[Any, Any, "MessageContext"], Awaitable[HandlerResult]]
+ResponseHandler = Callable[[Any, Any, "ResponseContext"], Awaitable[None]]
+
+#: CloudEvent type of error events that have no request type to echo.
+ERROR_EVENT_TYPE = "com.github.aschamberger.microdcs.error.v1"
+
+
+@dataclass(slots=True)
+class MessageContext:
+    """What a handler may know about the event besides its typed data."""
+
+    event: CloudEvent
+    transport: str
+    intent: Intent | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str | None:
+        return self.event.subject
+
+
+@dataclass(slots=True)
+class ResponseContext:
+    """A response to a request this processor sent, with that request."""
+
+    response: CloudEvent
+    request: CloudEvent
+
+
+class EventSink(Protocol):
+    """Where a processor's outgoing events go: one per transport binding."""
+
+    async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
+        """Send ``event``; with ``expect_response`` track it for a response or expiry."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _HandlerSpec:
+    event_type: str
+    model: type[Model]
+    method_name: str
+
+
+def handles(model: type[M], *, event_type: str | None = None) -> Callable[[Any], Any]:
+    """Declare the decorated method the handler of incoming events of ``model``'s type."""
+    resolved = event_type or model.__ce_type__
+    if not resolved:
+        raise TypeError(f"{model.__name__} has no __ce_type__; pass event_type=")
+
+    def decorate(func: Any) -> Any:
+        func._mdcs_handles = (resolved, model)
+        return func
+
+    return decorate
+
+
+def handles_response(model: type[M], *, event_type: str | None = None) -> Callable[[Any], Any]:
+    """Declare the handler of responses (of ``model``) to requests this processor sent."""
+    resolved = event_type or model.__ce_type__
+    if not resolved:
+        raise TypeError(f"{model.__name__} has no __ce_type__; pass event_type=")
+
+    def decorate(func: Any) -> Any:
+        func._mdcs_handles_response = (resolved, model)
+        return func
+
+    return decorate
+
+
+class CloudEventProcessor:
+    """Base class of processors; subclass it and decorate handlers with :func:`handles`."""
+
+    direction: ClassVar[Direction] = Direction.NORTHBOUND
+    #: Topic prefix used when the application binds without naming one.
+    default_prefix: ClassVar[str] = "app"
+    #: Content type of outgoing events that are not responses.
+    content_type: ClassVar[str] = JSON
+
+    _mdcs_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
+    _mdcs_response_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, _HandlerSpec] = {}
+        responses: dict[str, _HandlerSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for name, member in vars(klass).items():
+                spec = getattr(member, "_mdcs_handles", None)
+                if spec is not None:
+                    handlers[spec[0]] = _HandlerSpec(spec[0], spec[1], name)
+                spec = getattr(member, "_mdcs_handles_response", None)
+                if spec is not None:
+                    responses[spec[0]] = _HandlerSpec(spec[0], spec[1], name)
+        cls._mdcs_handlers = handlers
+        cls._mdcs_response_handlers = responses
+
+    def __init__(self, *, source: str = "microdcs", name: str | None = None) -> None:
+        self.source = source
+        self.name = name or type(self).__name__
+        self._sinks: list[EventSink] = []
+
+    # -- wiring -----------------------------------------------------------------
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The incoming CloudEvent types this processor handles."""
+        return frozenset(self._mdcs_handlers)
+
+    def attach_sink(self, sink: EventSink) -> None:
+        """Called by a transport binding: outgoing events of this processor go there too."""
+        self._sinks.append(sink)
+
+    def handles_type(self, event_type: str) -> bool:
+        return event_type in self._mdcs_handlers
+
+    # -- incoming -----------------------------------------------------------------
+    async def dispatch(self, event: CloudEvent, context: MessageContext) -> list[CloudEvent]:
+        """Decode, call the handler and build the response events.
+
+        Raises :class:`InputError` subclasses for events that cannot be handled, unless
+        :meth:`on_invalid` turns the error into a typed response.
+        """
+        spec = self._mdcs_handlers.get(event.type)
+        if spec is None:
+            raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r}")
+        try:
+            message = spec.model.decode(event.data, event.datacontenttype)
+        except InputError as error:
+            substitute = self.on_invalid(event, error)
+            if substitute is None:
+                raise
+            response = self.response_event(event, substitute)
+            response.extensions[ERROR_KIND] = error.kind
+            response.extensions[ERROR_MESSAGE] = error.message
+            return [response]
+        message.restore_hidden(event.extensions)
+        handler: Handler = getattr(type(self), spec.method_name)
+        result = await handler(self, message, context)
+        if result is None:
+            return []
+        if isinstance(result, Model):
+            return [self.response_event(event, result)]
+        return [self.response_event(event, item) for item in result]
+
+    async def dispatch_response(self, response: CloudEvent, request: CloudEvent) -> None:
+        """Route a response to a request we sent: typed handler, else :meth:`on_response`."""
+        spec = self._mdcs_response_handlers.get(response.type)
+        if spec is None:
+            await self.on_response(response, request)
+            return
+        message = spec.model.decode(response.data, response.datacontenttype)
+        message.restore_hidden(response.extensions)
+        handler: ResponseHandler = getattr(type(self), spec.method_name)
+        await handler(self, message, ResponseContext(response=response, request=request))
+
+    # -- hooks --------------------------------------------------------------------
+    def on_invalid(self, event: CloudEvent, error: InputError) -> Model | None:
+        """Map an undecodable request to a typed response; ``None`` means error response."""
+        return None
+
+    async def on_response(self, response: CloudEvent, request: CloudEvent) -> None:
+        """A transport-level response to a request sent with :meth:`send_request`."""
+        logger.debug("%s: unhandled response %s to %s", self.name, response.type, request.id)
+
+    async def on_expired(self, request: CloudEvent) -> None:
+        """An awaited response did not arrive before the request's expiry."""
+        logger.warning("%s: request %s (%s) expired", self.name, request.id, request.type)
+
+    # -- outgoing -----------------------------------------------------------------
+    def build_event(
+        self,
+        message: Model,
+        *,
+        subject: str | None,
+        content_type: str | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        expiry: int | None = None,
+        extensions: Mapping[str, ExtensionValue] | None = None,
+    ) -> CloudEvent:
+        """A CloudEvent carrying ``message`` from this processor."""
+        event_type = type(message).__ce_type__
+        if not event_type:
+            raise TypeError(f"{type(message).__name__} has no __ce_type__")
+        ctype = content_type or self.content_type
+        ext: dict[str, ExtensionValue] = message.hidden_extensions()
+        if extensions:
+            ext.update(extensions)
+        if correlationid is not None:
+            ext[CORRELATION_ID] = correlationid
+        if causationid is not None:
+            ext[CAUSATION_ID] = causationid
+        if expiry:
+            ext[EXPIRY_INTERVAL] = int(expiry)
+        return CloudEvent(
+            type=event_type,
+            source=self.source,
+            datacontenttype=ctype,
+            dataschema=type(message).__ce_dataschema__,
+            subject=subject,
+            time=now_timestamp(),
+            data=message.encode(ctype),
+            extensions=ext,
+        )
+
+    def response_event(self, request: CloudEvent, message: Model) -> CloudEvent:
+        """The response to ``request``: same subject and correlation, caused by it."""
+        ctype = request.datacontenttype if is_msgpack(request.datacontenttype) else JSON
+        return self.build_event(
+            message,
+            subject=request.subject,
+            content_type=ctype,
+            correlationid=request.correlationid or request.id,
+            causationid=request.id,
+        )
+
+    async def publish(
+        self,
+        message: Model,
+        *,
+        subject: str | None,
+        intent: Intent | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        expiry: int | None = None,
+    ) -> CloudEvent:
+        """Send an application-triggered event through every bound transport."""
+        event = self.build_event(
+            message,
+            subject=subject,
+            correlationid=correlationid,
+            causationid=causationid,
+            expiry=expiry,
+        )
+        await self.emit(event, intent or self.direction.default_intent)
+        return event
+
+    async def send_request(
+        self, message: Model, *, subject: str | None, expiry: int, intent: Intent | None = None
+    ) -> CloudEvent:
+        """Send a request that expects a response; :meth:`on_expired` runs if none comes."""
+        event = self.build_event(message, subject=subject, expiry=expiry)
+        event.extensions.setdefault(CORRELATION_ID, event.id)
+        await self.emit(event, intent or self.direction.default_intent, expect_response=True)
+        return event
+
+    async def emit(
+        self, event: CloudEvent, intent: Intent, *, expect_response: bool = False
+    ) -> None:
+        """Hand a ready CloudEvent to every bound transport."""
+        for sink in self._sinks:
+            await sink.emit(event, intent, expect_response=expect_response)
+
+
+def error_event(
+    request: CloudEvent | None, error: InputError | Exception, *, source: str
+) -> CloudEvent:
+    """An error response/event: the request's type when known, ``mdcserror*`` set."""
+    kind = getattr(error, "kind", "internal_error")
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    ext: dict[str, ExtensionValue] = {ERROR_KIND: kind, ERROR_MESSAGE: message}
+    if request is not None and request.id:
+        ext[CORRELATION_ID] = request.correlationid or request.id
+        ext[CAUSATION_ID] = request.id
+    return CloudEvent(
+        type=request.type if request is not None and request.type else ERROR_EVENT_TYPE,
+        source=source,
+        subject=request.subject if request is not None else None,
+        time=now_timestamp(),
+        extensions=ext,
+    )

@@ -1,0 +1,60 @@
+"""Transport-neutral routing vocabulary: intents, binding directions, scopes.
+
+A *scope* is the station an event concerns. On the wire it is the CloudEvent
+``subject`` with ``.`` separators; in MQTT topics the same levels are joined by ``/``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from microdcs.errors import InvalidRequestError
+
+
+class Intent(StrEnum):
+    """The last topic level: what kind of traffic flows there."""
+
+    COMMANDS = "commands"
+    DATA = "data"
+    EVENTS = "events"
+    METADATA = "metadata"
+
+
+class Direction(StrEnum):
+    """Which side a processor faces; decides what it subscribes to and publishes."""
+
+    NORTHBOUND = "northbound"  # faces the MES
+    SOUTHBOUND = "southbound"  # faces equipment
+
+    @property
+    def subscribes(self) -> tuple[Intent, ...]:
+        if self is Direction.NORTHBOUND:
+            return (Intent.COMMANDS,)
+        return (Intent.DATA, Intent.EVENTS, Intent.METADATA)
+
+    @property
+    def default_intent(self) -> Intent:
+        """Where application-triggered events go unless the caller says otherwise."""
+        return Intent.EVENTS if self is Direction.NORTHBOUND else Intent.COMMANDS
+
+    @property
+    def publishes(self) -> tuple[Intent, ...]:
+        if self is Direction.NORTHBOUND:
+            return (Intent.DATA, Intent.EVENTS, Intent.METADATA)
+        return (Intent.COMMANDS,)
+
+
+def scope_levels(subject: str | None) -> tuple[str, ...]:
+    """Split a subject into scope levels; ``None`` or ``""`` is the root scope."""
+    if not subject:
+        return ()
+    levels = tuple(subject.split("."))
+    for level in levels:
+        if not level or "/" in level or "+" in level or "#" in level:
+            raise InvalidRequestError(f"subject {subject!r} is not a valid scope")
+    return levels
+
+
+def subject_of(levels: tuple[str, ...]) -> str | None:
+    """The CloudEvent subject for scope levels (``None`` for the root scope)."""
+    return ".".join(levels) if levels else None

@@ -1,0 +1,98 @@
+"""``microdcs run``: build the application from the configuration and serve."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from microdcs.app import Application
+from microdcs.config import AppConfig, load_config
+from microdcs.errors import ConfigurationError
+from microdcs.examples.greeting import GreetingProcessor
+from microdcs.storage.dedupe import Deduplicator
+from microdcs.storage.redis import RedisStore
+from microdcs.transports.mqtt.handler import MqttHandler
+
+logger = logging.getLogger("microdcs")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What a processor factory gets to wire itself into the running application."""
+
+    config: AppConfig
+    app: Application
+    store: RedisStore
+    mqtt: MqttHandler
+
+
+RuntimeFactory = Callable[[Runtime], None]
+
+
+def load_factory(spec: str) -> RuntimeFactory:
+    """Import ``module:attribute``; raises :class:`ConfigurationError` naming the spec."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError("--processor", f"expected MODULE:FACTORY, got {spec!r}")
+    try:
+        factory: RuntimeFactory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError("--processor", f"cannot load {spec!r}: {exc}") from None
+    return factory
+
+
+def bind_defaults(runtime: Runtime) -> None:
+    """The processors every replica runs."""
+    source = runtime.config.resolved_source
+    runtime.mqtt.bind(GreetingProcessor(source=source), prefix=runtime.config.greeting_prefix)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    config: AppConfig, factories: Sequence[RuntimeFactory] = ()
+) -> AsyncIterator[Runtime]:
+    """Build a wired replica; the caller runs ``runtime.app.run()`` inside the context."""
+    async with RedisStore(config.redis) as store:
+        app = Application(config)
+        mqtt = MqttHandler(config, dedupe=Deduplicator(store, config.redis.dedupe_ttl))
+        runtime = Runtime(config=config, app=app, store=store, mqtt=mqtt)
+        bind_defaults(runtime)
+        for factory in factories:
+            factory(runtime)
+        app.add_handler(mqtt)
+        yield runtime
+
+
+async def serve(config: AppConfig, factories: Sequence[RuntimeFactory] = ()) -> None:
+    """Run one replica until SIGINT/SIGTERM."""
+    async with open_runtime(config, factories) as runtime:
+        logger.info("microdcs %s starting", config.resolved_instance_id)
+        await runtime.app.run()
+        logger.info("microdcs %s stopped", config.resolved_instance_id)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_from_environment(processor_specs: Sequence[str] | None = None) -> int:
+    """Entry point of ``microdcs run``; returns the process exit code."""
+    try:
+        config = load_config(os.environ)
+        factories = [load_factory(spec) for spec in processor_specs or ()]
+    except ConfigurationError as exc:
+        print(f"microdcs: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    asyncio.run(serve(config, factories))
+    return 0

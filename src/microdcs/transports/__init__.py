@@ -1,0 +1,1 @@
+"""Protocol handlers: they move CloudEvents and know nothing of jobs or SFC."""

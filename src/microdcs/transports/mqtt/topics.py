@@ -1,0 +1,64 @@
+"""Topic layout ``{prefix}/{scope...}/{intent}``: building, parsing, subscriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from microdcs.errors import ConfigurationError
+from microdcs.routing import Intent, scope_levels
+
+_INTENTS = {intent.value: intent for intent in Intent}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicLayout:
+    """Topics of one processor binding: a prefix and up to ``max_levels`` scope levels."""
+
+    prefix: str
+    max_levels: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.prefix or self.prefix.startswith("/") or self.prefix.endswith("/"):
+            raise ConfigurationError("prefix", f"invalid topic prefix {self.prefix!r}")
+        if any(ch in self.prefix for ch in "+#") or self.prefix.startswith("$"):
+            raise ConfigurationError("prefix", f"wildcards not allowed in {self.prefix!r}")
+        if self.max_levels < 0:
+            raise ConfigurationError("max_levels", "must be >= 0")
+
+    def topic(self, subject: str | None, intent: Intent) -> str:
+        """The topic for an event of ``subject`` (scope) with ``intent``."""
+        levels = scope_levels(subject)
+        if levels:
+            return f"{self.prefix}/{'/'.join(levels)}/{intent.value}"
+        return f"{self.prefix}/{intent.value}"
+
+    def scoped(self, subject: str | None, *tail: str) -> str:
+        """A topic below the scope, e.g. ``scoped("ww", "order", "J1")``."""
+        levels = scope_levels(subject)
+        return "/".join((self.prefix, *levels, *tail))
+
+    def filters(self, intents: tuple[Intent, ...], share_group: str | None) -> list[str]:
+        """Subscription filters for 0..max_levels scope levels, optionally shared."""
+        result = []
+        for intent in intents:
+            for depth in range(self.max_levels + 1):
+                plus = "/".join(["+"] * depth)
+                base = f"{self.prefix}/{plus}/{intent.value}" if depth else None
+                topic = base or f"{self.prefix}/{intent.value}"
+                result.append(f"$share/{share_group}/{topic}" if share_group else topic)
+        return result
+
+    def parse(self, topic: str) -> tuple[str | None, Intent] | None:
+        """``(subject, intent)`` of a topic of this layout, or ``None`` if it is not one."""
+        prefix = self.prefix
+        if not topic.startswith(prefix) or topic[len(prefix) : len(prefix) + 1] != "/":
+            return None
+        parts = topic[len(prefix) + 1 :].split("/")
+        intent = _INTENTS.get(parts[-1])
+        levels = parts[:-1]
+        if intent is None or len(levels) > self.max_levels:
+            return None
+        for level in levels:
+            if not level or "." in level:
+                return None
+        return (".".join(levels) or None), intent
