@@ -84,6 +84,35 @@ class RedisConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RpcConfig:
+    enabled: bool = setting(
+        "APP_RPC_ENABLED", False, "Serve MessagePack-RPC for sidecar containers."
+    )
+    host: str = setting("APP_RPC_HOST", "127.0.0.1", "Address the MessagePack-RPC server binds.")
+    port: int = setting("APP_RPC_PORT", 9090, "MessagePack-RPC TCP port.")
+    tls_cert_file: str | None = setting(
+        "APP_RPC_TLS_CERT_FILE", None, "Server certificate; TLS is on when set."
+    )
+    tls_key_file: str | None = setting("APP_RPC_TLS_KEY_FILE", None, "Server private key.")
+    tls_client_ca_file: str | None = setting(
+        "APP_RPC_TLS_CLIENT_CA_FILE", None, "CA for client certificates; required when set."
+    )
+    token: str | None = setting(
+        "APP_RPC_TOKEN", None, "Shared secret clients must present (authenticate) when set."
+    )
+    max_buffer_bytes: int = setting(
+        "APP_RPC_MAX_BUFFER_BYTES",
+        1_048_576,
+        "Per-connection limit of buffered incoming bytes (a larger frame closes it).",
+    )
+    max_concurrent_requests: int = setting(
+        "APP_RPC_MAX_CONCURRENT_REQUESTS",
+        64,
+        "Requests one client may have in progress; reading pauses beyond it.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AppConfig:
     instance_id: str = setting(
         "APP_INSTANCE_ID",
@@ -126,6 +155,7 @@ class AppConfig:
     log_level: str = setting("APP_LOG_LEVEL", "INFO", "Log level (DEBUG, INFO, WARNING, ERROR).")
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
+    rpc: RpcConfig = field(default_factory=RpcConfig)
 
     @property
     def resolved_instance_id(self) -> str:
@@ -200,6 +230,13 @@ def validate(config: AppConfig) -> None:
         ("APP_MQTT_KEEPALIVE", config.mqtt.keepalive > 0, "must be > 0"),
         ("APP_MQTT_MAX_PAYLOAD_BYTES", config.mqtt.max_payload_bytes > 0, "must be > 0"),
         ("APP_WORKERS", config.workers > 0, "must be > 0"),
+        ("APP_RPC_PORT", 0 <= config.rpc.port < 65536, "must be 0..65535"),
+        ("APP_RPC_MAX_BUFFER_BYTES", config.rpc.max_buffer_bytes > 0, "must be > 0"),
+        (
+            "APP_RPC_MAX_CONCURRENT_REQUESTS",
+            config.rpc.max_concurrent_requests > 0,
+            "must be > 0",
+        ),
         ("APP_QUEUE_SIZE", config.queue_size > 0, "must be > 0"),
         ("APP_SHUTDOWN_GRACE_SECONDS", config.shutdown_grace >= 0, "must be >= 0"),
         ("APP_TOPIC_SCOPE_LEVELS", 0 <= config.scope_levels <= 16, "must be 0..16"),
@@ -226,6 +263,10 @@ def validate(config: AppConfig) -> None:
     for env, ok, message in checks:
         if not ok:
             raise ConfigurationError(env, message)
+    if bool(config.rpc.tls_cert_file) != bool(config.rpc.tls_key_file):
+        raise ConfigurationError(
+            "APP_RPC_TLS_KEY_FILE", "APP_RPC_TLS_CERT_FILE and APP_RPC_TLS_KEY_FILE go together"
+        )
     if config.mqtt.tls_cert_file and not config.mqtt.tls_key_file:
         raise ConfigurationError("APP_MQTT_TLS_KEY_FILE", "required with APP_MQTT_TLS_CERT_FILE")
 
