@@ -27,6 +27,7 @@ class Received:
     correlation_data: bytes | None
     expiry: int | None
     payload_format: int | None
+    response_topic: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
@@ -43,6 +44,7 @@ def _received(message: aiomqtt.Message) -> Received:
         correlation_data=getattr(props, "CorrelationData", None),
         expiry=getattr(props, "MessageExpiryInterval", None),
         payload_format=getattr(props, "PayloadFormatIndicator", None),
+        response_topic=getattr(props, "ResponseTopic", None),
         attributes=dict(getattr(props, "UserProperty", []) or []),
     )
 

@@ -20,6 +20,14 @@ def _cmd_dataclassgen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from microdcs.demo import run_demo
+
+    return run_demo(Path(args.workdir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microdcs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("schema", help="path of the JSON Schema (2020-12)")
     gen.add_argument("outdir", nargs="?", default="generated", help="output directory")
     gen.set_defaults(handler=_cmd_dataclassgen)
+    demo = commands.add_parser(
+        "demo", help="local broker + Redis + runtime + demo MES client (make run)"
+    )
+    demo.add_argument("--workdir", default=".run", help="where servers keep config and data")
+    demo.set_defaults(handler=_cmd_demo)
     return parser
 
 

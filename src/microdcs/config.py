@@ -220,6 +220,19 @@ def iter_settings(cls: type[Any] = AppConfig) -> Iterator[tuple[str, Any, str, A
             yield env, hints[f.name], f.metadata["doc"], f.default
 
 
+def to_environment(config: Any) -> dict[str, str]:
+    """The ``APP_*`` variables that reproduce ``config`` (unset optionals left out)."""
+    result: dict[str, str] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        env = f.metadata.get("env")
+        if env is None:
+            result.update(to_environment(value))
+        elif value is not None:
+            result[env] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return result
+
+
 def validate(config: AppConfig) -> None:
     """Range checks that a type alone cannot express."""
     checks: list[tuple[str, bool, str]] = [

@@ -7,6 +7,7 @@ ones shipped in ``mosquitto/mosquitto.conf`` (no queue limit, Nagle off, persist
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -121,8 +122,12 @@ class LocalMosquitto(LocalService):
         data = workdir / "data"
         data.mkdir(exist_ok=True)
         self.config_path = workdir / "mosquitto.conf"
+        # As root, mosquitto drops to user 'mosquitto', which cannot write our temporary
+        # data directory: persistence would silently fail. Keep the invoking user.
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.config_path.write_text(
-            f"listener {self.port} 127.0.0.1\n{BROKER_SETTINGS}persistence_location {data}/\n"
+            f"listener {self.port} 127.0.0.1\n{BROKER_SETTINGS}{user}"
+            f"persistence_location {data}/\n"
         )
 
     def command(self) -> list[str]:

@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from microdcs.cloudevent import CloudEvent
 from microdcs.config import AppConfig
 from microdcs.errors import (
+    ConfigurationError,
     InputError,
     InvalidRequestError,
     PayloadTooLargeError,
@@ -112,6 +113,11 @@ class MqttHandler:
     def bind(self, processor: CloudEventProcessor, *, prefix: str | None = None) -> MqttBinding:
         """Route ``{prefix}/...`` traffic to ``processor`` and let it publish there."""
         layout = TopicLayout(prefix or processor.default_prefix, self.config.scope_levels)
+        for other in self.bindings:
+            a, b = other.layout.prefix, layout.prefix
+            if a != b and (a.startswith(b + "/") or b.startswith(a + "/")):
+                # Both subscriptions would match one topic: the broker sends two copies.
+                raise ConfigurationError("prefix", f"topic prefixes {a!r} and {b!r} overlap")
         binding = MqttBinding(self, processor, layout)
         self.bindings.append(binding)
         processor.attach_sink(binding)
@@ -233,31 +239,39 @@ class MqttHandler:
             binding, intent = self._route(item.topic, event)
         except InputError as error:
             rejection = self.pipeline.reject(event, error)
-            self._send_responses([rejection], response_topic, correlation, None)
-            self._ack(item)
+            binding = binding or self._binding_for_topic(item.topic)
+            self._send_responses([rejection], response_topic, correlation, binding, after=item)
             return
         context = MessageContext(event=event, transport=self.name, intent=intent)
         responses = await self.pipeline.process(event, binding.processor, context)
         self._send_responses(responses, response_topic, correlation, binding, after=item)
 
+    def _binding_for_topic(self, topic: str) -> MqttBinding | None:
+        for binding in self.bindings:
+            if binding.layout.parse(topic) is not None:
+                return binding
+        return None
+
     def _route(self, topic: str, event: CloudEvent) -> tuple[MqttBinding, Intent]:
         """The binding whose processor handles ``event`` on ``topic``; fills the subject."""
-        matched = False
+        on_topic = False
+        mismatch: str | None = None
         for binding in self.bindings:
             parsed = binding.layout.parse(topic)
             if parsed is None:
                 continue
-            matched = True
+            on_topic = True
             subject, intent = parsed
-            if event.subject is None:
-                event.subject = subject
-            elif event.subject != subject:
-                raise InvalidRequestError(
-                    f"subject {event.subject!r} does not match topic scope {subject!r}"
-                )
-            if binding.processor.handles_type(event.type):
-                return binding, intent
-        if not matched:
+            if not binding.processor.handles_type(event.type):
+                continue
+            if event.subject is not None and event.subject != subject:
+                mismatch = f"subject {event.subject!r} does not match topic scope {subject!r}"
+                continue
+            event.subject = subject
+            return binding, intent
+        if mismatch is not None:
+            raise InvalidRequestError(mismatch)
+        if not on_topic:
             raise InvalidRequestError(f"no processor is bound to topic {topic!r}")
         raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r} on {topic!r}")
 

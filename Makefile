@@ -1,0 +1,53 @@
+# microdcs developer commands. Every target works on a fresh Debian machine:
+# it creates .venv, installs the Python dependencies, and installs Mosquitto and Redis
+# with apt when they are missing.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SCHEMAS := $(wildcard schemas/*.schema.json)
+
+.PHONY: install services test run lint format bench generate clean
+
+install: $(VENV)/.installed services
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+services:
+	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] \
+	   || ! command -v redis-server >/dev/null; then \
+	  echo "installing mosquitto and redis-server with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto redis-server; \
+	fi
+
+test: install
+	$(PY) -m pytest -q
+
+run: install
+	$(VENV)/bin/microdcs demo
+
+lint: install
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
+	$(PY) -m mypy
+
+format: install
+	$(PY) -m ruff check --fix src tests bench
+	$(PY) -m ruff format src tests bench
+
+bench: install
+	@mkdir -p bench/results
+	@for script in bench/bench_*.py; do \
+	  echo "== $$script"; $(PY) $$script || exit 1; \
+	done
+
+generate: install
+	@for schema in $(SCHEMAS); do $(VENV)/bin/microdcs dataclassgen $$schema generated; done
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
