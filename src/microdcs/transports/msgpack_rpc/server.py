@@ -1,0 +1,264 @@
+"""The MessagePack-RPC protocol handler: sidecars publish events and receive ours.
+
+Bound like the MQTT handler: ``publish`` routes an incoming CloudEvent by its ``type``
+to the one bound processor that handles it (never to all), through the shared
+:class:`EventPipeline` (dedupe, dispatch, error mapping). Events the processors emit are
+pushed to every connected, authenticated client as ``cloudevent`` notifications.
+
+RPC errors versus error events: an event that never reached a processor (bad params,
+invalid envelope, unknown type) gets an RPC *error*. Once a processor took it, whatever
+the pipeline returns is the *result*, error CloudEvents (``mdcserrorkind``) included,
+exactly as MQTT returns them on the Response Topic; a processor may also map invalid
+input to a typed response (e.g. a ReturnStatus), which must arrive as a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from microdcs.cloudevent import CloudEvent
+from microdcs.config import AppConfig
+from microdcs.errors import InputError, UnknownEventTypeError
+from microdcs.eventformat import to_dict
+from microdcs.processor import CloudEventProcessor, MessageContext
+from microdcs.routing import Intent
+from microdcs.storage.dedupe import Deduplicator
+from microdcs.transports.msgpack_rpc.auth import TokenCheck, server_ssl_context
+from microdcs.transports.msgpack_rpc.connection import ConnectionStats, RpcConnection
+from microdcs.transports.msgpack_rpc.errors import UNKNOWN_METHOD, RpcError
+from microdcs.transports.msgpack_rpc.methods import (
+    CLOUDEVENT,
+    PUBLISH,
+    decode_event,
+    parse_publish,
+)
+from microdcs.transports.msgpack_rpc.protocol import FrameEncoder
+from microdcs.transports.pipeline import EventPipeline, TransportStats
+from microdcs.transports.tracker import ResponseTracker
+
+logger = logging.getLogger(__name__)
+
+TRANSPORT = "rpc"
+
+
+class RpcBinding:
+    """A processor bound to the RPC handler; the processor's :class:`EventSink` there."""
+
+    def __init__(self, handler: MessagePackRpcHandler, processor: CloudEventProcessor) -> None:
+        self.handler = handler
+        self.processor = processor
+
+    async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
+        if expect_response:
+            ttl = float(event.expiryinterval or 60)
+            self.handler.tracker.add(event.id.encode(), self.processor, event, ttl)
+        self.handler.broadcast(event, intent)
+
+
+class MessagePackRpcHandler:
+    """The MessagePack-RPC server of one replica; run it with :meth:`run` in a task group."""
+
+    name = TRANSPORT
+
+    def __init__(self, config: AppConfig, *, dedupe: Deduplicator | None = None) -> None:
+        self.config = config
+        self.stats = TransportStats()
+        self.connection_stats = ConnectionStats()
+        self.tracker = ResponseTracker()
+        self.pipeline = EventPipeline(
+            source=config.resolved_source,
+            stats=self.stats,
+            dedupe=dedupe,
+            storage_retry_seconds=config.storage_retry_seconds,
+        )
+        self.bindings: list[RpcBinding] = []
+        self._routes: dict[str, RpcBinding] = {}
+        self._token = TokenCheck(config.rpc.token)
+        self._encoder = FrameEncoder()
+        self._connections: dict[RpcConnection, asyncio.Task[None]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._listening = asyncio.Event()
+        self._accepting = False
+        self._port: int | None = None
+
+    # -- wiring -----------------------------------------------------------------
+    def bind(self, processor: CloudEventProcessor) -> RpcBinding:
+        """Route the event types ``processor`` handles to it and push its events."""
+        binding = RpcBinding(self, processor)
+        self.bindings.append(binding)
+        for event_type in sorted(processor.event_types):
+            if event_type in self._routes:
+                logger.warning(
+                    "%s also handles %s; RPC routes it to %s",
+                    processor.name,
+                    event_type,
+                    self._routes[event_type].processor.name,
+                )
+            else:
+                self._routes[event_type] = binding
+        processor.attach_sink(binding)
+        return binding
+
+    @property
+    def ready(self) -> bool:
+        """Listening for connections."""
+        return self._listening.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._listening.wait()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful with ``APP_RPC_PORT=0``); valid once ready."""
+        if self._port is None:
+            raise RuntimeError("the RPC server is not listening yet")
+        return self._port
+
+    @property
+    def connections(self) -> list[RpcConnection]:
+        return list(self._connections)
+
+    # -- outgoing events --------------------------------------------------------------
+    def broadcast(self, event: CloudEvent, intent: Intent) -> None:
+        """Push ``event`` to every authenticated client (packed once for all)."""
+        if not self._connections:
+            return
+        frame = self._encoder.notification(
+            CLOUDEVENT, [to_dict(event, native_bytes=True), str(intent)]
+        )
+        for connection in list(self._connections):
+            connection.push(frame)
+
+    # -- methods (the connections' Dispatcher) ---------------------------------------
+    async def call(self, connection: RpcConnection, method: str, params: list[Any]) -> Any:
+        if method == PUBLISH:
+            responses = await self._publish(params)
+            return [to_dict(response, native_bytes=True) for response in responses]
+        raise RpcError(UNKNOWN_METHOD, f"unknown method {method!r}")
+
+    async def notify(self, connection: RpcConnection, method: str, params: list[Any]) -> None:
+        """A ``publish`` notification is processed; its responses are not sent anywhere."""
+        if method == PUBLISH:
+            await self._publish(params)
+            return
+        raise RpcError(UNKNOWN_METHOD, f"unknown method {method!r}")
+
+    async def _publish(self, params: list[Any]) -> list[CloudEvent]:
+        publish = parse_publish(params)
+        self.stats.received += 1
+        try:
+            event = decode_event(publish.event)
+        except RpcError as rejected:
+            self.stats.fail(rejected.kind)
+            raise
+        if event.causationid is not None and len(self.tracker):
+            awaited = self.tracker.pop(event.causationid.encode())
+            if awaited is not None:
+                await self._dispatch_response(event, awaited.processor, awaited.request)
+                return []
+        binding = self._routes.get(event.type)
+        if binding is None:
+            unknown = UnknownEventTypeError(f"no processor handles CloudEvent type {event.type!r}")
+            self.pipeline.reject(event, unknown)
+            raise RpcError(unknown.kind, unknown.message)
+        processor = binding.processor
+        context = MessageContext(
+            event=event,
+            transport=TRANSPORT,
+            intent=publish.intent or processor.direction.subscribes[0],
+            metadata=publish.metadata,
+        )
+        return await self.pipeline.process(event, processor, context)
+
+    async def _dispatch_response(
+        self, event: CloudEvent, processor: CloudEventProcessor, request: CloudEvent
+    ) -> None:
+        """An event caused by a request we emitted with ``expect_response`` is its response."""
+        try:
+            await processor.dispatch_response(event, request)
+        except InputError as error:
+            self.pipeline.reject(event, error)
+            raise RpcError(error.kind, error.message) from None
+        self.stats.processed += 1
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def run(self, shutdown: asyncio.Event) -> None:
+        """Serve until ``shutdown`` is set; then drain in-flight requests and close."""
+        rpc = self.config.rpc
+        ssl_context = server_ssl_context(rpc)
+        # Bind before the task group: a port in use is raised as itself, not as a group.
+        server = await asyncio.start_server(
+            self._accepted,
+            rpc.host,
+            rpc.port,
+            ssl=ssl_context,
+            ssl_handshake_timeout=10.0 if ssl_context else None,
+            reuse_address=True,
+            backlog=1024,
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                expiry = tasks.create_task(self.tracker.run(), name="rpc-expiry")
+                self._port = int(server.sockets[0].getsockname()[1])
+                self._accepting = True
+                self._listening.set()
+                logger.info(
+                    "MessagePack-RPC listening on %s:%s%s",
+                    rpc.host,
+                    self._port,
+                    " (TLS)" if ssl_context else "",
+                )
+                try:
+                    await shutdown.wait()
+                finally:
+                    self._accepting = False
+                    self._listening.clear()
+                    server.close()
+                    await self._drain()
+                    expiry.cancel()
+        finally:
+            server.close()
+
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._accepting or self._tasks is None:
+            writer.transport.abort()
+            return
+        connection = RpcConnection(
+            reader,
+            writer,
+            dispatcher=self,
+            token=self._token,
+            max_buffer_bytes=self.config.rpc.max_buffer_bytes,
+            max_concurrent_requests=self.config.rpc.max_concurrent_requests,
+            stats=self.connection_stats,
+        )
+        self._connections[connection] = self._tasks.create_task(self._serve(connection))
+
+    async def _serve(self, connection: RpcConnection) -> None:
+        try:
+            await connection.serve()
+        except Exception:  # outermost frame of the connection's task
+            self.stats.fail("internal_error")
+            logger.exception("connection %s failed", connection.peer)
+        finally:
+            self._connections.pop(connection, None)
+
+    async def _drain(self) -> None:
+        """Stop reading everywhere; give in-flight requests the grace period, then close."""
+        for connection in list(self._connections):
+            connection.stop_reading()
+        pending = set(self._connections.values())
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+        if late:
+            logger.warning(
+                "shutdown grace of %.1fs over: closing %d connections with requests in progress",
+                self.config.shutdown_grace,
+                len(late),
+            )
+            for task in late:
+                task.cancel()
