@@ -363,27 +363,7 @@ class _Compiler:
             wire = str(f.metadata.get("alias") or f.name)
             wires.append(wire)
             var = f"a{i}"
-            dec += [f"    {var} = d.get({wire!r}, _M)"]
-            if wire != f.name:
-                dec += [f"    if {var} is _M:", f"        {var} = d.get({f.name!r}, _M)"]
-            missing = (
-                f'raise _Invalid("is required", [{wire!r}])'
-                if default is None
-                else f"{var} = {default}"
-            )
-            dec += [f"    if {var} is _M:", f"        {missing}", f"    elif {var} is None:"]
-            dec += [
-                "        pass"
-                if spec.nullable
-                else f'        raise _Invalid("must not be null", [{wire!r}])'
-            ]
-            dec += ["    else:", "        try:"]
-            dec += self._check(spec, var, "            ", 0)
-            dec += [
-                "        except _Invalid as e:",
-                f"            e.path.append({wire!r})",
-                "            raise",
-            ]
+            dec += self._field(spec, var, wire, f.name, default)
             values.append(f"{f.name!r}: {var}")
             expr = self._encode(spec, "v", 0)
             enc += [f"    v = d[{f.name!r}]", "    if v is not None:"]
@@ -400,6 +380,46 @@ class _Compiler:
             dec += ["    o.__post_init__()"]
         dec += ["    return o"]
         self.lines += [*dec, *enc, "    return r", ""]
+
+    def _field(self, spec: _Spec, var: str, wire: str, name: str, default: str | None) -> list[str]:
+        """Read one field into ``var``; a present, valid scalar takes a single type test."""
+        missing = (
+            f'raise _Invalid("is required", [{wire!r}])'
+            if default is None
+            else f"{var} = {default}"
+        )
+        null = "pass" if spec.nullable else f'raise _Invalid("must not be null", [{wire!r}])'
+        alias = [f"if {var} is _M:", f"    {var} = d.get({name!r}, _M)"] if wire != name else []
+        if spec.kind == "scalar":
+            test, reason = _SCALAR_CHECK[spec.target]
+            invalid = test.format(v=var)
+            body = [
+                *alias,
+                f"if {var} is _M:",
+                f"    {missing}",
+                f"elif {var} is None:",
+                f"    {null}",
+            ]
+            body += [f"elif {invalid}:", f"    raise _Invalid({reason!r}, [{wire!r}])"]
+            return [
+                f"    {var} = d.get({wire!r}, _M)",
+                f"    if {invalid}:",
+                *(f"        {x}" for x in body),
+            ]
+        lines = [f"    {var} = d.get({wire!r}, _M)", *(f"    {x}" for x in alias)]
+        lines += [
+            f"    if {var} is _M:",
+            f"        {missing}",
+            f"    elif {var} is None:",
+            f"        {null}",
+        ]
+        lines += ["    else:", "        try:", *self._check(spec, var, "            ", 0)]
+        return [
+            *lines,
+            "        except _Invalid as e:",
+            f"            e.path.append({wire!r})",
+            "            raise",
+        ]
 
     def _default(self, f: dataclasses.Field[Any]) -> str | None:
         if f.default is not dataclasses.MISSING:
