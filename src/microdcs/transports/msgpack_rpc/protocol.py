@@ -140,9 +140,12 @@ def peek_msgid(head: bytes) -> int | None:
 
 
 class FrameDecoder:
-    """Splits a byte stream into messages with at most ``max_buffer_bytes`` buffered.
+    """Splits a byte stream into messages; a frame may be at most ``max_buffer_bytes``.
 
-    Once a fatal error was returned the decoder is spent: the caller closes the stream.
+    The size is counted from the end of the previous frame, not from the unpacker's
+    buffer: the unpacker discards bytes it has already turned into partial objects, so
+    its own limit would let an endless array grow in memory. Once a fatal error was
+    returned the decoder is spent and the caller closes the stream.
     """
 
     def __init__(self, max_buffer_bytes: int) -> None:
@@ -155,14 +158,14 @@ class FrameDecoder:
             read_size=min(4096, max_buffer_bytes),
         )
         self._fed = 0
+        self._frame_start = 0
         self._head = b""
         self.failed = False
 
     @property
     def buffered(self) -> int:
-        """Bytes of an unfinished frame waiting for the rest."""
-        consumed: int = self._unpacker.tell()
-        return self._fed - consumed
+        """Bytes of the unfinished frame received so far."""
+        return self._fed - self._frame_start
 
     def feed(self, data: bytes) -> list[Message | FrameError]:
         """Messages and errors of the frames completed by ``data``, in stream order."""
@@ -179,43 +182,46 @@ class FrameDecoder:
             start = self._fed
             self._unpacker.feed(part)
             self._fed += len(part)
-            if not self._drain(out):
+            if not self._drain(out, part, start):
                 break
             self._remember_head(part, start)
             view = view[len(part) :]
         return out
 
-    def _drain(self, out: list[Message | FrameError]) -> bool:
-        try:
-            for frame in self._unpacker:
-                try:
-                    out.append(parse_message(frame))
-                except FrameError as error:
-                    out.append(error)
-        except ValueError as exc:  # FormatError, StackError and the length limits
-            self.failed = True
-            if "exceeds max_" in str(exc):
-                out.append(self._fail_too_large())
-            else:
-                out.append(FrameError(INVALID_FRAME, f"not msgpack: {exc}", fatal=True))
-            return False
-        return True
+    def _drain(self, out: list[Message | FrameError], part: memoryview, start: int) -> bool:
+        unpacker = self._unpacker
+        while True:
+            try:
+                frame = next(unpacker)
+            except StopIteration:
+                return True
+            except ValueError as exc:  # FormatError, StackError and the length limits
+                if "exceeds max_" in str(exc):
+                    self._remember_head(part, start)
+                    out.append(self._fail_too_large())
+                else:
+                    self.failed = True
+                    out.append(FrameError(INVALID_FRAME, f"not msgpack: {exc}", fatal=True))
+                return False
+            self._frame_start = unpacker.tell()
+            self._head = b""
+            try:
+                out.append(parse_message(frame))
+            except FrameError as error:
+                out.append(error)
 
     def _remember_head(self, part: memoryview, start: int) -> None:
-        pending_from = self._unpacker.tell()
-        if pending_from == self._fed:
-            self._head = b""
-        elif pending_from >= start:
-            offset = pending_from - start
-            self._head = bytes(part[offset : offset + _HEAD_BYTES])
-        elif len(self._head) < _HEAD_BYTES:
-            self._head += bytes(part[: _HEAD_BYTES - len(self._head)])
+        """Keep the first bytes of the unfinished frame, to name its msgid if too large."""
+        if len(self._head) >= _HEAD_BYTES or self._frame_start == self._fed:
+            return
+        offset = max(self._frame_start - start, 0)
+        self._head += bytes(part[offset : offset + _HEAD_BYTES - len(self._head)])
 
     def _fail_too_large(self) -> FrameError:
         self.failed = True
         return FrameError(
             PAYLOAD_TOO_LARGE,
-            f"frame exceeds the buffer limit of {self._max} bytes",
+            f"frame exceeds the limit of {self._max} bytes",
             msgid=peek_msgid(self._head),
             fatal=True,
         )
