@@ -96,10 +96,13 @@ async def serving(
     processors: Sequence[CloudEventProcessor] | None = None,
     *,
     dedupe: Deduplicator | None = None,
+    tls_handshake_timeout: float = 10.0,
 ) -> AsyncIterator[MessagePackRpcHandler]:
     """The RPC handler serving in this event loop until the block ends."""
     config = config or rpc_config()
-    handler = MessagePackRpcHandler(config, dedupe=dedupe)
+    handler = MessagePackRpcHandler(
+        config, dedupe=dedupe, tls_handshake_timeout=tls_handshake_timeout
+    )
     for processor in processors or [GreetingProcessor(source="microdcs/test")]:
         handler.bind(processor)
     shutdown = asyncio.Event()
@@ -157,9 +160,9 @@ class RawClient:
         try:
             while True:
                 await self.recv(within)
-        except EOFError:
+        except (EOFError, ConnectionError):
             return True
-        except (ConnectionError, TimeoutError):
+        except TimeoutError:
             return False
 
     async def close(self) -> None:

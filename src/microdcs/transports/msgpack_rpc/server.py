@@ -62,8 +62,15 @@ class MessagePackRpcHandler:
 
     name = TRANSPORT
 
-    def __init__(self, config: AppConfig, *, dedupe: Deduplicator | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        dedupe: Deduplicator | None = None,
+        tls_handshake_timeout: float = 10.0,
+    ) -> None:
         self.config = config
+        self.tls_handshake_timeout = tls_handshake_timeout
         self.stats = TransportStats()
         self.connection_stats = ConnectionStats()
         self.tracker = ResponseTracker()
@@ -194,7 +201,7 @@ class MessagePackRpcHandler:
             rpc.host,
             rpc.port,
             ssl=ssl_context,
-            ssl_handshake_timeout=10.0 if ssl_context else None,
+            ssl_handshake_timeout=self.tls_handshake_timeout if ssl_context else None,
             reuse_address=True,
             backlog=1024,
         )
