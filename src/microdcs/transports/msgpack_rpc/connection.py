@@ -73,6 +73,7 @@ class RpcConnection:
         *,
         dispatcher: Dispatcher,
         token: TokenCheck,
+        encoder: FrameEncoder,
         max_buffer_bytes: int,
         max_concurrent_requests: int,
         stats: ConnectionStats,
@@ -86,7 +87,7 @@ class RpcConnection:
         self._token = token
         self._stats = stats
         self._decoder = FrameDecoder(max_buffer_bytes)
-        self._encoder = FrameEncoder()
+        self._encoder = encoder
         self._out = FrameWriter(writer, high_water=max_buffer_bytes)
         self._push_limit = max_buffer_bytes
         self._max_active = max_concurrent_requests

@@ -150,13 +150,7 @@ class FrameDecoder:
 
     def __init__(self, max_buffer_bytes: int) -> None:
         self._max = max_buffer_bytes
-        self._unpacker = msgpack.Unpacker(
-            raw=False,
-            strict_map_key=False,
-            object_pairs_hook=_pairs_to_dict,
-            max_buffer_size=max_buffer_bytes,
-            read_size=min(4096, max_buffer_bytes),
-        )
+        self._unpacker: Any = None
         self._fed = 0
         self._frame_start = 0
         self._head = b""
@@ -172,6 +166,8 @@ class FrameDecoder:
         if self.failed:
             return []
         out: list[Message | FrameError] = []
+        if self._unpacker is None:
+            self._unpacker = self._new_unpacker()
         view = memoryview(data)
         while view:
             room = self._max - self.buffered
@@ -186,7 +182,20 @@ class FrameDecoder:
                 break
             self._remember_head(part, start)
             view = view[len(part) :]
+        if self.buffered == 0 and not self.failed:
+            # An unpacker holds ~45 KB (its parse stack); idle connections should not.
+            self._unpacker = None
+            self._fed = self._frame_start = 0
         return out
+
+    def _new_unpacker(self) -> Any:
+        return msgpack.Unpacker(
+            raw=False,
+            strict_map_key=False,
+            object_pairs_hook=_pairs_to_dict,
+            max_buffer_size=self._max,
+            read_size=min(4096, self._max),
+        )
 
     def _drain(self, out: list[Message | FrameError], part: memoryview, start: int) -> bool:
         unpacker = self._unpacker
@@ -234,7 +243,11 @@ def _default(value: Any) -> Any:
 
 
 class FrameEncoder:
-    """Packs outgoing messages; one per connection (a ``Packer`` is not re-entrant)."""
+    """Packs outgoing messages.
+
+    A ``Packer`` keeps a 256 KB buffer, so one is shared by all connections of an event
+    loop; that is safe because packing never awaits.
+    """
 
     def __init__(self) -> None:
         self._packer = msgpack.Packer(use_bin_type=True, default=_default)

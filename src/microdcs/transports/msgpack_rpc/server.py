@@ -238,6 +238,7 @@ class MessagePackRpcHandler:
             writer,
             dispatcher=self,
             token=self._token,
+            encoder=self._encoder,
             max_buffer_bytes=self.config.rpc.max_buffer_bytes,
             max_concurrent_requests=self.config.rpc.max_concurrent_requests,
             stats=self.connection_stats,
