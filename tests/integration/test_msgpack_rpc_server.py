@@ -340,3 +340,17 @@ async def test_port_in_use_fails_run_with_os_error() -> None:
             pass
         else:
             raise AssertionError("binding a used port must fail")
+
+
+async def test_scenario_17_mechanics_on_one_connection() -> None:
+    """Acceptance 17 with the greeting processor (the Store part waits for job management)."""
+    processor = GreetingProcessor(source="microdcs/test")
+    async with serving(processors=[processor]) as server, raw_client(server.port) as client:
+        published = await client.call(1, "publish", greeting_event("Store"))
+        assert published[2] is None and published[3][0]["data"]["name"] == "Store"
+        assert error_kind(await client.call(2, "no_such_method")) == "unknown_method"
+        await processor.publish(GreetingResponse(greeting="status", name="JO-1"), subject="p.l")
+        notification = await client.recv()
+        assert notification[:2] == [2, "cloudevent"]
+        assert notification[2][0]["data"]["name"] == "JO-1"
+        assert (await client.call(3, "publish", greeting_event()))[2] is None

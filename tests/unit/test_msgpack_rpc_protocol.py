@@ -169,3 +169,13 @@ def test_encoder_survives_an_unpackable_value() -> None:
     with pytest.raises(TypeError):
         encoder.response(1, None, object())
     assert msgpack.unpackb(encoder.response(2, None, 1)) == [1, 2, None, 1]
+
+
+def test_idle_decoder_holds_no_unpacker_and_keeps_decoding() -> None:
+    decoder = FrameDecoder(1024)
+    frame = pack([0, 1, "a", []])
+    assert decoder.feed(frame + frame[:3]) == [Request(1, "a", [])]
+    assert decoder._unpacker is not None  # a frame is pending
+    assert decoder.feed(frame[3:]) == [Request(1, "a", [])]
+    assert decoder._unpacker is None
+    assert decoder.feed(frame) == [Request(1, "a", [])]
