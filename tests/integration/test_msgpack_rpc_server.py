@@ -354,3 +354,27 @@ async def test_scenario_17_mechanics_on_one_connection() -> None:
         assert notification[:2] == [2, "cloudevent"]
         assert notification[2][0]["data"]["name"] == "JO-1"
         assert (await client.call(3, "publish", greeting_event()))[2] is None
+
+
+async def test_event_caused_by_an_awaited_request_is_delivered_as_its_response() -> None:
+    class Asking(GreetingProcessor):
+        def __init__(self) -> None:
+            super().__init__(source="microdcs/test")
+            self.answers: list[tuple[str, str]] = []
+
+        async def on_response(self, response: Any, request: Any) -> None:
+            self.answers.append((response.id, request.id))
+
+    processor = Asking()
+    async with serving(processors=[processor]) as server, raw_client(server.port) as client:
+        await client.call(1, "heartbeat")
+        request = await processor.send_request(
+            GreetingResponse(greeting="?", name="eq"), subject="cell", expiry=30
+        )
+        pushed = await client.recv()
+        assert pushed[2][0]["id"] == request.id
+        answer = greeting_event("eq", id="answer-1", causationid=request.id)
+        assert await client.call(2, "publish", answer) == [1, 2, None, []]
+        again = greeting_event("eq", id="answer-2", causationid=request.id)
+        assert (await client.call(3, "publish", again))[3][0]["data"]["name"] == "eq"
+    assert processor.answers == [("answer-1", request.id)]
