@@ -103,7 +103,9 @@ class RpcConfig:
     max_buffer_bytes: int = setting(
         "APP_RPC_MAX_BUFFER_BYTES",
         1_048_576,
-        "Per-connection limit of buffered incoming bytes (a larger frame closes it).",
+        "Per-connection limit in bytes, each way: a larger incoming frame closes the "
+        "connection; more unsent output pauses reading, and a client that does not read "
+        "pushed events beyond it is disconnected.",
     )
     max_concurrent_requests: int = setting(
         "APP_RPC_MAX_CONCURRENT_REQUESTS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
@@ -50,10 +51,8 @@ class ResponseTracker:
             timeout = None
             if self._deadlines:
                 timeout = max(0.0, self._deadlines[0][0] - time.monotonic())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
             self._wakeup.clear()
             now = time.monotonic()
             while self._deadlines and self._deadlines[0][0] <= now:

@@ -1,12 +1,10 @@
 """MQTT v5 protocol handler: subscriptions, worker pool, acknowledgement, reconnect.
 
-aiomqtt owns the connection (connect, socket callbacks, subscribe). The hot path goes
-around its message queue: paho's ``on_message`` puts received messages straight into
-our bounded queue, a pool of workers processes them concurrently, responses are handed
-to paho without awaiting each PUBACK, and the request is acknowledged (manual PUBACK)
-only once its response was acknowledged by the broker. Back-pressure comes from the
-MQTT v5 Receive Maximum: the broker never has more unacknowledged messages in flight to
-us than we can queue.
+Received messages go into a queue served by a pool of workers, so requests are processed
+concurrently; responses are queued for sending without awaiting each PUBACK, and the
+request is acknowledged (PUBACK) only once the broker acknowledged its responses.
+Back-pressure comes from the MQTT v5 Receive Maximum: the broker never has more
+unacknowledged messages in flight to us than the queue is sized for.
 """
 
 from __future__ import annotations
@@ -14,17 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
-
-import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from microdcs.cloudevent import CloudEvent
 from microdcs.config import AppConfig
@@ -38,6 +27,13 @@ from microdcs.errors import (
 from microdcs.processor import CloudEventProcessor, MessageContext
 from microdcs.routing import Intent
 from microdcs.storage.dedupe import Deduplicator
+from microdcs.transports.mqtt import codec
+from microdcs.transports.mqtt.client import (
+    AckCallback,
+    ClientOptions,
+    MqttClient,
+    MqttConnectionError,
+)
 from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary
 from microdcs.transports.mqtt.topics import TopicLayout
 from microdcs.transports.pipeline import EventPipeline, TransportStats
@@ -48,19 +44,11 @@ logger = logging.getLogger(__name__)
 RETAINED_EXPIRY_DEFAULT = 172800
 
 
-def _new_properties(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
-
-
 @dataclass(slots=True)
 class _Received:
-    """One received PUBLISH, as taken off paho before any decoding of ours."""
+    """One received PUBLISH and the connection it arrived on."""
 
-    topic: str
-    payload: bytes
-    properties: Any
-    mid: int
-    qos: int
+    message: codec.Publish
     epoch: int
 
 
@@ -106,8 +94,7 @@ class MqttHandler:
         self._epoch = 0
         self._accepting = True
         self._queue: asyncio.Queue[_Received] = asyncio.Queue()
-        self._after_puback: dict[int, list[Callable[[], None]]] = {}
-        self._client = self._make_client()
+        self._client: MqttClient | None = None
 
     # -- wiring -----------------------------------------------------------------
     def bind(self, processor: CloudEventProcessor, *, prefix: str | None = None) -> MqttBinding:
@@ -132,11 +119,8 @@ class MqttHandler:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> MqttClient:
         mqtt = self.config.mqtt
-        connect_props = _new_properties(PacketTypes.CONNECT)
-        connect_props.SessionExpiryInterval = mqtt.session_expiry
-        connect_props.ReceiveMaximum = mqtt.receive_maximum
         tls_context = None
         if mqtt.tls:
             tls_context = ssl.create_default_context(cafile=mqtt.tls_ca_file)
@@ -144,63 +128,41 @@ class MqttHandler:
                 tls_context.load_cert_chain(mqtt.tls_cert_file, mqtt.tls_key_file)
             if mqtt.tls_insecure:
                 tls_context.check_hostname = False
-        client = aiomqtt.Client(
-            mqtt.hostname,
-            mqtt.port,
+                tls_context.verify_mode = ssl.CERT_NONE
+        options = ClientOptions(
+            host=mqtt.hostname,
+            port=mqtt.port,
+            client_id=self.instance_id,
             username=mqtt.username,
             password=mqtt.password,
-            identifier=self.instance_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=connect_props,
+            ssl_context=tls_context,
             keepalive=mqtt.keepalive,
-            tls_context=tls_context,
-            tls_insecure=mqtt.tls_insecure if mqtt.tls else None,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            timeout=10,
+            session_expiry=mqtt.session_expiry,
+            receive_maximum=mqtt.receive_maximum,
+            # Oversized publishes are cut by the reader and answered with an error.
+            max_packet_bytes=mqtt.max_payload_bytes + 65536,
         )
-        raw: paho.Client = client._client
-        raw.manual_ack_set(True)
-        raw.max_inflight_messages_set(mqtt.receive_maximum)
-        raw.max_queued_messages_set(0)
-        raw.on_message = self._on_message
-        aiomqtt_on_publish = raw.on_publish
-        assert aiomqtt_on_publish is not None
-
-        def on_publish(*args: Any) -> None:
-            aiomqtt_on_publish(*args)
-            for callback in self._after_puback.pop(args[2], ()):
-                callback()
-
-        raw.on_publish = on_publish
-        return client
+        return MqttClient(options, self._on_message)
 
     @property
-    def _raw(self) -> paho.Client:
-        return self._client._client
+    def client(self) -> MqttClient:
+        if self._client is None:
+            raise RuntimeError("the MQTT handler is not running")
+        return self._client
 
-    # -- receiving (paho callback, event loop thread) -------------------------------
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    # -- receiving (client callback, in the event loop) -------------------------------------
+    def _on_message(self, message: codec.Publish) -> None:
         if not self._accepting:
             return  # shutting down: leave it unacknowledged for redelivery
         if message.qos == 0 and self._queue.qsize() >= self.config.queue_size:
             self.stats.dropped += 1  # QoS 0 is at-most-once; QoS 1 is bounded by Receive Maximum
             return
         self.stats.received += 1
-        self._queue.put_nowait(
-            _Received(
-                message.topic,
-                cast(bytes, message.payload),
-                getattr(message, "properties", None),
-                message.mid,
-                message.qos,
-                self._epoch,
-            )
-        )
+        self._queue.put_nowait(_Received(message, self.client.epoch))
 
     def _ack(self, item: _Received) -> None:
-        if item.qos > 0 and item.epoch == self._epoch and self.connected.is_set():
-            self._raw.ack(item.mid, item.qos)
+        if item.message.qos > 0:
+            self.client.ack(item.message.packet_id, item.epoch)
 
     # -- processing -----------------------------------------------------------------
     async def _worker(self) -> None:
@@ -210,41 +172,39 @@ class MqttHandler:
                 await self._handle(item)
             except Exception:
                 self.stats.fail("internal_error")
-                logger.exception("unexpected failure handling a message on %s", item.topic)
+                logger.exception("unexpected failure handling a message on %s", item.message.topic)
                 self._ack(item)
             finally:
                 self._queue.task_done()
 
     async def _handle(self, item: _Received) -> None:
-        props = item.properties
-        response_topic: str | None = getattr(props, "ResponseTopic", None)
-        correlation: bytes | None = getattr(props, "CorrelationData", None)
-        if item.topic == self.response_topic:
-            await self._handle_response(item, correlation)
+        message = item.message
+        if message.topic == self.response_topic:
+            await self._handle_response(item)
             return
         event: CloudEvent | None = None
         binding: MqttBinding | None = None
         try:
-            if len(item.payload) > self.config.mqtt.max_payload_bytes:
+            if message.payload is None or message.payload_size > self.config.mqtt.max_payload_bytes:
                 raise PayloadTooLargeError(
-                    f"payload of {len(item.payload)} bytes exceeds "
+                    f"payload of {message.payload_size} bytes exceeds "
                     f"{self.config.mqtt.max_payload_bytes}"
                 )
             event = from_mqtt(
-                item.payload,
-                getattr(props, "ContentType", None),
-                getattr(props, "UserProperty", None),
-                getattr(props, "MessageExpiryInterval", None),
+                message.payload,
+                message.content_type,
+                message.user_properties,
+                message.message_expiry,
             )
-            binding, intent = self._route(item.topic, event)
+            binding, intent = self._route(message.topic, event)
         except InputError as error:
             rejection = self.pipeline.reject(event, error)
-            binding = binding or self._binding_for_topic(item.topic)
-            self._send_responses([rejection], response_topic, correlation, binding, after=item)
+            binding = binding or self._binding_for_topic(message.topic)
+            self._send_responses([rejection], message, binding, after=item)
             return
         context = MessageContext(event=event, transport=self.name, intent=intent)
         responses = await self.pipeline.process(event, binding.processor, context)
-        self._send_responses(responses, response_topic, correlation, binding, after=item)
+        self._send_responses(responses, message, binding, after=item)
 
     def _binding_for_topic(self, topic: str) -> MqttBinding | None:
         for binding in self.bindings:
@@ -275,20 +235,21 @@ class MqttHandler:
             raise InvalidRequestError(f"no processor is bound to topic {topic!r}")
         raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r} on {topic!r}")
 
-    async def _handle_response(self, item: _Received, correlation: bytes | None) -> None:
-        awaited = self.tracker.pop(correlation) if correlation is not None else None
-        if awaited is None:
+    async def _handle_response(self, item: _Received) -> None:
+        message = item.message
+        key = message.correlation_data
+        awaited = self.tracker.pop(key) if key is not None else None
+        if awaited is None or message.payload is None:
             logger.info("response without an awaiting request (late or unknown); dropped")
             self.stats.dropped += 1
             self._ack(item)
             return
-        props = item.properties
         try:
             event = from_mqtt(
-                item.payload,
-                getattr(props, "ContentType", None),
-                getattr(props, "UserProperty", None),
-                getattr(props, "MessageExpiryInterval", None),
+                message.payload,
+                message.content_type,
+                message.user_properties,
+                message.message_expiry,
             )
             await awaited.processor.dispatch_response(event, awaited.request)
             self.stats.processed += 1
@@ -299,33 +260,27 @@ class MqttHandler:
     def _send_responses(
         self,
         responses: list[CloudEvent],
-        response_topic: str | None,
-        correlation: bytes | None,
+        request: codec.Publish,
         binding: MqttBinding | None,
         *,
-        after: _Received | None = None,
+        after: _Received,
     ) -> None:
         """Publish responses; acknowledge ``after`` once the broker has them all."""
-        mids: list[int] = []
+        topics: list[tuple[str, MqttEnvelope]] = []
         for response in responses:
             envelope = to_binary(response)
-            if response_topic:
-                envelope.correlation_data = correlation
-                mids.append(self._publish_now(response_topic, envelope))
+            if request.response_topic:
+                envelope.correlation_data = request.correlation_data
+                topics.append((request.response_topic, envelope))
             elif binding is not None:
-                topic = binding.layout.topic(
-                    response.subject, binding.processor.direction.default_intent
-                )
-                mids.append(self._publish_now(topic, envelope))
+                intent = binding.processor.direction.default_intent
+                topics.append((binding.layout.topic(response.subject, intent), envelope))
             else:
                 logger.info("no Response Topic for %s; response dropped", response.type)
-        if after is None:
-            return
-        pending = [mid for mid in mids if mid >= 0]
-        if not pending:
+        if not topics:
             self._ack(after)
             return
-        remaining = len(pending)
+        remaining = len(topics)
 
         def one_done() -> None:
             nonlocal remaining
@@ -333,57 +288,46 @@ class MqttHandler:
             if remaining == 0:
                 self._ack(after)
 
-        for mid in pending:
-            self._after_puback.setdefault(mid, []).append(one_done)
+        for topic, envelope in topics:
+            self._publish_now(topic, envelope, on_ack=one_done)
 
     # -- sending --------------------------------------------------------------------
-    def _properties(self, envelope: MqttEnvelope) -> Properties:
-        props = _new_properties(PacketTypes.PUBLISH)
-        if envelope.content_type:
-            props.ContentType = envelope.content_type
-        if envelope.user_properties:
-            props.UserProperty = envelope.user_properties
-        if envelope.message_expiry:
-            props.MessageExpiryInterval = envelope.message_expiry
-        if envelope.response_topic:
-            props.ResponseTopic = envelope.response_topic
-        if envelope.correlation_data is not None:
-            props.CorrelationData = envelope.correlation_data
-        if envelope.payload_is_utf8:
-            props.PayloadFormatIndicator = 1
-        return props
-
     def _publish_now(
-        self, topic: str, envelope: MqttEnvelope, *, qos: int = 1, retain: bool = False
-    ) -> int:
-        """Hand one PUBLISH to paho; returns its mid (-1 when nothing awaits a PUBACK).
-
-        QoS 1 messages stay queued in paho across a reconnect and are re-sent.
-        """
-        info = self._raw.publish(topic, envelope.payload, qos, retain, self._properties(envelope))
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            logger.error(
-                "publish to %s refused by the client: %s", topic, paho.error_string(info.rc)
-            )
-            return -1
-        if qos == 0 or info.is_published():
-            return -1
-        return int(info.mid)
+        self,
+        topic: str,
+        envelope: MqttEnvelope,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        on_ack: AckCallback | None = None,
+    ) -> None:
+        """Queue one PUBLISH (kept across reconnects until the broker acknowledges it)."""
+        properties = codec.encode_publish_properties(
+            payload_format=1 if envelope.payload_is_utf8 else None,
+            message_expiry=envelope.message_expiry,
+            content_type=envelope.content_type,
+            response_topic=envelope.response_topic,
+            correlation_data=envelope.correlation_data,
+            user_properties=envelope.user_properties,
+        )
+        self.client.publish(
+            topic, envelope.payload, properties, qos=qos, retain=retain, on_ack=on_ack
+        )
+        if qos == 0 and on_ack is not None:
+            on_ack()
 
     async def publish(
         self, topic: str, envelope: MqttEnvelope, *, qos: int = 1, retain: bool = False
     ) -> None:
         """Publish and wait until the broker acknowledged it (QoS 1)."""
-        mid = self._publish_now(topic, envelope, qos=qos, retain=retain)
-        if mid < 0:
-            return
+        await self.client.wait_writable()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def acknowledged() -> None:
             if not done.done():
                 done.set_result(None)
 
-        self._after_puback.setdefault(mid, []).append(acknowledged)
+        self._publish_now(topic, envelope, qos=qos, retain=retain, on_ack=acknowledged)
         await done
 
     async def publish_retained(
@@ -408,17 +352,18 @@ class MqttHandler:
         await self.publish(topic, MqttEnvelope(payload=b""), retain=True)
 
     # -- lifecycle ------------------------------------------------------------------
-    def _subscriptions(self) -> list[tuple[str, SubscribeOptions]]:
+    def _subscriptions(self) -> list[tuple[str, int]]:
         group = self.config.mqtt.shared_subscription
         filters: list[str] = []
         if self.config.is_processor_instance:
             for binding in self.bindings:
                 filters += binding.layout.filters(binding.processor.direction.subscribes, group)
         filters.append(self.response_topic)
-        return [(f, SubscribeOptions(qos=1)) for f in dict.fromkeys(filters)]
+        return [(f, 1) for f in dict.fromkeys(filters)]
 
     async def run(self, shutdown: asyncio.Event) -> None:
         """Connect, serve and reconnect until ``shutdown`` is set, then drain and leave."""
+        self._client = self._make_client()
         async with asyncio.TaskGroup() as tasks:
             workers = [
                 tasks.create_task(self._worker(), name=f"mqtt-worker-{n}")
@@ -432,50 +377,46 @@ class MqttHandler:
                     task.cancel()
 
     async def _connection_loop(self, shutdown: asyncio.Event) -> None:
-        delay = 0.2
+        client = self.client
+        delay = 0.1
         while not shutdown.is_set():
             try:
-                async with self._client as client:
-                    self._epoch += 1
-                    await self._subscribe(client)
-                    self.connected.set()
-                    delay = 0.2
-                    logger.info(
-                        "connected to %s:%s as %s",
-                        self.config.mqtt.hostname,
-                        self.config.mqtt.port,
-                        self.instance_id,
-                    )
-                    if await self._serve_until_down(client, shutdown):
-                        await self._drain()
-                        self.connected.clear()
-                        return
-            except aiomqtt.MqttError as exc:
-                logger.warning("MQTT connection lost or refused: %s", exc)
+                connack = await client.connect()
+                await self._subscribe(client)
+                self.connected.set()
+                delay = 0.1
+                logger.info(
+                    "connected to %s:%s as %s (session present: %s)",
+                    self.config.mqtt.hostname,
+                    self.config.mqtt.port,
+                    self.instance_id,
+                    connack.session_present,
+                )
+                if await self._serve_until_down(client, shutdown):
+                    await self._drain()
+                    self.connected.clear()
+                    await client.disconnect()
+                    return
+                logger.warning("MQTT connection lost; reconnecting")
+            except MqttConnectionError as exc:
+                logger.warning("MQTT broker unavailable: %s", exc)
+            except TimeoutError:
+                logger.warning("MQTT subscribe timed out; reconnecting")
             self.connected.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shutdown.wait(), delay)
             delay = min(delay * 2, self.config.mqtt.reconnect_max_seconds)
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
+    async def _subscribe(self, client: MqttClient) -> None:
         subscriptions = self._subscriptions()
-        granted = await client.subscribe(subscriptions)
-        refused = [
-            s[0]
-            for s, code in zip(subscriptions, granted or [], strict=False)
-            if getattr(code, "value", 0) >= 0x80
-        ]
+        codes = await client.subscribe(subscriptions)
+        refused = [f for (f, _), code in zip(subscriptions, codes, strict=False) if code >= 0x80]
         if refused:
-            raise aiomqtt.MqttError(f"subscriptions refused by the broker: {refused}")
+            raise MqttConnectionError(f"subscriptions refused by the broker: {refused}")
 
-    async def _serve_until_down(self, client: aiomqtt.Client, shutdown: asyncio.Event) -> bool:
+    async def _serve_until_down(self, client: MqttClient, shutdown: asyncio.Event) -> bool:
         """Wait for a disconnect (False) or for shutdown (True)."""
-
-        async def disconnected() -> None:
-            async for _ in client.messages:  # never yields: our on_message bypasses it
-                pass
-
-        down = asyncio.ensure_future(disconnected())
+        down = asyncio.ensure_future(client.wait_closed())
         stop = asyncio.ensure_future(shutdown.wait())
         try:
             done, _ = await asyncio.wait({down, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -483,8 +424,6 @@ class MqttHandler:
             for task in (down, stop):
                 task.cancel()
             await asyncio.gather(down, stop, return_exceptions=True)
-        if down in done and down.exception() is not None:
-            raise aiomqtt.MqttError(str(down.exception()))
         return stop in done
 
     async def _drain(self) -> None:
@@ -494,7 +433,7 @@ class MqttHandler:
         try:
             async with asyncio.timeout(grace):
                 await self._queue.join()
-                while self._after_puback:
+                while self.client.pending_acks and self.client.connected:
                     await asyncio.sleep(0.01)
         except TimeoutError:
             logger.warning(

@@ -1,0 +1,358 @@
+"""An MQTT v5 client session on asyncio, built for the runtime's hot path.
+
+One :class:`MqttClient` lives as long as the replica: each :meth:`connect` opens a new
+network connection for the same session. Unacknowledged QoS 1 publishes survive a
+reconnect and are re-sent with DUP set; received messages are acknowledged only when
+the application calls :meth:`ack`. Writes made during one event-loop iteration leave in a
+single ``transport.write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from microdcs.errors import BrokerUnavailableError
+from microdcs.transports.mqtt import codec
+
+logger = logging.getLogger(__name__)
+
+AckCallback = Callable[[], None]
+
+CONNACK_REASONS = {
+    0x80: "unspecified error",
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid",
+    0x86: "bad user name or password",
+    0x87: "not authorized",
+    0x88: "server unavailable",
+    0x89: "server busy",
+    0x8A: "banned",
+    0x95: "packet too large",
+    0x97: "quota exceeded",
+}
+
+
+class MqttConnectionError(BrokerUnavailableError):
+    """The broker cannot be reached, refused the connection, or dropped it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    keepalive: int = 30
+    session_expiry: int = 3600
+    receive_maximum: int = 256
+    clean_start: bool = False
+    max_packet_bytes: int = 1_114_112
+    connect_timeout: float = 10.0
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    packet: bytes
+    on_ack: AckCallback | None
+    sent: bool = False  # sent at least once: a re-send carries DUP
+
+
+class _Protocol(asyncio.Protocol):
+    """Feeds bytes to the client; the client does everything else."""
+
+    def __init__(self, client: MqttClient) -> None:
+        self._client = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self._client._data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._client._connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._client._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._client._writable.set()
+
+
+class MqttClient:
+    """An MQTT v5 session; ``on_message`` is called in the event loop for each PUBLISH."""
+
+    def __init__(self, options: ClientOptions, on_message: Callable[[codec.Publish], None]):
+        self.options = options
+        self.epoch = 0
+        self._on_message = on_message
+        self._transport: asyncio.Transport | None = None
+        self._reader = codec.PacketReader(options.max_packet_bytes)
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._connack: asyncio.Future[codec.ConnAck] | None = None
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closed.set_result(None)
+        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
+        self._inflight: dict[int, _Outgoing] = {}
+        self._unsent: collections.deque[int] = collections.deque()
+        self._send_quota = 65535
+        self._next_id = 0
+        self._last_received = 0.0
+        self._ping_handle: asyncio.TimerHandle | None = None
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and not self._closed.done()
+
+    @property
+    def pending_acks(self) -> int:
+        """Our QoS 1 publishes the broker has not acknowledged yet (sent or waiting)."""
+        return len(self._inflight)
+
+    async def wait_closed(self) -> None:
+        """Return when the current connection has ended."""
+        await asyncio.shield(self._closed)
+
+    async def wait_writable(self) -> None:
+        """Back-pressure: wait while the socket's send buffer is full."""
+        await self._writable.wait()
+
+    # -- connection -----------------------------------------------------------------------
+    async def connect(self) -> codec.ConnAck:
+        """Open a connection for this session; raises :class:`MqttConnectionError`."""
+        loop = asyncio.get_running_loop()
+        opts = self.options
+        self._reader = codec.PacketReader(opts.max_packet_bytes)
+        self._out.clear()
+        self._closed = loop.create_future()
+        self._connack = loop.create_future()
+        try:
+            async with asyncio.timeout(opts.connect_timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: _Protocol(self),
+                    opts.host,
+                    opts.port,
+                    ssl=opts.ssl_context,
+                    server_hostname=opts.host if opts.ssl_context else None,
+                )
+                self._transport = transport
+                self._write(
+                    codec.encode_connect(
+                        opts.client_id,
+                        clean_start=opts.clean_start,
+                        keepalive=opts.keepalive,
+                        session_expiry=opts.session_expiry,
+                        receive_maximum=opts.receive_maximum,
+                        username=opts.username,
+                        password=opts.password,
+                    )
+                )
+                connack = await self._connack
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            self._abort()
+            raise MqttConnectionError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from None
+        if connack.reason_code >= 0x80:
+            self._abort()
+            reason = CONNACK_REASONS.get(connack.reason_code, hex(connack.reason_code))
+            raise MqttConnectionError(f"broker refused the connection: {reason}")
+        self.epoch += 1
+        quota = connack.properties.get(codec.RECEIVE_MAXIMUM, 65535)
+        self._send_quota = quota if isinstance(quota, int) else 65535
+        self._last_received = loop.time()
+        self._schedule_ping()
+        self._requeue_inflight()
+        self._pump()
+        return connack
+
+    async def disconnect(self) -> None:
+        """Send DISCONNECT (session kept by the broker) and close."""
+        if self.connected:
+            self._write(codec.encode_disconnect())
+            self._flush()
+            assert self._transport is not None
+            self._transport.close()
+            await self.wait_closed()
+
+    def _abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+            self._transport = None
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._ping_handle is not None:
+            self._ping_handle.cancel()
+        error = MqttConnectionError(f"connection lost: {exc}" if exc else "connection closed")
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(error)
+        for future in self._subacks.values():
+            if not future.done():
+                future.set_exception(error)
+        self._subacks.clear()
+        self._writable.set()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    # -- keepalive --------------------------------------------------------------------------
+    def _schedule_ping(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ping_handle = loop.call_later(self.options.keepalive / 2, self._ping)
+
+    def _ping(self) -> None:
+        if not self.connected:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_received > self.options.keepalive * 1.5:
+            logger.warning(
+                "broker silent for %.0fs; dropping the connection", self.options.keepalive * 1.5
+            )
+            self._abort()
+            return
+        self._write(codec.PINGREQ_PACKET)
+        self._schedule_ping()
+
+    # -- writing ----------------------------------------------------------------------------
+    def _write(self, packet: bytes) -> None:
+        self._out.append(packet)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        if self._transport is None or self._transport.is_closing():
+            self._out.clear()
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        self._transport.write(data)
+
+    def _allocate_id(self) -> int:
+        for _ in range(65535):
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self._inflight and self._next_id not in self._subacks:
+                return self._next_id
+        raise MqttConnectionError("no free packet identifier: 65535 messages unacknowledged")
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        properties: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        on_ack: AckCallback | None = None,
+    ) -> int:
+        """Queue a PUBLISH; QoS 1 is kept until acknowledged, across reconnects.
+
+        Returns the packet identifier (0 for QoS 0). ``on_ack`` runs on the PUBACK.
+        A QoS 0 message while disconnected is dropped, as QoS 0 allows.
+        """
+        if qos == 0:
+            if self.connected:
+                self._write(codec.encode_publish(topic, payload, properties, qos=0, retain=retain))
+            return 0
+        packet_id = self._allocate_id()
+        item = _Outgoing(
+            codec.encode_publish(
+                topic, payload, properties, qos=1, retain=retain, packet_id=packet_id
+            ),
+            on_ack,
+        )
+        self._inflight[packet_id] = item
+        self._unsent.append(packet_id)
+        self._pump()
+        return packet_id
+
+    def _pump(self) -> None:
+        """Send waiting publishes while the broker's Receive Maximum allows."""
+        if not self.connected:
+            return
+        while self._unsent and len(self._inflight) - len(self._unsent) < self._send_quota:
+            item = self._inflight.get(self._unsent.popleft())
+            if item is None:
+                continue
+            self._write(codec.set_dup(item.packet) if item.sent else item.packet)
+            item.sent = True
+
+    def _requeue_inflight(self) -> None:
+        """After a reconnect everything unacknowledged goes out again, in order."""
+        self._unsent = collections.deque(self._inflight)
+
+    def ack(self, packet_id: int, epoch: int) -> None:
+        """Acknowledge a received QoS 1 message of connection ``epoch`` (if still open)."""
+        if epoch == self.epoch and self.connected:
+            self._write(codec.encode_puback(packet_id))
+
+    async def subscribe(self, filters: list[tuple[str, int]]) -> list[int]:
+        """Subscribe and return the broker's reason codes (>= 0x80 means refused)."""
+        packet_id = self._allocate_id()
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._subacks[packet_id] = future
+        self._write(codec.encode_subscribe(packet_id, filters))
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                return await future
+        finally:
+            self._subacks.pop(packet_id, None)
+
+    # -- reading ----------------------------------------------------------------------------
+    def _data_received(self, data: bytes) -> None:
+        self._last_received = asyncio.get_running_loop().time()
+        try:
+            for packet in self._reader.feed(data):
+                self._handle(packet)
+        except codec.MalformedPacketError as exc:
+            logger.error("malformed packet from the broker (%s); reconnecting", exc)
+            self._abort()
+
+    def _handle(self, packet: codec.Packet) -> None:
+        kind = packet.kind
+        if kind == codec.PUBLISH:
+            message = codec.decode_publish(packet.flags, packet.body, packet.size)
+            self._on_message(message)
+        elif kind == codec.PUBACK:
+            packet_id, reason = codec.decode_ack(packet.body)
+            item = self._inflight.pop(packet_id, None)
+            if reason >= 0x80:
+                logger.warning("broker rejected publish %d: reason 0x%02x", packet_id, reason)
+            if item is not None and item.on_ack is not None:
+                item.on_ack()
+            self._pump()
+        elif kind == codec.CONNACK:
+            if self._connack is not None and not self._connack.done():
+                self._connack.set_result(codec.decode_connack(packet.body))
+        elif kind == codec.SUBACK:
+            packet_id, codes = codec.decode_suback(packet.body)
+            future = self._subacks.get(packet_id)
+            if future is not None and not future.done():
+                future.set_result(codes)
+        elif kind == codec.PINGRESP:
+            pass
+        elif kind == codec.DISCONNECT:
+            reason = packet.body[0] if packet.body else 0
+            logger.warning("broker sent DISCONNECT (reason 0x%02x)", reason)
+            self._abort()
+        elif kind == codec.PUBREL:
+            # We never receive QoS 2 (subscriptions ask for QoS 1); complete it anyway.
+            packet_id, _ = codec.decode_ack(packet.body)
+            self._write(b"\x70\x02" + packet_id.to_bytes(2, "big"))
+        else:
+            logger.debug("ignoring MQTT packet type %d", kind)

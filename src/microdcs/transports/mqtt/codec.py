@@ -1,0 +1,442 @@
+"""MQTT v5 packet codec for the client side: pure functions and a streaming reader.
+
+Why our own: paho decodes one PUBLISH with v5 properties in ~150 µs and reads the socket
+a few bytes per syscall; this reader parses whole chunks from one buffer and the encoder
+builds a PUBLISH with its properties in a single ``bytes.join``. Only what a client needs
+is here (CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, PUBACK, PING, DISCONNECT).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+from microdcs.errors import MicroDCSError
+
+CONNECT: Final = 1
+CONNACK: Final = 2
+PUBLISH: Final = 3
+PUBACK: Final = 4
+PUBREC: Final = 5
+PUBREL: Final = 6
+PUBCOMP: Final = 7
+SUBSCRIBE: Final = 8
+SUBACK: Final = 9
+UNSUBSCRIBE: Final = 10
+UNSUBACK: Final = 11
+PINGREQ: Final = 12
+PINGRESP: Final = 13
+DISCONNECT: Final = 14
+AUTH: Final = 15
+
+# Property identifiers (MQTT v5 section 2.2.2.2) and their wire kinds.
+PAYLOAD_FORMAT: Final = 0x01
+MESSAGE_EXPIRY: Final = 0x02
+CONTENT_TYPE: Final = 0x03
+RESPONSE_TOPIC: Final = 0x08
+CORRELATION_DATA: Final = 0x09
+SUBSCRIPTION_ID: Final = 0x0B
+SESSION_EXPIRY: Final = 0x11
+ASSIGNED_CLIENT_ID: Final = 0x12
+SERVER_KEEP_ALIVE: Final = 0x13
+REASON_STRING: Final = 0x1F
+RECEIVE_MAXIMUM: Final = 0x21
+TOPIC_ALIAS_MAXIMUM: Final = 0x22
+TOPIC_ALIAS: Final = 0x23
+MAXIMUM_QOS: Final = 0x24
+USER_PROPERTY: Final = 0x26
+MAXIMUM_PACKET_SIZE: Final = 0x27
+
+_BYTE, _TWO, _FOUR, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
+_PROPERTY_KINDS: Final = {
+    0x01: _BYTE, 0x02: _FOUR, 0x03: _UTF8, 0x08: _UTF8, 0x09: _BINARY, 0x0B: _VARINT,
+    0x11: _FOUR, 0x12: _UTF8, 0x13: _TWO, 0x15: _UTF8, 0x16: _BINARY, 0x17: _BYTE,
+    0x18: _FOUR, 0x19: _BYTE, 0x1A: _UTF8, 0x1C: _UTF8, 0x1F: _UTF8, 0x21: _TWO,
+    0x22: _TWO, 0x23: _TWO, 0x24: _BYTE, 0x25: _BYTE, 0x26: _PAIR, 0x27: _FOUR,
+    0x28: _BYTE, 0x29: _BYTE, 0x2A: _BYTE,
+}  # fmt: skip
+
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+PINGREQ_PACKET: Final = b"\xc0\x00"
+
+
+class MalformedPacketError(MicroDCSError):
+    """The byte stream from the broker violates MQTT v5; the connection must close."""
+
+
+@dataclass(slots=True)
+class Publish:
+    """A received PUBLISH. ``payload`` is ``None`` when it was over the size limit."""
+
+    topic: str
+    payload: bytes | None
+    qos: int
+    retain: bool
+    dup: bool
+    packet_id: int
+    payload_size: int
+    content_type: str | None = None
+    user_properties: list[tuple[str, str]] = field(default_factory=list)
+    message_expiry: int | None = None
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    payload_format: int | None = None
+
+
+@dataclass(slots=True)
+class ConnAck:
+    session_present: bool
+    reason_code: int
+    properties: dict[int, object]
+
+
+# -- primitives -------------------------------------------------------------------------
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _varint(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int] | None:
+    """(value, next position), ``None`` if incomplete; raises on more than 4 bytes."""
+    value = 0
+    shift = 0
+    for n in range(4):
+        if pos + n >= end:
+            return None
+        byte = buf[pos + n]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos + n + 1
+        shift += 7
+    raise MalformedPacketError("variable byte integer longer than 4 bytes")
+
+
+def _utf8(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ValueError("MQTT strings are limited to 65535 bytes")
+    return _U16.pack(len(raw)) + raw
+
+
+def _binary(data: bytes) -> bytes:
+    if len(data) > 0xFFFF:
+        raise ValueError("MQTT binary data is limited to 65535 bytes")
+    return _U16.pack(len(data)) + data
+
+
+def _fixed_header(first: int, body_len: int) -> bytes:
+    return bytes((first,)) + encode_varint(body_len)
+
+
+# -- encoding -----------------------------------------------------------------------------
+def encode_publish_properties(
+    *,
+    payload_format: int | None = None,
+    message_expiry: int | None = None,
+    content_type: str | None = None,
+    response_topic: str | None = None,
+    correlation_data: bytes | None = None,
+    user_properties: list[tuple[str, str]] | None = None,
+) -> bytes:
+    """The property section (with its length prefix) of a PUBLISH."""
+    parts: list[bytes] = []
+    if payload_format is not None:
+        parts.append(bytes((PAYLOAD_FORMAT, payload_format)))
+    if message_expiry is not None:
+        parts.append(bytes((MESSAGE_EXPIRY,)) + _U32.pack(message_expiry))
+    if content_type is not None:
+        parts.append(bytes((CONTENT_TYPE,)) + _utf8(content_type))
+    if response_topic is not None:
+        parts.append(bytes((RESPONSE_TOPIC,)) + _utf8(response_topic))
+    if correlation_data is not None:
+        parts.append(bytes((CORRELATION_DATA,)) + _binary(correlation_data))
+    if user_properties:
+        for name, value in user_properties:
+            parts.append(b"\x26" + _utf8(name) + _utf8(value))
+    body = b"".join(parts)
+    return encode_varint(len(body)) + body
+
+
+def encode_publish(
+    topic: str,
+    payload: bytes,
+    properties: bytes,
+    *,
+    qos: int = 1,
+    retain: bool = False,
+    packet_id: int = 0,
+    dup: bool = False,
+) -> bytes:
+    """A complete PUBLISH packet; ``properties`` from :func:`encode_publish_properties`."""
+    first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
+    variable = _utf8(topic) + (_U16.pack(packet_id) if qos else b"") + properties
+    return _fixed_header(first, len(variable) + len(payload)) + variable + payload
+
+
+def set_dup(packet: bytes) -> bytes:
+    """The same PUBLISH marked as a re-delivery (DUP flag)."""
+    return bytes((packet[0] | 0x08,)) + packet[1:]
+
+
+def encode_connect(
+    client_id: str,
+    *,
+    clean_start: bool,
+    keepalive: int,
+    session_expiry: int,
+    receive_maximum: int,
+    username: str | None = None,
+    password: str | None = None,
+) -> bytes:
+    flags = 0x02 if clean_start else 0x00
+    if username is not None:
+        flags |= 0x80
+    if password is not None:
+        flags |= 0x40
+    props = (
+        bytes((SESSION_EXPIRY,)) + _U32.pack(session_expiry)
+        + bytes((RECEIVE_MAXIMUM,)) + _U16.pack(receive_maximum)
+    )  # fmt: skip
+    variable = _utf8("MQTT") + bytes((5, flags)) + _U16.pack(keepalive)
+    variable += encode_varint(len(props)) + props
+    payload = _utf8(client_id)
+    if username is not None:
+        payload += _utf8(username)
+    if password is not None:
+        payload += _binary(password.encode("utf-8"))
+    return _fixed_header(0x10, len(variable) + len(payload)) + variable + payload
+
+
+def encode_subscribe(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
+    """SUBSCRIBE; each filter with its maximum QoS (retain handling 0, no-local off)."""
+    body = _U16.pack(packet_id) + b"\x00"
+    body += b"".join(_utf8(topic) + bytes((qos,)) for topic, qos in filters)
+    return _fixed_header(0x82, len(body)) + body
+
+
+def encode_puback(packet_id: int, reason_code: int = 0) -> bytes:
+    if reason_code == 0:
+        return b"\x40\x02" + _U16.pack(packet_id)
+    return b"\x40\x04" + _U16.pack(packet_id) + bytes((reason_code,)) + b"\x00"
+
+
+def encode_disconnect(reason_code: int = 0) -> bytes:
+    return b"\xe0\x00" if reason_code == 0 else b"\xe0\x02" + bytes((reason_code,)) + b"\x00"
+
+
+# -- decoding -----------------------------------------------------------------------------
+def _read_utf8(buf: memoryview | bytes, pos: int, end: int) -> tuple[str, int]:
+    if pos + 2 > end:
+        raise MalformedPacketError("truncated string")
+    length = (buf[pos] << 8) | buf[pos + 1]
+    stop = pos + 2 + length
+    if stop > end:
+        raise MalformedPacketError("truncated string")
+    try:
+        return str(buf[pos + 2 : stop], "utf-8"), stop
+    except UnicodeDecodeError:
+        raise MalformedPacketError("string is not valid UTF-8") from None
+
+
+def _read_binary(buf: memoryview | bytes, pos: int, end: int) -> tuple[bytes, int]:
+    if pos + 2 > end:
+        raise MalformedPacketError("truncated binary data")
+    length = (buf[pos] << 8) | buf[pos + 1]
+    stop = pos + 2 + length
+    if stop > end:
+        raise MalformedPacketError("truncated binary data")
+    return bytes(buf[pos + 2 : stop]), stop
+
+
+def decode_properties(buf: memoryview | bytes, pos: int, end: int) -> tuple[dict[int, object], int]:
+    """Generic property section decoder (user properties collected in a list)."""
+    parsed = _varint(buf, pos, end)
+    if parsed is None:
+        raise MalformedPacketError("truncated property length")
+    length, pos = parsed
+    stop = pos + length
+    if stop > end:
+        raise MalformedPacketError("property length exceeds packet")
+    props: dict[int, object] = {}
+    while pos < stop:
+        ident = buf[pos]
+        pos += 1
+        kind = _PROPERTY_KINDS.get(ident)
+        value: object
+        if kind == _BYTE:
+            value = buf[pos]
+            pos += 1
+        elif kind == _TWO:
+            value = (buf[pos] << 8) | buf[pos + 1]
+            pos += 2
+        elif kind == _FOUR:
+            value = int.from_bytes(buf[pos : pos + 4], "big")
+            pos += 4
+        elif kind == _VARINT:
+            got = _varint(buf, pos, stop)
+            if got is None:
+                raise MalformedPacketError("truncated property")
+            value, pos = got
+        elif kind == _UTF8:
+            value, pos = _read_utf8(buf, pos, stop)
+        elif kind == _BINARY:
+            value, pos = _read_binary(buf, pos, stop)
+        elif kind == _PAIR:
+            name, pos = _read_utf8(buf, pos, stop)
+            text, pos = _read_utf8(buf, pos, stop)
+            pairs = props.setdefault(USER_PROPERTY, [])
+            assert isinstance(pairs, list)
+            pairs.append((name, text))
+            continue
+        else:
+            raise MalformedPacketError(f"unknown property identifier 0x{ident:02x}")
+        if pos > stop:
+            raise MalformedPacketError("property overruns its section")
+        props[ident] = value
+    return props, stop
+
+
+def decode_publish(flags: int, data: bytes, payload_size: int) -> Publish:
+    """Parse a PUBLISH; ``data`` may stop early (only its head kept) for oversized ones."""
+    body = memoryview(data)
+    end = len(body)
+    qos = (flags >> 1) & 0x03
+    if qos == 3:
+        raise MalformedPacketError("PUBLISH with QoS 3")
+    topic, pos = _read_utf8(body, 0, end)
+    packet_id = 0
+    if qos:
+        if pos + 2 > end:
+            raise MalformedPacketError("truncated packet identifier")
+        packet_id = (body[pos] << 8) | body[pos + 1]
+        pos += 2
+    props, pos = decode_properties(body, pos, end)
+    message = Publish(
+        topic=topic,
+        payload=None,
+        qos=qos,
+        retain=bool(flags & 0x01),
+        dup=bool(flags & 0x08),
+        packet_id=packet_id,
+        payload_size=payload_size - pos,
+    )
+    if props:
+        message.content_type = props.get(CONTENT_TYPE)  # type: ignore[assignment]
+        message.user_properties = props.get(USER_PROPERTY, [])  # type: ignore[assignment]
+        message.message_expiry = props.get(MESSAGE_EXPIRY)  # type: ignore[assignment]
+        message.response_topic = props.get(RESPONSE_TOPIC)  # type: ignore[assignment]
+        message.correlation_data = props.get(CORRELATION_DATA)  # type: ignore[assignment]
+        message.payload_format = props.get(PAYLOAD_FORMAT)  # type: ignore[assignment]
+    message.payload_size = payload_size - pos
+    if payload_size <= end:
+        message.payload = bytes(body[pos:payload_size])
+    return message
+
+
+def decode_connack(data: bytes) -> ConnAck:
+    body = memoryview(data)
+    if len(body) < 2:
+        raise MalformedPacketError("truncated CONNACK")
+    props, _ = decode_properties(body, 2, len(body)) if len(body) > 2 else ({}, 2)
+    return ConnAck(session_present=bool(body[0] & 0x01), reason_code=body[1], properties=props)
+
+
+def decode_ack(body: bytes) -> tuple[int, int]:
+    """(packet id, reason code) of a PUBACK-like packet."""
+    if len(body) < 2:
+        raise MalformedPacketError("truncated acknowledgement")
+    return (body[0] << 8) | body[1], body[2] if len(body) > 2 else 0
+
+
+def decode_suback(data: bytes) -> tuple[int, list[int]]:
+    body = memoryview(data)
+    if len(body) < 3:
+        raise MalformedPacketError("truncated SUBACK")
+    packet_id = (body[0] << 8) | body[1]
+    _, pos = decode_properties(body, 2, len(body))
+    return packet_id, list(body[pos:])
+
+
+# -- streaming framing --------------------------------------------------------------------
+@dataclass(slots=True)
+class Packet:
+    """One framed packet; for an oversized PUBLISH only its head is kept."""
+
+    kind: int
+    flags: int
+    body: bytes
+    size: int  # remaining length as announced
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.body) < self.size
+
+
+class PacketReader:
+    """Splits the byte stream into packets, never buffering more than ``max_packet``.
+
+    A PUBLISH larger than the limit is delivered once its first ``head_bytes`` arrived
+    (enough for topic and properties) with ``truncated`` set; the rest of its bytes are
+    discarded as they stream in, so a huge frame costs no memory and the stream stays
+    in sync.
+    """
+
+    def __init__(self, max_packet: int, head_bytes: int = 65536) -> None:
+        self._buffer = bytearray()
+        self._max_packet = max_packet
+        self._head_bytes = head_bytes
+        self._skip = 0
+
+    def feed(self, data: bytes) -> list[Packet]:
+        """Append received bytes and return every packet completed by them."""
+        packets: list[Packet] = []
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+            if not data:
+                return packets
+        buf = self._buffer
+        buf += data
+        pos = 0
+        end = len(buf)
+        with memoryview(buf) as view:
+            while pos < end:
+                header = _varint(view, pos + 1, end)
+                if header is None:
+                    break
+                size, start = header
+                first = view[pos]
+                kind = first >> 4
+                stop = start + size
+                if size > self._max_packet:
+                    if kind != PUBLISH:
+                        raise MalformedPacketError(f"packet of {size} bytes over the limit")
+                    head = min(size, self._head_bytes)
+                    if end - start < head:
+                        break
+                    packets.append(
+                        Packet(kind, first & 0x0F, view[start : start + head].tobytes(), size)
+                    )
+                    if stop <= end:
+                        pos = stop
+                        continue
+                    self._skip = stop - end
+                    pos = end
+                    break
+                if stop > end:
+                    break
+                packets.append(Packet(kind, first & 0x0F, view[start:stop].tobytes(), size))
+                pos = stop
+        del buf[:pos]
+        return packets
