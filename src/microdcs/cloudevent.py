@@ -24,6 +24,8 @@ CORE_ATTRIBUTES: Final = frozenset(
     {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
 )
 REQUIRED_ATTRIBUTES: Final = ("id", "source", "specversion", "type")
+#: Names the event formats use for the data itself; no attribute may take them.
+RESERVED_NAMES: Final = frozenset({"data", "data_base64"})
 
 #: Extensions whose value is an integer on the wire (all others are strings).
 INTEGER_EXTENSIONS: Final = frozenset({"expiryinterval"})
@@ -94,7 +96,7 @@ class CloudEvent:
         if self.specversion != SPEC_VERSION:
             raise InvalidCloudEventError(f"unsupported specversion {self.specversion!r}")
         for name in self.extensions:
-            if not is_attribute_name(name) or name in CORE_ATTRIBUTES:
+            if not is_attribute_name(name) or name in CORE_ATTRIBUTES or name in RESERVED_NAMES:
                 raise InvalidCloudEventError(f"invalid extension attribute name {name!r}")
 
     def attributes(self) -> dict[str, ExtensionValue]:

@@ -235,6 +235,16 @@ def to_environment(config: Any) -> dict[str, str]:
     return result
 
 
+def _valid_topic_prefix(prefix: str) -> bool:
+    return (
+        bool(prefix)
+        and not prefix.startswith(("/", "$"))
+        and not prefix.endswith("/")
+        and "//" not in prefix
+        and not any(c in prefix for c in "+#\x00")
+    )
+
+
 def validate(config: AppConfig) -> None:
     """Range checks that a type alone cannot express."""
     checks: list[tuple[str, bool, str]] = [
@@ -275,6 +285,24 @@ def validate(config: AppConfig) -> None:
             "must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
         )
     )
+    for env, prefix in (
+        ("APP_JOBS_TOPIC_PREFIX", config.jobs_prefix),
+        ("APP_EQUIPMENT_TOPIC_PREFIX", config.equipment_prefix),
+        ("APP_GREETING_TOPIC_PREFIX", config.greeting_prefix),
+        ("APP_MQTT_RESPONSE_TOPIC_BASE", config.mqtt.response_topic_base),
+    ):
+        checks.append(
+            (
+                env,
+                _valid_topic_prefix(prefix),
+                "must be a topic without + # or $, and without a leading or trailing /",
+            )
+        )
+    checks += [
+        ("APP_REDIS_DB", config.redis.db >= 0, "must be >= 0"),
+        ("APP_MQTT_RECONNECT_MAX_SECONDS", config.mqtt.reconnect_max_seconds > 0, "must be > 0"),
+        ("APP_STORAGE_RETRY_SECONDS", config.storage_retry_seconds >= 0, "must be >= 0"),
+    ]
     for env, ok, message in checks:
         if not ok:
             raise ConfigurationError(env, message)

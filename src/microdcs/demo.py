@@ -37,9 +37,7 @@ def _port_or_free(preferred: int) -> int:
 async def greeting_client(port: int, prefix: str, stop: asyncio.Event) -> None:
     """Play an MES: send a greeting request every second and print the response."""
     response_topic = f"demo/{uuid.uuid4().hex[:8]}/responses"
-    async with aiomqtt.Client(
-        "127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5
-    ) as client:
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.subscribe(response_topic, qos=1)
         n = 0
         while not stop.is_set():

@@ -126,8 +126,7 @@ class LocalMosquitto(LocalService):
         # data directory: persistence would silently fail. Keep the invoking user.
         user = "user root\n" if os.geteuid() == 0 else ""
         self.config_path.write_text(
-            f"listener {self.port} 127.0.0.1\n{BROKER_SETTINGS}{user}"
-            f"persistence_location {data}/\n"
+            f"listener {self.port} 127.0.0.1\n{BROKER_SETTINGS}{user}persistence_location {data}/\n"
         )
 
     def command(self) -> list[str]:

@@ -41,7 +41,10 @@ def to_dict(event: CloudEvent, *, native_bytes: bool = False) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             result["data_base64"] = base64.b64encode(data).decode("ascii")
     elif native_bytes and is_msgpack(content_type):
-        result["data"] = msgpack.unpackb(data, raw=False)
+        try:
+            result["data"] = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except (ValueError, msgpack.UnpackException, msgpack.ExtraData):
+            result["data"] = data  # not decodable: carry the bytes as they are
     elif native_bytes:
         result["data"] = data
     else:
@@ -64,7 +67,7 @@ def from_dict(raw: Any) -> CloudEvent:
             if value is not None and not isinstance(value, str):
                 raise InvalidCloudEventError(f"attribute {name!r} must be a string")
             core[name] = value
-        elif isinstance(value, bool | int) or isinstance(value, str):
+        elif isinstance(value, bool | int | str):
             extensions[name] = parse_extension(name, value) if isinstance(value, str) else value
         else:
             raise InvalidCloudEventError(f"extension {name!r} must be a string, int or bool")
@@ -109,15 +112,7 @@ def _data_bytes(raw: dict[str, Any], content_type: str | None) -> bytes | None:
 
 def encode_json(event: CloudEvent) -> bytes:
     """Serialise in the JSON event format (``application/cloudevents+json``)."""
-    result: dict[str, Any] = dict(event.attributes())
-    data = event.data
-    if data is not None:
-        if event.datacontenttype is None or is_json(event.datacontenttype):
-            # Embed the already-encoded JSON bytes without parsing them again.
-            result["data"] = orjson.Fragment(data)
-        else:
-            result["data_base64"] = base64.b64encode(data).decode("ascii")
-    return orjson.dumps(result)
+    return orjson.dumps(to_dict(event))
 
 
 def decode_json(payload: bytes) -> CloudEvent:

@@ -77,6 +77,10 @@ class _HandlerSpec:
     method_name: str
 
 
+def _is_decorated(member: object) -> bool:
+    return hasattr(member, "_mdcs_handles") or hasattr(member, "_mdcs_handles_response")
+
+
 def handles(model: type[M], *, event_type: str | None = None) -> Callable[[Any], Any]:
     """Declare the decorated method the handler of incoming events of ``model``'s type."""
     resolved = event_type or model.__ce_type__
@@ -117,18 +121,27 @@ class CloudEventProcessor:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers: dict[str, _HandlerSpec] = {}
-        responses: dict[str, _HandlerSpec] = {}
+        # Resolve by method name along the MRO, so a subclass that re-decorates a method
+        # for another type drops the old type, and an undecorated override keeps it.
+        incoming: dict[str, tuple[str, type[Model]]] = {}
+        responses: dict[str, tuple[str, type[Model]]] = {}
         for klass in reversed(cls.__mro__):
             for name, member in vars(klass).items():
-                spec = getattr(member, "_mdcs_handles", None)
-                if spec is not None:
-                    handlers[spec[0]] = _HandlerSpec(spec[0], spec[1], name)
-                spec = getattr(member, "_mdcs_handles_response", None)
-                if spec is not None:
-                    responses[spec[0]] = _HandlerSpec(spec[0], spec[1], name)
-        cls._mdcs_handlers = handlers
-        cls._mdcs_response_handlers = responses
+                for attribute, table in (
+                    ("_mdcs_handles", incoming),
+                    ("_mdcs_handles_response", responses),
+                ):
+                    spec = getattr(member, attribute, None)
+                    if spec is not None:
+                        table[name] = spec
+                    elif name in table and _is_decorated(member):
+                        del table[name]
+        cls._mdcs_handlers = {
+            t: _HandlerSpec(t, model, name) for name, (t, model) in incoming.items()
+        }
+        cls._mdcs_response_handlers = {
+            t: _HandlerSpec(t, model, name) for name, (t, model) in responses.items()
+        }
 
     def __init__(self, *, source: str = "microdcs", name: str | None = None) -> None:
         self.source = source

@@ -23,6 +23,9 @@ from microdcs.contenttypes import CLOUDEVENTS_JSON, is_json, is_structured
 from microdcs.errors import InvalidCloudEventError
 
 
+MAX_EXPIRY = 2**32 - 1
+
+
 @dataclass(slots=True)
 class MqttEnvelope:
     """The MQTT-level view of one message: payload and the v5 properties we use."""
@@ -129,4 +132,5 @@ def _positive_int(value: ExtensionValue | None) -> int | None:
         number = int(value)
     except ValueError:
         return None
-    return number if number > 0 else None
+    # The MQTT property is a four-byte integer; longer asks mean "as long as possible".
+    return min(number, MAX_EXPIRY) if number > 0 else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from microdcs.errors import ConfigurationError
+from microdcs.errors import ConfigurationError, InvalidRequestError
 from microdcs.routing import Intent, scope_levels
 
 _INTENTS = {intent.value: intent for intent in Intent}
@@ -25,16 +25,24 @@ class TopicLayout:
         if self.max_levels < 0:
             raise ConfigurationError("max_levels", "must be >= 0")
 
+    def _levels(self, subject: str | None) -> tuple[str, ...]:
+        levels = scope_levels(subject)
+        if len(levels) > self.max_levels:
+            raise InvalidRequestError(
+                f"subject {subject!r} has {len(levels)} scope levels; at most {self.max_levels}"
+            )
+        return levels
+
     def topic(self, subject: str | None, intent: Intent) -> str:
         """The topic for an event of ``subject`` (scope) with ``intent``."""
-        levels = scope_levels(subject)
+        levels = self._levels(subject)
         if levels:
             return f"{self.prefix}/{'/'.join(levels)}/{intent.value}"
         return f"{self.prefix}/{intent.value}"
 
     def scoped(self, subject: str | None, *tail: str) -> str:
         """A topic below the scope, e.g. ``scoped("ww", "order", "J1")``."""
-        levels = scope_levels(subject)
+        levels = self._levels(subject)
         return "/".join((self.prefix, *levels, *tail))
 
     def filters(self, intents: tuple[Intent, ...], share_group: str | None) -> list[str]:
