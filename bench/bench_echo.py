@@ -196,19 +196,21 @@ def main() -> int:
             bare.terminate()
             bare.wait()
 
-        runtime = start_runtime(broker.port, redis.port, {})
-        try:
-            topic = "app/greeting/cell/commands"
-            wait_ready(broker.port, topic)
-            time.sleep(1.0)
-            idle_rss_mb = rss_kb(runtime.pid) / 1024
-            results["microdcs greeting (dedupe on)"] = run_load(
-                broker.port, topic, args.seconds, args.inflight
-            )
-            results["microdcs greeting (dedupe on)"]["idle_rss_mb"] = idle_rss_mb
-        finally:
-            runtime.terminate()
-            runtime.wait()
+        for label, extra in (
+            ("microdcs greeting (dedupe on)", {}),
+            ("microdcs greeting (dedupe off)", {"APP_DEDUPE_ENABLED": "false"}),
+        ):
+            runtime = start_runtime(broker.port, redis.port, extra)
+            try:
+                topic = "app/greeting/cell/commands"
+                wait_ready(broker.port, topic)
+                time.sleep(1.0)
+                idle_rss_mb = rss_kb(runtime.pid) / 1024
+                results[label] = run_load(broker.port, topic, args.seconds, args.inflight)
+                results[label]["idle_rss_mb"] = idle_rss_mb
+            finally:
+                runtime.terminate()
+                runtime.wait()
 
     print(f"\nEcho request/response, {args.inflight} in flight, {args.seconds:.0f} s each")
     print(f"{'server':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'lost':>6}")

@@ -64,6 +64,14 @@ class MqttConfig:
         1_048_576,
         "Larger incoming payloads are rejected with 'payload_too_large'.",
     )
+    end_session_on_shutdown: bool = setting(
+        "APP_MQTT_END_SESSION_ON_SHUTDOWN",
+        True,
+        "After a complete graceful drain, leave the shared group and end the MQTT session, so "
+        "a replica that does not come back (new pod name, scale-down) receives nothing. Set "
+        "false for a single replica with a stable APP_INSTANCE_ID: its session then queues "
+        "messages while it restarts.",
+    )
     reconnect_max_seconds: float = setting(
         "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
     )
@@ -76,6 +84,12 @@ class RedisConfig:
     password: str | None = setting("APP_REDIS_PASSWORD", None, "Redis password.")
     db: int = setting("APP_REDIS_DB", 0, "Redis database number.")
     key_prefix: str = setting("APP_REDIS_KEY_PREFIX", "microdcs", "Prefix of every Redis key.")
+    dedupe_enabled: bool = setting(
+        "APP_DEDUPE_ENABLED",
+        True,
+        "Detect duplicate events (source+id) in Redis and answer them from the stored "
+        "responses. Turn off only where handlers are idempotent anyway.",
+    )
     dedupe_ttl: int = setting(
         "APP_DEDUPE_TTL_SECONDS",
         86400,
@@ -147,6 +161,31 @@ class AppConfig:
     )
     jobs_prefix: str = setting(
         "APP_JOBS_TOPIC_PREFIX", "app/jobs", "Topic prefix of the job management processor."
+    )
+    jobs_response_retention: int = setting(
+        "APP_JOBS_RESPONSE_RETENTION_SECONDS",
+        604800,
+        "How long the job response of a cancelled or cleared job stays queryable.",
+    )
+    jobs_retained_expiry: int = setting(
+        "APP_JOBS_RETAINED_EXPIRY_SECONDS",
+        172800,
+        "Message Expiry Interval (s) of the retained job topics (order, result, index).",
+    )
+    jobs_changes_maxlen: int = setting(
+        "APP_JOBS_CHANGES_MAXLEN",
+        100000,
+        "Approximate length each scope's job change stream is trimmed to.",
+    )
+    publisher_lease_seconds: float = setting(
+        "APP_PUBLISHER_LEASE_SECONDS",
+        10.0,
+        "Lease time of the publisher role: a dead holder is replaced after at most this.",
+    )
+    publisher_poll_seconds: float = setting(
+        "APP_PUBLISHER_POLL_SECONDS",
+        0.1,
+        "How often the publisher looks for changes made by other replicas.",
     )
     equipment_prefix: str = setting(
         "APP_EQUIPMENT_TOPIC_PREFIX", "app/equipment", "Topic prefix of southbound equipment."
@@ -266,6 +305,11 @@ def validate(config: AppConfig) -> None:
         ("APP_SHUTDOWN_GRACE_SECONDS", config.shutdown_grace >= 0, "must be >= 0"),
         ("APP_TOPIC_SCOPE_LEVELS", 0 <= config.scope_levels <= 16, "must be 0..16"),
         ("APP_DEDUPE_TTL_SECONDS", config.redis.dedupe_ttl > 0, "must be > 0"),
+        ("APP_JOBS_RESPONSE_RETENTION_SECONDS", config.jobs_response_retention > 0, "must be > 0"),
+        ("APP_JOBS_RETAINED_EXPIRY_SECONDS", config.jobs_retained_expiry > 0, "must be > 0"),
+        ("APP_JOBS_CHANGES_MAXLEN", config.jobs_changes_maxlen > 0, "must be > 0"),
+        ("APP_PUBLISHER_LEASE_SECONDS", config.publisher_lease_seconds > 0, "must be > 0"),
+        ("APP_PUBLISHER_POLL_SECONDS", config.publisher_poll_seconds > 0, "must be > 0"),
         (
             "APP_MQTT_SHARED_SUBSCRIPTION",
             bool(config.mqtt.shared_subscription)

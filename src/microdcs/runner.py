@@ -71,7 +71,9 @@ async def open_runtime(
     async with RedisStore(config.redis) as store:
         app = Application(config)
         # One dedupe registry: a source+id is a duplicate whichever transport brings it.
-        dedupe = Deduplicator(store, config.redis.dedupe_ttl)
+        dedupe = (
+            Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
+        )
         mqtt = MqttHandler(config, dedupe=dedupe)
         rpc = MessagePackRpcHandler(config, dedupe=dedupe) if config.rpc.enabled else None
         runtime = Runtime(config=config, app=app, store=store, mqtt=mqtt, rpc=rpc)

@@ -67,6 +67,7 @@ async def test_replica_reconnects_after_broker_restart_and_serves_again(
 async def test_requests_published_while_replica_is_away_are_answered_on_return(
     config: AppConfig,
 ) -> None:
+    config = replace(config, mqtt=replace(config.mqtt, end_session_on_shutdown=False))
     topic = f"{config.greeting_prefix}/commands"
     async with running(config):
         pass  # subscribe once, leave a persistent session behind
@@ -82,6 +83,25 @@ async def test_requests_published_while_replica_is_away_are_answered_on_return(
         async with running(config):
             replies = await asyncio.gather(*pending)
     assert sorted(r.json()["name"] for r in replies) == sorted(f"away{i}" for i in range(10))
+
+
+async def test_stopped_replica_leaves_the_group_so_the_other_gets_every_request(
+    config: AppConfig,
+) -> None:
+    topic = f"{config.greeting_prefix}/commands"
+    other = replace(config, instance_id=config.instance_id + "-b")
+    async with running(other) as survivor:
+        async with running(config):
+            pass  # serves, then shuts down gracefully
+        async with MesClient(config.mqtt.port) as mes:
+            replies = await asyncio.gather(
+                *(
+                    mes.request(topic, GREETING_TYPE, {"name": f"r{i}"}, timeout=3)
+                    for i in range(20)
+                )
+            )
+        assert len(replies) == 20
+        assert survivor.mqtt.stats.processed == 20
 
 
 def slow_prefix(config: AppConfig) -> str:
@@ -111,9 +131,7 @@ async def _wait_connected(mes: MesClient, config: AppConfig) -> None:
     raise AssertionError("replica did not come up")
 
 
-async def test_sigterm_lets_in_flight_messages_finish(
-    config: AppConfig, tmp_path: Path
-) -> None:
+async def test_sigterm_lets_in_flight_messages_finish(config: AppConfig, tmp_path: Path) -> None:
     replica = _start_replica(config, tmp_path)
     topic = f"{slow_prefix(config)}/commands"
     try:
@@ -259,6 +277,3 @@ async def test_redis_outage_beyond_retry_gives_storage_unavailable(
         await asyncio.to_thread(own_redis.start)
         ok = await mes.request(topic, GREETING_TYPE, {"name": "back"}, timeout=10)
         assert ok.json()["name"] == "back"
-
-
-

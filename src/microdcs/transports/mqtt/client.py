@@ -102,6 +102,7 @@ class MqttClient:
         self._flush_scheduled = False
         self._writable = asyncio.Event()
         self._writable.set()
+        self._all_acked = asyncio.Event()
         self._connack: asyncio.Future[codec.ConnAck] | None = None
         self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed.set_result(None)
@@ -126,6 +127,12 @@ class MqttClient:
     async def wait_closed(self) -> None:
         """Return when the current connection has ended."""
         await asyncio.shield(self._closed)
+
+    async def wait_acknowledged(self) -> None:
+        """Until the broker has acknowledged every publish of ours (or we disconnect)."""
+        while self._inflight and self.connected:
+            self._all_acked.clear()
+            await self._all_acked.wait()
 
     async def wait_writable(self) -> None:
         """Back-pressure: wait while the socket's send buffer is full."""
@@ -178,10 +185,10 @@ class MqttClient:
         self._pump()
         return connack
 
-    async def disconnect(self) -> None:
-        """Send DISCONNECT (session kept by the broker) and close."""
+    async def disconnect(self, *, end_session: bool = False) -> None:
+        """Send DISCONNECT and close; the broker keeps the session unless ``end_session``."""
         if self.connected:
-            self._write(codec.encode_disconnect())
+            self._write(codec.encode_disconnect(session_expiry=0 if end_session else None))
             self._flush()
             assert self._transport is not None
             self._transport.close()
@@ -204,6 +211,7 @@ class MqttClient:
                 future.set_exception(error)
         self._subacks.clear()
         self._writable.set()
+        self._all_acked.set()
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -313,6 +321,18 @@ class MqttClient:
         finally:
             self._subacks.pop(packet_id, None)
 
+    async def unsubscribe(self, filters: list[str]) -> list[int]:
+        """Unsubscribe and return the broker's reason codes."""
+        packet_id = self._allocate_id()
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._subacks[packet_id] = future
+        self._write(codec.encode_unsubscribe(packet_id, filters))
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                return await future
+        finally:
+            self._subacks.pop(packet_id, None)
+
     # -- reading ----------------------------------------------------------------------------
     def _data_received(self, data: bytes) -> None:
         self._last_received = asyncio.get_running_loop().time()
@@ -335,11 +355,13 @@ class MqttClient:
                 logger.warning("broker rejected publish %d: reason 0x%02x", packet_id, reason)
             if item is not None and item.on_ack is not None:
                 item.on_ack()
+            if not self._inflight:
+                self._all_acked.set()
             self._pump()
         elif kind == codec.CONNACK:
             if self._connack is not None and not self._connack.done():
                 self._connack.set_result(codec.decode_connack(packet.body))
-        elif kind == codec.SUBACK:
+        elif kind in (codec.SUBACK, codec.UNSUBACK):
             packet_id, codes = codec.decode_suback(packet.body)
             future = self._subacks.get(packet_id)
             if future is not None and not future.done():

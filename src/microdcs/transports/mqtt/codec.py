@@ -224,14 +224,26 @@ def encode_subscribe(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
     return _fixed_header(0x82, len(body)) + body
 
 
+def encode_unsubscribe(packet_id: int, filters: list[str]) -> bytes:
+    body = _U16.pack(packet_id) + b"\x00" + b"".join(_utf8(topic) for topic in filters)
+    return _fixed_header(0xA2, len(body)) + body
+
+
 def encode_puback(packet_id: int, reason_code: int = 0) -> bytes:
     if reason_code == 0:
         return b"\x40\x02" + _U16.pack(packet_id)
     return b"\x40\x04" + _U16.pack(packet_id) + bytes((reason_code,)) + b"\x00"
 
 
-def encode_disconnect(reason_code: int = 0) -> bytes:
-    return b"\xe0\x00" if reason_code == 0 else b"\xe0\x02" + bytes((reason_code,)) + b"\x00"
+def encode_disconnect(reason_code: int = 0, *, session_expiry: int | None = None) -> bytes:
+    """DISCONNECT; ``session_expiry=0`` asks the broker to drop the session now."""
+    if session_expiry is None:
+        if reason_code == 0:
+            return b"\xe0\x00"
+        return b"\xe0\x02" + bytes((reason_code,)) + b"\x00"
+    props = bytes((SESSION_EXPIRY,)) + _U32.pack(session_expiry)
+    body = bytes((reason_code,)) + encode_varint(len(props)) + props
+    return _fixed_header(0xE0, len(body)) + body
 
 
 # -- decoding -----------------------------------------------------------------------------

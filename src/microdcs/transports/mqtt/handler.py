@@ -393,9 +393,12 @@ class MqttHandler:
                     connack.session_present,
                 )
                 if await self._serve_until_down(client, shutdown):
-                    await self._drain()
+                    drained = await self._drain(client)
                     self.connected.clear()
-                    await client.disconnect()
+                    # A drained replica ends its session: a persistent session left in the
+                    # shared group would keep receiving its share of messages while nobody
+                    # serves it. Undrained work keeps the session for redelivery.
+                    await client.disconnect(end_session=drained)
                     return
                 logger.warning("MQTT connection lost; reconnecting")
             except MqttConnectionError as exc:
@@ -426,18 +429,35 @@ class MqttHandler:
             await asyncio.gather(down, stop, return_exceptions=True)
         return stop in done
 
-    async def _drain(self) -> None:
-        """Stop taking messages; let queued ones finish within the grace period."""
-        self._accepting = False
+    async def _drain(self, client: MqttClient) -> bool:
+        """Finish what was received (leaving the shared group first if configured).
+
+        True when the session should end: everything drained and leaving is configured.
+        """
         grace = self.config.shutdown_grace
+        leave = self.config.mqtt.end_session_on_shutdown
+        shared = [f for f, _ in self._subscriptions() if f != self.response_topic] if leave else []
         try:
             async with asyncio.timeout(grace):
-                await self._queue.join()
-                while self.client.pending_acks and self.client.connected:
-                    await asyncio.sleep(0.01)
-        except TimeoutError:
+                if shared:
+                    await client.unsubscribe(shared)
+                # Messages the broker had already assigned to us keep arriving for a
+                # moment after the UNSUBACK; serve them until the stream is quiet.
+                quiet_since = self.stats.received
+                while True:
+                    await self._queue.join()
+                    await client.wait_acknowledged()
+                    await asyncio.sleep(0.1)
+                    if self.stats.received == quiet_since and self._queue.empty():
+                        break
+                    quiet_since = self.stats.received
+        except (TimeoutError, MqttConnectionError):
+            self._accepting = False
             logger.warning(
                 "shutdown grace of %.1fs over: %d messages left unacknowledged for redelivery",
                 grace,
                 self._queue.qsize(),
             )
+            return False
+        self._accepting = False
+        return leave
