@@ -1,0 +1,72 @@
+"""Redis key layout of job management: one Redis Cluster hash tag per scope.
+
+Every key of a scope shares the tag ``{scope}``, so each Lua script (which may only touch
+keys of one slot) can read and write all of them atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from microdcs.storage.redis import RedisStore
+
+#: Station configuration sets, in the order the store script checks them.
+ID_KINDS = ("equipment", "materialclass", "materialdefinition", "personnel", "physicalasset")
+#: The scope tag of the root scope (no subject); "." is never a valid subject.
+ROOT_SCOPE = "."
+
+
+def scope_name(subject: str | None) -> str:
+    """The scope of a CloudEvent subject as used in keys (root scope for ``None``)."""
+    return subject or ROOT_SCOPE
+
+
+def subject_of_scope(scope: str) -> str | None:
+    """The inverse of :func:`scope_name`."""
+    return None if scope == ROOT_SCOPE else scope
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeKeys:
+    """The keys of one scope."""
+
+    base: str
+
+    @classmethod
+    def of(cls, store: RedisStore, scope: str) -> ScopeKeys:
+        return cls(store.key("jobs", "{" + scope + "}") + ":")
+
+    def job(self, job_id: str) -> str:
+        return f"{self.base}job:{job_id}"
+
+    def archived(self, job_id: str) -> str:
+        return f"{self.base}result:{job_id}"
+
+    @property
+    def list(self) -> str:
+        return f"{self.base}list"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.base}changes"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.base}seq"
+
+    @property
+    def responses(self) -> str:
+        return f"{self.base}responses"
+
+    @property
+    def cursor(self) -> str:
+        """Where the publisher has got to in the change stream."""
+        return f"{self.base}cursor"
+
+    def config(self, kind: str) -> str:
+        return f"{self.base}cfg:{kind}"
+
+
+def scopes_key(store: RedisStore) -> str:
+    """The set of every scope that has job data (for the publisher's discovery)."""
+    return store.key("jobs", "scopes")
