@@ -47,7 +47,10 @@ bench: install
 	done
 
 generate: install
-	@for schema in $(SCHEMAS); do $(VENV)/bin/microdcs dataclassgen $$schema generated; done
+	@for schema in $(SCHEMAS); do \
+	  $(VENV)/bin/microdcs dataclassgen $$schema generated/microdcs_models || exit 1; \
+	done
+	$(VENV)/bin/microdcs config-docs > docs/configuration.md
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workdir))
 
 
+def _cmd_config_docs(args: argparse.Namespace) -> int:
+    from microdcs.configdocs import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microdcs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--workdir", default=".run", help="where servers keep config and data")
     demo.set_defaults(handler=_cmd_demo)
+
+    docs = commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    docs.set_defaults(handler=_cmd_config_docs)
     return parser
 
 
