@@ -154,6 +154,8 @@ class Work:
                 continue  # still set from an earlier activation: setting again is a no-op
             if old is not None:
                 self.drop(old, "superseded")
+            # A re-run forgets the last result, so a loop condition sees the new run's.
+            self.results.pop(action.name, None)
             if q in (Q.D, Q.DS, Q.SD):
                 run = self.new_run(action, RunStatus.WAITING, stored=q is Q.SD)
                 self.schedule(TimerKind.DELAY, run, action.time or 0.0)
