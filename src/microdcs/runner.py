@@ -17,6 +17,7 @@ from microdcs.config import AppConfig, load_config
 from microdcs.errors import ConfigurationError
 from microdcs.examples.greeting import GreetingProcessor
 from microdcs.processor import CloudEventProcessor
+from microdcs.jobs.wiring import bind_jobs
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
@@ -62,6 +63,7 @@ def bind_defaults(runtime: Runtime) -> None:
     source = runtime.config.resolved_source
     runtime.bind(GreetingProcessor(source=source), prefix=runtime.config.greeting_prefix)
 
+    bind_jobs(runtime)  # job management processor (+ the retained-topic publisher)
 
 @contextlib.asynccontextmanager
 async def open_runtime(

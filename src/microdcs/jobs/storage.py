@@ -86,7 +86,7 @@ class Change:
     version: int = 0
     seq: int = 0
     removed: bool = False
-    #: Recipe format (dataschema) of the job's work master, "" if none (Store/Update).
+    #: Recipe format (dataschema) of the job's work master, "" if it has none.
     recipe: str = ""
 
     @property
@@ -192,8 +192,14 @@ class JobStore:
             response_data=reply[8] or None,
             has_response=_text(reply[9]) == "1",
         )
-        removed = rule.removal is not Removal.NONE
-        return Change(status, record, version=int(reply[1]), seq=int(reply[2]), removed=removed)
+        return Change(
+            status,
+            record,
+            version=int(reply[1]),
+            seq=int(reply[2]),
+            removed=rule.removal is not Removal.NONE,
+            recipe=_text(reply[10]),
+        )
 
     async def job(self, scope: str, job_id: str) -> tuple[JobRecord, int] | None:
         """The job (or its archived response) and its version; ``None`` if unknown."""
@@ -253,3 +259,42 @@ class JobStore:
             await self.redis.execute("DEL", key)
         else:
             await self.redis.execute("SET", key, limit)
+
+    # -- reading for the publisher ---------------------------------------------------------
+    async def scopes(self) -> set[str]:
+        """Every scope that has ever had a job."""
+        members = await self.redis.execute("SMEMBERS", scopes_key(self.redis))
+        return {_text(m) for m in members}
+
+    async def snapshot(self, scope: str) -> Snapshot:
+        """The scope's listed jobs with its change counter, in one atomic read."""
+        k = self.keys(scope)
+        flat = await self.redis.run_script("jobs.snapshot", [k.list, k.seq, k.changes], [k.base])
+        jobs = [
+            (_text(flat[i]), _status(flat[i + 1], flat[i + 2]), _text(flat[i + 3]) == "1")
+            for i in range(2, len(flat), 4)
+        ]
+        return Snapshot(seq=int(flat[0]), last_id=_text(flat[1]), jobs=jobs)
+
+    async def listed(self, scope: str, job_id: str) -> JobRecord | None:
+        """A listed job as it is now (``None`` once it left the list)."""
+        fields = await self.redis.execute(
+            "HMGET", self.keys(scope).job(job_id),
+            "order", "st", "sub", "started", "ended", "rdata", "res",
+        )  # fmt: skip
+        order, st, sub, started, ended, rdata, res = fields
+        if order is None:
+            return None
+        return JobRecord(
+            job_id, bytes(order), _status(st, sub), _text(started) or None,
+            _text(ended) or None, rdata or None, _text(res) == "1",
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A scope's job list at change counter ``seq`` (stream entry ``last_id``)."""
+
+    seq: int
+    last_id: str
+    jobs: list[tuple[str, JobStatus, bool]]

@@ -51,13 +51,14 @@ if mode == 'store' then
   state = ARGV[4]
   sub = ARGV[5]
   redis.call('HSET', job, 'order', ARGV[3], 'st', state, 'sub', sub, 'v', version,
-    'created', ARGV[6], 'updated', ARGV[6], 'res', '0')
+    'created', ARGV[6], 'updated', ARGV[6], 'res', '0', 'rc', recipe)
   redis.call('ZADD', KEYS[2], ARGV[7], ARGV[2])
 else
   version = tonumber(current[2]) + 1
   state = current[1]
   sub = ARGV[5]
-  redis.call('HSET', job, 'order', ARGV[3], 'sub', sub, 'v', version, 'updated', ARGV[6])
+  redis.call('HSET', job, 'order', ARGV[3], 'sub', sub, 'v', version, 'updated', ARGV[6],
+    'rc', recipe)
 end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'id', ARGV[2], 'op', 'upsert',

@@ -13,7 +13,8 @@
 -- ARGV[9] response retention (s)   ARGV[10] expected version ("" = any)
 -- ARGV[11] job response data JSON ("" = unchanged)
 -- Returns {status} on failure (2 unknown, 8 invalid state or lost the race), else
--- {1, version, seq, state, substate, order, started, ended, response data, has response}
+-- {1, version, seq, state, substate, order, started, ended, response data, has response,
+--  recipe dataschema of the job's work master}
 
 local job = KEYS[1]
 local cur = redis.call('HMGET', job, 'st', 'v', 'sub', 'started')
@@ -33,7 +34,7 @@ if n >= 5 then redis.call('HSET', job, 'ended', ARGV[6]) end
 if ARGV[11] ~= '' then redis.call('HSET', job, 'rdata', ARGV[11]) end
 if res == '1' then redis.call('ZADD', KEYS[5], '+inf', ARGV[1]) end
 
-local data = redis.call('HMGET', job, 'order', 'started', 'ended', 'rdata')
+local data = redis.call('HMGET', job, 'order', 'started', 'ended', 'rdata', 'rc')
 local op = 'upsert'
 if ARGV[5] == 'delete' then
   redis.call('DEL', job)
@@ -50,4 +51,4 @@ local seq = redis.call('INCR', KEYS[4])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'id', ARGV[1], 'op', op,
   'v', version, 'st', state, 'sub', sub, 'res', res, 'seq', seq)
 return {1, version, seq, n, tonumber(sub), data[1], data[2] or '', data[3] or '',
-  data[4] or '', res}
+  data[4] or '', res, data[5] or ''}

@@ -1,0 +1,300 @@
+"""The northbound job management processor: OPC 10031-4 / OPC 40001-3 methods for the MES.
+
+Every handler costs one Lua script call in Redis; a successful change raises the status
+event on ``{prefix}/{scope}/events``, wakes the retained-topic publisher and tells the
+start policy and job listeners (the SFC engine). Malformed requests get the method's
+typed response with ReturnStatus 1<<32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import orjson
+from microdcs_models.machinery_jobs import (
+    AbortRequest,
+    AbortResponse,
+    CancelRequest,
+    CancelResponse,
+    ClearRequest,
+    ClearResponse,
+    ISA95JobOrderStatusEventType,
+    ISA95JobResponseDataType,
+    ISA95ParameterDataType,
+    PauseRequest,
+    PauseResponse,
+    RequestJobResponseByJobOrderIDRequest,
+    RequestJobResponseByJobOrderIDResponse,
+    RequestJobResponseByJobOrderStateRequest,
+    RequestJobResponseByJobOrderStateResponse,
+    ResumeRequest,
+    ResumeResponse,
+    RevokeStartRequest,
+    RevokeStartResponse,
+    StartRequest,
+    StartResponse,
+    StopRequest,
+    StopResponse,
+    StoreAndStartRequest,
+    StoreAndStartResponse,
+    StoreRequest,
+    StoreResponse,
+    UpdateRequest,
+    UpdateResponse,
+)
+
+from microdcs.cloudevent import CloudEvent
+from microdcs.errors import InputError
+from microdcs.jobs.keys import scope_name
+from microdcs.jobs.returnstatus import ReturnStatus
+from microdcs.jobs.startpolicy import (
+    DefaultStartPolicy,
+    JobEvent,
+    JobEventKind,
+    JobListener,
+    StartPolicy,
+)
+from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
+from microdcs.jobs.states import parse_state_filter
+from microdcs.jobs.stationconfig import StationConfigHandlers
+from microdcs.jobs.storage import Change, JobStore
+from microdcs.models.base import Model
+from microdcs.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.routing import Direction, Intent
+
+logger = logging.getLogger(__name__)
+
+INVALID = ReturnStatus.INVALID_REQUEST
+JobOrderRequest = StoreRequest | StoreAndStartRequest | UpdateRequest
+
+#: What an MES method tells the start policy and the listeners when it succeeds.
+_EVENT_OF: dict[Command, JobEventKind] = {
+    Command.START: JobEventKind.ALLOWED_TO_START,
+    Command.STORE_AND_START: JobEventKind.ALLOWED_TO_START,
+    Command.REVOKE_START: JobEventKind.START_REVOKED,
+    Command.PAUSE: JobEventKind.PAUSED,
+    Command.RESUME: JobEventKind.RESUMED,
+    Command.STOP: JobEventKind.STOPPED,
+    Command.ABORT: JobEventKind.ABORTED,
+    Command.CANCEL: JobEventKind.CANCELLED,
+    Command.CLEAR: JobEventKind.CLEARED,
+    Command.SYSTEM_START: JobEventKind.STARTED,
+    Command.SYSTEM_END: JobEventKind.ENDED,
+    Command.SYSTEM_ABORT: JobEventKind.ABORTED,
+}
+
+
+class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
+    """Job orders of every scope, for the MES; also the :class:`JobControl` of the engine."""
+
+    direction: ClassVar[Direction] = Direction.NORTHBOUND
+    default_prefix: ClassVar[str] = "app/jobs"
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        *,
+        source: str = "microdcs",
+        start_policy: StartPolicy | None = None,
+    ) -> None:
+        super().__init__(source=source)
+        self.jobs = jobs
+        self.start_policy: StartPolicy = start_policy or DefaultStartPolicy()
+        self._listeners: list[JobListener] = []
+        self._change_listeners: list[Callable[[str], None]] = []
+
+    def add_listener(self, listener: JobListener) -> None:
+        """Tell ``listener`` about every job move (how the SFC engine follows the MES)."""
+        self._listeners.append(listener)
+
+    def add_change_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(scope)`` after every stored change (wakes the publisher)."""
+        self._change_listeners.append(listener)
+
+    # -- malformed requests ---------------------------------------------------------------
+    def on_invalid(self, event: CloudEvent, error: InputError) -> Model | None:
+        spec = self._mdcs_handlers.get(event.type)
+        response_type = spec.model.__response_type__ if spec is not None else None
+        if response_type is None:
+            return None  # station configuration: an error event on the events topic
+        return response_type(**{"return_status": INVALID})
+
+    # -- Store, StoreAndStart, Update -------------------------------------------------------
+    @handles(StoreRequest)
+    async def store(self, message: StoreRequest, context: MessageContext) -> Model:
+        status = await self._put(message, context, Command.STORE)
+        return StoreResponse(return_status=status)
+
+    @handles(StoreAndStartRequest)
+    async def store_and_start(
+        self, message: StoreAndStartRequest, context: MessageContext
+    ) -> Model:
+        status = await self._put(message, context, Command.STORE_AND_START)
+        return StoreAndStartResponse(return_status=status)
+
+    @handles(UpdateRequest)
+    async def update(self, message: UpdateRequest, context: MessageContext) -> Model:
+        status = await self._put(message, context, Command.UPDATE)
+        return UpdateResponse(return_status=status)
+
+    async def _put(
+        self, message: JobOrderRequest, context: MessageContext, command: Command
+    ) -> ReturnStatus:
+        order = message.job_order
+        if not order.job_order_id:
+            return INVALID
+        new = {Command.STORE: STORED, Command.STORE_AND_START: STORED_AND_STARTED}.get(command)
+        scope = scope_name(context.subject)
+        change = await self.jobs.put_order(scope, order, orjson.dumps(order.to_raw()), new=new)
+        if change.ok:
+            await self._changed(context.subject, order.job_order_id, change, command, context.event)
+        return change.status
+
+    # -- methods on a stored job ------------------------------------------------------------
+    @handles(StartRequest)
+    async def start(self, message: StartRequest, context: MessageContext) -> Model:
+        return StartResponse(return_status=await self._mes(message, context, Command.START))
+
+    @handles(RevokeStartRequest)
+    async def revoke_start(self, message: RevokeStartRequest, context: MessageContext) -> Model:
+        status = await self._mes(message, context, Command.REVOKE_START)
+        return RevokeStartResponse(return_status=status)
+
+    @handles(PauseRequest)
+    async def pause(self, message: PauseRequest, context: MessageContext) -> Model:
+        return PauseResponse(return_status=await self._mes(message, context, Command.PAUSE))
+
+    @handles(ResumeRequest)
+    async def resume(self, message: ResumeRequest, context: MessageContext) -> Model:
+        return ResumeResponse(return_status=await self._mes(message, context, Command.RESUME))
+
+    @handles(StopRequest)
+    async def stop(self, message: StopRequest, context: MessageContext) -> Model:
+        return StopResponse(return_status=await self._mes(message, context, Command.STOP))
+
+    @handles(AbortRequest)
+    async def abort(self, message: AbortRequest, context: MessageContext) -> Model:
+        return AbortResponse(return_status=await self._mes(message, context, Command.ABORT))
+
+    @handles(CancelRequest)
+    async def cancel(self, message: CancelRequest, context: MessageContext) -> Model:
+        return CancelResponse(return_status=await self._mes(message, context, Command.CANCEL))
+
+    @handles(ClearRequest)
+    async def clear(self, message: ClearRequest, context: MessageContext) -> Model:
+        return ClearResponse(return_status=await self._mes(message, context, Command.CLEAR))
+
+    async def _mes(self, message: Any, context: MessageContext, command: Command) -> ReturnStatus:
+        job_id: str = message.job_order_id
+        if not job_id:
+            return INVALID
+        return await self._move(context.subject, job_id, command, request=context.event)
+
+    # -- queries ---------------------------------------------------------------------------
+    @handles(RequestJobResponseByJobOrderIDRequest)
+    async def response_by_id(
+        self, message: RequestJobResponseByJobOrderIDRequest, context: MessageContext
+    ) -> Model:
+        if not message.job_order_id:
+            return RequestJobResponseByJobOrderIDResponse(return_status=INVALID)
+        found = await self.jobs.job(scope_name(context.subject), message.job_order_id)
+        if found is None or not found[0].has_response:
+            return RequestJobResponseByJobOrderIDResponse(
+                return_status=ReturnStatus.UNKNOWN_JOB_ORDER_ID
+            )
+        response = ISA95JobResponseDataType.from_raw(found[0].response_raw())
+        return RequestJobResponseByJobOrderIDResponse(
+            job_response=response, return_status=ReturnStatus.OK
+        )
+
+    @handles(RequestJobResponseByJobOrderStateRequest)
+    async def responses_by_state(
+        self, message: RequestJobResponseByJobOrderStateRequest, context: MessageContext
+    ) -> Model:
+        wanted = parse_state_filter(message.job_order_state)
+        if wanted is None:
+            return RequestJobResponseByJobOrderStateResponse(return_status=INVALID)
+        records = await self.jobs.responses(scope_name(context.subject))
+        matching = [
+            ISA95JobResponseDataType.from_raw(r.response_raw())
+            for r in records
+            if wanted.matches(r.status)
+        ]
+        return RequestJobResponseByJobOrderStateResponse(
+            job_responses=matching, return_status=ReturnStatus.OK
+        )
+
+    # -- JobControl: system moves (start policy, SFC engine) -----------------------------------
+    async def start_job(self, subject: str | None, job_id: str) -> ReturnStatus:
+        return await self._move(subject, job_id, Command.SYSTEM_START)
+
+    async def end_job(
+        self,
+        subject: str | None,
+        job_id: str,
+        response_data: Sequence[ISA95ParameterDataType] | None = None,
+    ) -> ReturnStatus:
+        data = orjson.dumps([p.to_raw() for p in response_data]) if response_data else None
+        return await self._move(subject, job_id, Command.SYSTEM_END, response_data=data)
+
+    async def abort_job(self, subject: str | None, job_id: str, reason: str) -> ReturnStatus:
+        data = orjson.dumps([{"ID": "ReasonForStateChange", "Value": reason}])
+        return await self._move(subject, job_id, Command.SYSTEM_ABORT, response_data=data)
+
+    # -- common ----------------------------------------------------------------------------
+    async def _move(
+        self,
+        subject: str | None,
+        job_id: str,
+        command: Command,
+        *,
+        request: CloudEvent | None = None,
+        response_data: bytes | None = None,
+    ) -> ReturnStatus:
+        change = await self.jobs.transition(
+            scope_name(subject), job_id, command, response_data=response_data
+        )
+        if change.ok:
+            await self._changed(subject, job_id, change, command, request)
+        return change.status
+
+    async def _changed(
+        self,
+        subject: str | None,
+        job_id: str,
+        change: Change,
+        command: Command,
+        request: CloudEvent | None,
+    ) -> None:
+        """After a stored change: status event, publisher wake-up, policy and listeners."""
+        record = change.record
+        assert record is not None
+        raw: dict[str, Any] = {"JobOrder": record.order_raw(), "JobState": record.status.to_wire()}
+        if record.has_response:
+            raw["JobResponse"] = record.response_raw()
+        status_event = ISA95JobOrderStatusEventType.from_raw(raw)
+        await self.publish(
+            status_event,
+            subject=subject,
+            intent=Intent.EVENTS,
+            correlationid=(request.correlationid or request.id) if request else None,
+            causationid=request.id if request else None,
+        )
+        scope = scope_name(subject)
+        for notify in self._change_listeners:
+            notify(scope)
+        kind = _EVENT_OF.get(command)
+        if kind is None:
+            return
+        event = JobEvent(kind, subject, job_id, change.recipe, by_mes=request is not None)
+        # The change is stored: a failing listener or policy must not turn it into an
+        # error response, so failures are logged here.
+        try:
+            for listener in self._listeners:
+                await listener(event)
+            if kind is JobEventKind.ALLOWED_TO_START:
+                await self.start_policy.allowed_to_start(event, self)
+        except Exception:
+            logger.exception("job listener or start policy failed on %s of %s", kind, job_id)

@@ -1,0 +1,113 @@
+"""Station configuration from the MES: what a scope allows and its job list limit.
+
+PUT (the default CloudEvent ``method``) allows an ID or stores a work master, DELETE takes
+it back. These events have no response: an invalid one raises an input error, which the
+transport turns into an error event on ``{prefix}/{scope}/events`` with ``mdcserrorkind``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from microdcs_models.machinery_jobs import (
+    EquipmentConfig,
+    JobAcceptanceConfig,
+    MaterialClassConfig,
+    MaterialDefinitionConfig,
+    PersonnelConfig,
+    PhysicalAssetConfig,
+    WorkMasterConfig,
+)
+
+from microdcs.errors import InvalidRequestError
+from microdcs.jobs.keys import scope_name
+from microdcs.processor import MessageContext, handles
+
+if TYPE_CHECKING:
+    from microdcs.jobs.storage import JobStore
+
+#: Largest meaningful job list limit; 0 and 65535 both mean unlimited.
+MAX_JOB_LIMIT = 65535
+
+
+def config_method(context: MessageContext) -> str:
+    """``PUT`` or ``DELETE`` from the CloudEvent ``method`` extension (PUT when absent)."""
+    value = context.event.extensions.get("method")
+    method = "PUT" if value is None else str(value).upper()
+    if method not in ("PUT", "DELETE"):
+        raise InvalidRequestError(f"method must be PUT or DELETE, not {value!r}")
+    return method
+
+
+def _required_id(value: str) -> str:
+    if not value or not value.strip():
+        raise InvalidRequestError("field 'ID' must not be empty")
+    return value
+
+
+class StationConfigHandlers:
+    """Handlers of the ``...config.*.v1`` events; mixed into the job processor."""
+
+    jobs: JobStore
+
+    async def _allow(self, kind: str, item_id: str, context: MessageContext) -> None:
+        method = config_method(context)
+        await self.jobs.allow_id(
+            scope_name(context.subject), kind, _required_id(item_id), allowed=method == "PUT"
+        )
+
+    @handles(EquipmentConfig)
+    async def config_equipment(self, message: EquipmentConfig, context: MessageContext) -> None:
+        await self._allow("equipment", message.id, context)
+
+    @handles(MaterialClassConfig)
+    async def config_material_class(
+        self, message: MaterialClassConfig, context: MessageContext
+    ) -> None:
+        await self._allow("materialclass", message.id, context)
+
+    @handles(MaterialDefinitionConfig)
+    async def config_material_definition(
+        self, message: MaterialDefinitionConfig, context: MessageContext
+    ) -> None:
+        await self._allow("materialdefinition", message.id, context)
+
+    @handles(PersonnelConfig)
+    async def config_personnel(self, message: PersonnelConfig, context: MessageContext) -> None:
+        await self._allow("personnel", message.id, context)
+
+    @handles(PhysicalAssetConfig)
+    async def config_physical_asset(
+        self, message: PhysicalAssetConfig, context: MessageContext
+    ) -> None:
+        await self._allow("physicalasset", message.id, context)
+
+    @handles(WorkMasterConfig)
+    async def config_work_master(self, message: WorkMasterConfig, context: MessageContext) -> None:
+        method = config_method(context)
+        wm_id = _required_id(message.id)
+        scope = scope_name(context.subject)
+        if method == "DELETE":
+            await self.jobs.put_work_master(scope, wm_id, None, "")
+            return
+        if message.data is not None and not message.dataschema:
+            raise InvalidRequestError("a work master with recipe 'data' needs a 'dataschema'")
+        recipe = message.dataschema if message.data is not None and message.dataschema else ""
+        await self.jobs.put_work_master(scope, wm_id, orjson.dumps(message.to_raw()), recipe)
+
+    @handles(JobAcceptanceConfig)
+    async def config_job_acceptance(
+        self, message: JobAcceptanceConfig, context: MessageContext
+    ) -> None:
+        method = config_method(context)
+        scope = scope_name(context.subject)
+        if method == "DELETE":
+            await self.jobs.set_max_jobs(scope, None)
+            return
+        limit = message.max_downloadable_job_orders
+        if not 0 <= limit <= MAX_JOB_LIMIT:
+            raise InvalidRequestError(
+                f"max_downloadable_job_orders must be 0..{MAX_JOB_LIMIT}, not {limit}"
+            )
+        await self.jobs.set_max_jobs(scope, limit)

@@ -1,0 +1,31 @@
+"""Wire job management into a runtime: the processor, and the publisher where enabled."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from microdcs.app import AdditionalTask
+from microdcs.jobs.processor import JobManagementProcessor
+from microdcs.jobs.storage import JobStore
+
+if TYPE_CHECKING:
+    from microdcs.runner import Runtime
+
+
+def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
+    """Bind the job processor under ``config.jobs_prefix``; add the publisher task."""
+    config = runtime.config
+    jobs = JobStore(
+        runtime.store,
+        retention=config.jobs_response_retention,
+        maxlen=config.jobs_changes_maxlen,
+    )
+    processor = JobManagementProcessor(jobs, source=config.resolved_source)
+    runtime.bind(processor, prefix=config.jobs_prefix)
+    if config.is_publisher_instance:
+        from microdcs.publisher.task import JobPublisher
+
+        publisher = JobPublisher(config, jobs, runtime.mqtt, processor)
+        processor.add_change_listener(publisher.notify)
+        runtime.app.add_task(AdditionalTask("jobs-publisher", publisher.run))
+    return processor

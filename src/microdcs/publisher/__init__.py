@@ -1,0 +1,1 @@
+"""The retained-topic publisher of job management and the lease that elects it."""
