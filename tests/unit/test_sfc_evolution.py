@@ -7,6 +7,7 @@ import json
 from microdcs.sfc import (
     Abort,
     ActionCompleted,
+    CancelAction,
     CancelTimer,
     ConditionContext,
     DispatchAction,
@@ -21,6 +22,7 @@ from microdcs.sfc import (
     Resume,
     ScheduleTimer,
     Start,
+    StepEntered,
     Stop,
     TimerDue,
     replay_effects,
@@ -96,7 +98,7 @@ def test_condition_over_job_parameters() -> None:
     r = recipe(["A", "B", "C"], [("A", "B", "param.Mode == 'fast'", 1), ("A", "C", "true", 2)])
     d = Driver(r, parameters={"Mode": "fast"})
     d.start()
-    assert [e.step for e in d.effects if type(e).__name__ == "StepEntered"] == ["A", "B"]
+    assert [e.step for e in d.effects if isinstance(e, StepEntered)] == ["A", "B"]
 
 
 def test_registered_predicate_decides_and_reevaluate_rechecks() -> None:
@@ -279,7 +281,7 @@ def test_unhandled_failure_aborts_the_job() -> None:
     assert d.status is ExecutionStatus.ABORTED
     assert d.execution.reason == "action a of step A failed: jammed"
     assert d.running() == []
-    assert [e.action for e in effects if type(e).__name__ == "CancelAction"] == ["x"]
+    assert [e.action for e in effects if isinstance(e, CancelAction)] == ["x"]
     assert isinstance(effects[-1], JobAborted)
 
 
@@ -438,7 +440,7 @@ def test_ignored_event_reports_why() -> None:
     d = Driver(recipe(["A"], []))
     (effect,) = d.send(Resume())
     assert isinstance(effect, EventIgnored)
-    assert "cannot resume a ready execution" == effect.reason
+    assert effect.reason == "cannot resume a ready execution"
 
 
 def test_start_event_type_is_exported() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from microdcs.sfc import CancelAction, DispatchAction, ExecutionStatus, RunStatus
-from tests.unit.test_sfc_support import Driver, act, recipe
+from tests.unit.test_sfc_support import Driver, act, branch, recipe
 
 
 def two_steps(*actions: object, condition: str | None = None) -> Driver:
@@ -318,3 +318,16 @@ def test_zero_timeout_means_none() -> None:
     d = two_steps(act("a", "A", timeout=0))
     d.start()
     assert d.execution.timers == {}
+
+
+def test_stored_action_reset_in_a_parallel_path_counts_as_done() -> None:
+    d = Driver(
+        recipe(
+            ["A", "L", "R"],
+            [("A", "Par")],
+            [act("h", "L", "S"), act("h", "R", "R")],
+            [branch("Par", "simultaneous", ["L"], ["R"])],
+        )
+    )
+    d.start()
+    assert d.status is ExecutionStatus.COMPLETED

@@ -181,10 +181,16 @@ class Work:
                 self.drop(run, f"step {step} ended")
 
     def step_done(self, step: str) -> bool:
-        """``done``: every awaited action of the step has completed (or hit its limit)."""
+        """``done``: every awaited action of the step has completed (or hit its limit).
+
+        A stored action reset by an R (in a parallel path, say) has no run any more and
+        counts as finished: nothing of it is left to wait for.
+        """
         for action in self.recipe.actions[step]:
             if action.awaited:
                 run = self.runs.get(action.key)
+                if run is None and action.stored:
+                    continue
                 if run is None or run.status not in FINISHED:
                     return False
         return True
