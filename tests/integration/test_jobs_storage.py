@@ -71,7 +71,8 @@ async def test_every_change_appends_to_the_stream_with_increasing_seq(jobs: JobS
     await jobs.transition(SCOPE, "J4", Command.CANCEL)
     k = ScopeKeys.of(jobs.redis, SCOPE)
     entries = await jobs.redis.execute("XRANGE", k.changes, "-", "+")
-    fields = [e[1] for e in entries]
+    fields = [e[1] if isinstance(e[1], dict) else dict(zip(e[1][::2], e[1][1::2], strict=True))
+              for e in entries]  # fmt: skip
     assert [f[b"op"] for f in fields] == [b"upsert", b"upsert", b"remove"]
     assert [int(f[b"seq"]) for f in fields] == [1, 2, 3]
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from microdcs.config import AppConfig
 from microdcs.jobs.keys import subject_of_scope
@@ -51,6 +52,18 @@ class _Scope:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Stream entries of a one-stream XREAD reply, raw RESP or parsed by redis-py."""
+    if not reply:
+        return []
+    entries = []
+    for entry_id, fields in reply[0][1]:
+        if not isinstance(fields, dict):
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
+        entries.append((entry_id, fields))
+    return entries
 
 
 class JobPublisher:
@@ -205,7 +218,7 @@ class JobPublisher:
         )
         busy = False
         for scope, reply in zip(scopes, replies, strict=True):
-            entries = reply[0][1] if reply else []
+            entries = _entries(reply)
             if entries:
                 busy = True
                 await self._apply(scope, entries)

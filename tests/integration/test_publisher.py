@@ -1,0 +1,145 @@
+"""The retained-topic publisher: restart from the stored cursor, and lease failover."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+from microdcs_models.machinery_jobs import ISA95JobOrderDataType
+
+from microdcs.config import AppConfig, to_environment
+from microdcs.jobs.keys import ScopeKeys
+from microdcs.jobs.statemachine import STORED
+from microdcs.jobs.storage import JobStore
+from microdcs.storage.redis import RedisStore
+from tests.conftest import running
+from tests.integration.test_jobs_helpers import SCOPE, Station, retained_until
+from tests.mesclient import MesClient, Received
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def retained_state(port: int, base: str) -> dict[str, Received]:
+    """Every retained message under ``base`` right now (a fresh subscription's view)."""
+    async with MesClient(port) as mes:
+        seen = await mes.watch(f"{base}/#")
+        marker = f"{base}/marker/{uuid.uuid4().hex}"
+        await mes.publish(marker, b"m")
+        found: dict[str, Received] = {}
+        async with asyncio.timeout(5):
+            while True:
+                message = await seen.get()
+                if message.topic == marker:
+                    return found
+                found[message.topic] = message
+
+
+async def test_restarted_publisher_catches_up_without_stale_topics(config: AppConfig) -> None:
+    base = f"{config.jobs_prefix}/{SCOPE}"
+    seqs: list[int] = []
+    async with MesClient(config.mqtt.port) as watcher:
+        index = await watcher.watch(f"{base}/state-index")
+        async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
+            station = Station(mes, config.jobs_prefix, runtime)
+            for job_id in ("J1", "J2", "J3"):
+                assert await station.store(job_id) == 1
+            assert await station.do("Start", "J2") == 1  # runs at once: 5 changes
+            seen = await retained_until(index, lambda m: m.json()["seq"] == 5)
+            seqs.append(seen.json()["seq"])
+        # The publisher is down; another replica (not a publisher) keeps serving.
+        other = replace(config, instance_id=config.instance_id + "-b", is_publisher_instance=False)
+        async with running(other) as runtime, MesClient(config.mqtt.port) as mes:
+            station = Station(mes, config.jobs_prefix, runtime)
+            assert await station.do("Cancel", "J1") == 1
+            assert await station.store("J3", "Update", Priority=9) == 1
+            assert await station.do("Stop", "J2") == 1
+        assert index.empty()  # nobody published meanwhile
+        async with running(config):
+            caught_up = await retained_until(index, lambda m: m.json()["seq"] == 8)
+        while not index.empty():
+            seqs.append(index.get_nowait().json()["seq"])
+        seqs.append(caught_up.json()["seq"])
+    assert seqs == sorted(set(seqs))  # strictly increasing
+    retained = await retained_state(config.mqtt.port, base)
+    assert sorted(t.removeprefix(base + "/") for t in retained) == [
+        "order/J2", "order/J3", "result/J2", "state-index",
+    ]  # fmt: skip
+    assert retained[f"{base}/order/J3"].json()["JobOrder"]["Priority"] == 9
+    assert retained[f"{base}/result/J2"].json()["JobState"][0]["StateNumber"] == 5
+    jobs = retained[f"{base}/state-index"].json()["jobs"]
+    assert {j["job_order_id"]: j["state"] for j in jobs} == {
+        "J2": "Ended.Completed",
+        "J3": "NotAllowedToStart.Ready",
+    }
+
+
+def _start_replica(config: AppConfig, tmp: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(to_environment(config))
+    env["PYTHONPATH"] = str(REPO)
+    log = (tmp / f"{config.instance_id}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "microdcs.cli", "run"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+    )  # fmt: skip
+
+
+async def _wait_logged(tmp: Path, text: str, *, count: int) -> None:
+    """Wait until ``count`` replica logs contain ``text`` (a subprocess has no event)."""
+    async with asyncio.timeout(15):
+        while sum(text in p.read_text() for p in tmp.glob("*.log")) < count:  # noqa: ASYNC110, ASYNC240
+            await asyncio.sleep(0.05)
+
+
+async def _store_directly(config: AppConfig, job_id: str) -> None:
+    """A change made by some replica (written straight to Redis, no MQTT involved)."""
+    async with RedisStore(config.redis) as store:
+        jobs = JobStore(store, retention=60, maxlen=1000)
+        order = ISA95JobOrderDataType(job_order_id=job_id)
+        change = await jobs.put_order(SCOPE, order, orjson.dumps(order.to_raw()), new=STORED)
+        assert change.ok
+
+
+async def test_publisher_role_fails_over_within_the_lease_time(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    lease = 1.5
+    config = replace(config, publisher_lease_seconds=lease)
+    replicas = {
+        name: _start_replica(replace(config, instance_id=f"{config.instance_id}-{name}"), tmp_path)
+        for name in ("a", "b")
+    }
+    base = f"{config.jobs_prefix}/{SCOPE}"
+    try:
+        await _wait_logged(tmp_path, "connected to", count=2)
+        async with MesClient(config.mqtt.port) as mes, RedisStore(config.redis) as store:
+            first = await mes.watch(f"{base}/order/J1")
+            await _store_directly(config, "J1")
+            await retained_until(first, lambda m: m.payload)
+            key = store.key("jobs", "publisher", "lease")
+            holder = (await store.execute("GET", key)).decode()
+            victim = replicas[holder.rsplit("-", 1)[1]]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(5)
+            killed_at = time.monotonic()
+            second = await mes.watch(f"{base}/order/J2")
+            await _store_directly(config, "J2")
+            await retained_until(second, lambda m: m.payload)
+            assert time.monotonic() - killed_at < lease + 0.5
+            assert (await store.execute("GET", key)).decode() != holder
+            seq = int(await store.execute("GET", ScopeKeys.of(store, SCOPE).seq))
+            assert seq == 2
+    finally:
+        for process in replicas.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in replicas.values():
+            process.wait(20)
