@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from microdcs.config import AppConfig, to_environment
 from microdcs.runner import Runtime
 from tests.mesclient import MesClient, Received, ce_properties, next_message
 
@@ -17,6 +22,7 @@ CFG = "com.github.aschamberger.ISA95-JOBCONTROL_V2.config"
 STATUS_EVENT = f"{JC}.ISA95JobOrderStatusEventType.v2"
 INVALID = 4294967296
 SCOPE = "woodworking"
+REPO = Path(__file__).resolve().parents[2]
 METHODS = ["Store", "StoreAndStart", "Update", "Start", "RevokeStart", "Pause", "Resume",
            "Stop", "Abort", "Cancel", "Clear"]  # fmt: skip
 QUERIES = ["RequestJobResponseByJobOrderID", "RequestJobResponseByJobOrderState"]
@@ -84,3 +90,21 @@ async def retained_until(queue: asyncio.Queue[Received], predicate: Any) -> Rece
             message = await queue.get()
             if predicate(message):
                 return message
+
+
+def start_replica(config: AppConfig, tmp: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(to_environment(config))
+    env["PYTHONPATH"] = str(REPO)
+    log = (tmp / f"{config.instance_id}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "microdcs.cli", "run"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+    )  # fmt: skip
+
+
+async def wait_logged(tmp: Path, text: str, *, count: int) -> None:
+    """Wait until ``count`` replica logs contain ``text`` (a subprocess has no event)."""
+    async with asyncio.timeout(15):
+        while sum(text in p.read_text() for p in tmp.glob("*.log")) < count:  # noqa: ASYNC110, ASYNC240
+            await asyncio.sleep(0.05)

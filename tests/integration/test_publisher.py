@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import replace
@@ -15,16 +12,20 @@ from pathlib import Path
 import orjson
 from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
-from microdcs.config import AppConfig, to_environment
+from microdcs.config import AppConfig
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.jobs.statemachine import STORED
 from microdcs.jobs.storage import JobStore
 from microdcs.storage.redis import RedisStore
 from tests.conftest import running
-from tests.integration.test_jobs_helpers import SCOPE, Station, retained_until
+from tests.integration.test_jobs_helpers import (
+    SCOPE,
+    Station,
+    retained_until,
+    start_replica,
+    wait_logged,
+)
 from tests.mesclient import MesClient, Received
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def retained_state(port: int, base: str) -> dict[str, Received]:
@@ -81,24 +82,6 @@ async def test_restarted_publisher_catches_up_without_stale_topics(config: AppCo
     }
 
 
-def _start_replica(config: AppConfig, tmp: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(to_environment(config))
-    env["PYTHONPATH"] = str(REPO)
-    log = (tmp / f"{config.instance_id}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "microdcs.cli", "run"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-    )  # fmt: skip
-
-
-async def _wait_logged(tmp: Path, text: str, *, count: int) -> None:
-    """Wait until ``count`` replica logs contain ``text`` (a subprocess has no event)."""
-    async with asyncio.timeout(15):
-        while sum(text in p.read_text() for p in tmp.glob("*.log")) < count:  # noqa: ASYNC110, ASYNC240
-            await asyncio.sleep(0.05)
-
-
 async def _store_directly(config: AppConfig, job_id: str) -> None:
     """A change made by some replica (written straight to Redis, no MQTT involved)."""
     async with RedisStore(config.redis) as store:
@@ -114,12 +97,12 @@ async def test_publisher_role_fails_over_within_the_lease_time(
     lease = 1.5
     config = replace(config, publisher_lease_seconds=lease)
     replicas = {
-        name: _start_replica(replace(config, instance_id=f"{config.instance_id}-{name}"), tmp_path)
+        name: start_replica(replace(config, instance_id=f"{config.instance_id}-{name}"), tmp_path)
         for name in ("a", "b")
     }
     base = f"{config.jobs_prefix}/{SCOPE}"
     try:
-        await _wait_logged(tmp_path, "connected to", count=2)
+        await wait_logged(tmp_path, "connected to", count=2)
         async with MesClient(config.mqtt.port) as mes, RedisStore(config.redis) as store:
             first = await mes.watch(f"{base}/order/J1")
             await _store_directly(config, "J1")
