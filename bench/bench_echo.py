@@ -89,26 +89,32 @@ async def load(port: int, topic: str, seconds: float, inflight: int) -> dict[str
     await client.connect()
     await client.subscribe([(response_topic, 1)])
     static = [("specversion", "1.0"), ("source", "bench/mes"), ("type", GREETING_TYPE)]
+    run_id = uuid.uuid4().hex[:8]
+    counter = iter(range(1 << 62))
 
     async def requester(deadline: float) -> None:
         nonlocal lost
         while time.perf_counter() < deadline:
-            key = uuid.uuid4().bytes
+            n = next(counter)
+            key = n.to_bytes(8, "big")
             props = codec.encode_publish_properties(
                 payload_format=1,
                 content_type="application/json",
                 response_topic=response_topic,
                 correlation_data=key,
-                user_properties=[("id", str(uuid.uuid4())), *static],
+                user_properties=[("id", f"{run_id}-{n}"), *static],
             )
             done: asyncio.Future[None] = loop.create_future()
             waiting[key] = (time.perf_counter(), done)
             client.publish(topic, b'{"name": "bench"}', props, qos=1)
+            timer = loop.call_later(10, done.cancel)
             try:
-                await asyncio.wait_for(done, 10)
-            except TimeoutError:
+                await done
+            except asyncio.CancelledError:
                 waiting.pop(key, None)
                 lost += 1
+            finally:
+                timer.cancel()
 
     # warm-up, not measured
     await asyncio.gather(*(requester(time.perf_counter() + 1.0) for _ in range(inflight)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -16,8 +17,8 @@ from microdcs.app import Application
 from microdcs.config import AppConfig, load_config
 from microdcs.errors import ConfigurationError
 from microdcs.examples.greeting import GreetingProcessor
-from microdcs.processor import CloudEventProcessor
 from microdcs.jobs.wiring import bind_jobs
+from microdcs.processor import CloudEventProcessor
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
@@ -62,8 +63,8 @@ def bind_defaults(runtime: Runtime) -> None:
     """The processors every replica runs."""
     source = runtime.config.resolved_source
     runtime.bind(GreetingProcessor(source=source), prefix=runtime.config.greeting_prefix)
-
     bind_jobs(runtime)  # job management processor (+ the retained-topic publisher)
+
 
 @contextlib.asynccontextmanager
 async def open_runtime(
@@ -92,8 +93,20 @@ async def serve(config: AppConfig, factories: Sequence[RuntimeFactory] = ()) -> 
     """Run one replica until SIGINT/SIGTERM."""
     async with open_runtime(config, factories) as runtime:
         logger.info("microdcs %s starting", config.resolved_instance_id)
+        settle_garbage_collector()
         await runtime.app.run()
         logger.info("microdcs %s stopped", config.resolved_instance_id)
+
+
+def settle_garbage_collector() -> None:
+    """Move start-up objects out of the collector's way and collect young objects less often.
+
+    Per-message garbage is short-lived; full collections walking every module, class and
+    model compiled at start-up only add latency spikes.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
 
 
 def configure_logging(level: str) -> None:

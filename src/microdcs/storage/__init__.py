@@ -1,6 +1,7 @@
-"""Redis storage: connection ownership, pipelined command batching, dedupe."""
+"""Redis storage: connection ownership, pipelined commands, dedupe."""
 
 from microdcs.storage.dedupe import Deduplicator
-from microdcs.storage.redis import CommandBatcher, RedisStore
+from microdcs.storage.redis import RedisStore
+from microdcs.storage.resp import RespConnection
 
-__all__ = ["CommandBatcher", "Deduplicator", "RedisStore"]
+__all__ = ["Deduplicator", "RedisStore", "RespConnection"]

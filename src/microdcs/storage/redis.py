@@ -1,15 +1,13 @@
-"""The Redis connection of a process and a batcher that pipelines concurrent commands.
+"""The Redis connections of a process.
 
-One awaited Redis call costs ~150 µs of round trip; 64 concurrent handlers each awaiting
-their own would serialise on that. The :class:`CommandBatcher` collects every command
-issued while the previous pipeline is in flight and sends them as one pipeline, so the
-round-trip cost is shared by the whole batch.
+Per-message commands (dedupe, job compare-and-swap scripts) go through one pipelined
+:class:`RespConnection`: everything issued during one event-loop iteration leaves in one
+write, so 64 concurrent handlers share round trips instead of queueing behind each
+other. ``client`` (redis-py) serves everything else, such as blocking stream reads.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -23,7 +21,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from microdcs.config import RedisConfig
-from microdcs.errors import StorageUnavailableError
+from microdcs.storage.resp import RespConnection
 
 logger = logging.getLogger(__name__)
 
@@ -31,57 +29,8 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
-class CommandBatcher:
-    """Coalesces concurrently issued commands into pipelines; run it in a task group."""
-
-    def __init__(self, client: aioredis.Redis, *, max_batch: int = 1024) -> None:
-        self._client = client
-        self._max_batch = max_batch
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._wakeup = asyncio.Event()
-
-    async def execute(self, *args: Any) -> Any:
-        """Run one command as part of the next pipeline and return its reply."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((args, future))
-        self._wakeup.set()
-        return await future
-
-    async def run(self) -> None:
-        """Drain pending commands until cancelled."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._send(batch)
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            for args, _ in batch:
-                pipe.execute_command(*args)
-            replies: Sequence[Any] = await pipe.execute(raise_on_error=False)
-        except UNAVAILABLE_ERRORS as exc:
-            error = StorageUnavailableError(f"Redis unavailable: {exc}")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, UNAVAILABLE_ERRORS):
-                future.set_exception(StorageUnavailableError(f"Redis unavailable: {reply}"))
-            elif isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-
 class RedisStore:
-    """Owns the Redis client and the batcher task; ``async with RedisStore(cfg) as store``."""
+    """Owns the Redis connections; ``async with RedisStore(cfg) as store``."""
 
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
@@ -95,18 +44,16 @@ class RedisStore:
             health_check_interval=15,
             decode_responses=False,
         )
-        self.batcher = CommandBatcher(self.client)
+        self.pipeline = RespConnection(
+            config.hostname, config.port, password=config.password, db=config.db
+        )
         self._scripts: dict[str, tuple[str, str]] = {}
-        self._batcher_task: asyncio.Task[None] | None = None
-        self._stack = contextlib.AsyncExitStack()
 
     def key(self, *parts: str) -> str:
         """A key under the configured prefix, parts joined by ``:``."""
         return ":".join((self.config.key_prefix, *parts))
 
     async def __aenter__(self) -> Self:
-        task_group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._batcher_task = task_group.create_task(self.batcher.run(), name="redis-batcher")
         return self
 
     async def __aexit__(
@@ -115,16 +62,16 @@ class RedisStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._batcher_task is not None:
-            self._batcher_task.cancel()
-        try:
-            await self._stack.__aexit__(exc_type, exc, tb)
-        finally:
-            await self.client.aclose()
+        self.pipeline.close()
+        await self.client.aclose()
 
     async def execute(self, *args: Any) -> Any:
-        """One command through the batcher (pipelined with concurrent callers)."""
-        return await self.batcher.execute(*args)
+        """One command, pipelined with those of concurrent callers.
+
+        Raises :class:`StorageUnavailableError` when Redis cannot be reached and
+        ``redis.exceptions.ResponseError`` for an error reply.
+        """
+        return await self.pipeline.execute(*args)
 
     async def ping(self) -> bool:
         """True when Redis answers; never raises."""
@@ -142,7 +89,7 @@ class RedisStore:
         """EVALSHA a registered script, loading it on NOSCRIPT (e.g. after a Redis restart)."""
         source, sha = self._scripts[name]
         try:
-            return await self.batcher.execute("EVALSHA", sha, len(keys), *keys, *args)
+            return await self.pipeline.execute("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self.batcher.execute("SCRIPT", "LOAD", source)
-            return await self.batcher.execute("EVALSHA", sha, len(keys), *keys, *args)
+            await self.pipeline.execute("SCRIPT", "LOAD", source)
+            return await self.pipeline.execute("EVALSHA", sha, len(keys), *keys, *args)

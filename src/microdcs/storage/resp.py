@@ -1,0 +1,185 @@
+"""A lean, fully pipelined Redis connection for the hot path.
+
+Commands issued during one event-loop iteration leave in one ``write``; replies are
+matched to their futures in order as they arrive, and the next batch never waits for the
+previous one's replies. Parsing is hiredis (C). redis-py stays in use for everything that
+is not per-message (blocking stream reads, administration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+from typing import Any
+
+import hiredis
+from redis.exceptions import NoScriptError, ResponseError
+
+from microdcs.errors import StorageUnavailableError
+
+
+def encode_command(args: tuple[Any, ...]) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode("utf-8")
+        elif isinstance(arg, int | float):
+            data = repr(arg).encode("ascii")
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _reply_error(message: str) -> ResponseError:
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return ResponseError(message)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, connection: RespConnection) -> None:
+        self._connection = connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self._connection._data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connection._connection_lost(exc)
+
+
+class RespConnection:
+    """One pipelined connection; reconnects lazily on the next command after a loss."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        password: str | None = None,
+        db: int = 0,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._password = password
+        self._db = db
+        self._connect_timeout = connect_timeout
+        self._transport: asyncio.Transport | None = None
+        self._reader = hiredis.Reader()
+        self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._connecting: asyncio.Lock | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    async def _ensure_connected(self) -> None:
+        if self.connected:
+            return
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self.connected:
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    transport, _ = await loop.create_connection(
+                        lambda: _Protocol(self), self._host, self._port
+                    )
+            except (OSError, TimeoutError) as exc:
+                raise StorageUnavailableError(
+                    f"Redis at {self._host}:{self._port} unavailable: {exc}"
+                ) from None
+            self._transport = transport
+            self._reader = hiredis.Reader()
+            setup: list[tuple[Any, ...]] = []
+            if self._password:
+                setup.append(("AUTH", self._password))
+            if self._db:
+                setup.append(("SELECT", self._db))
+            if setup:
+                for reply in await asyncio.gather(*self._submit(setup)):
+                    if isinstance(reply, Exception):
+                        raise StorageUnavailableError(f"Redis refused set-up: {reply}")
+
+    async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send commands in order; each reply (or the reply's error) in the same order."""
+        await self._ensure_connected()
+        return list(await asyncio.gather(*self._submit(commands), return_exceptions=True))
+
+    async def execute(self, *args: Any) -> Any:
+        await self._ensure_connected()
+        return await self._submit([args])[0]
+
+    def _submit(self, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self._out.extend(encode_command(args) for args in commands)
+        self._pending.extend(futures)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return futures
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        if self._transport is None:
+            self._fail_pending(StorageUnavailableError("Redis connection lost"))
+            return
+        self._transport.write(data)
+
+    def _data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        pending = self._pending
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:
+                assert self._transport is not None
+                self._transport.abort()
+                self._fail_pending(StorageUnavailableError(f"Redis protocol error: {exc}"))
+                return
+            if reply is False:
+                return
+            if not pending:
+                continue
+            future = pending.popleft()
+            if future.done():
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(_reply_error(str(reply)))
+            else:
+                future.set_result(reply)
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._fail_pending(StorageUnavailableError(f"Redis connection lost: {exc}"))
+
+    def _fail_pending(self, error: Exception) -> None:
+        while self._pending:
+            future = self._pending.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
