@@ -1,6 +1,6 @@
 """Job persistence on plain Redis data types, one Lua script per state change.
 
-Each change is a single EVALSHA through the store's pipelining batcher: the script checks
+Each change is a single EVALSHA through the store's pipelined connection: the script checks
 the current state (and station configuration), writes, bumps the version and appends to
 the scope's change stream atomically, so two replicas racing on one job never both win,
 and a request costs one Redis round trip.

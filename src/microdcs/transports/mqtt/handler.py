@@ -61,6 +61,12 @@ class MqttBinding:
         self.layout = layout
 
     async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
+        """Queue the event for the broker without awaiting its PUBACK.
+
+        Like every QoS 1 publish it stays queued across reconnects until acknowledged;
+        waiting here would only add a round trip to every handler that emits events.
+        Back-pressure still applies when the socket's send buffer is full.
+        """
         envelope = to_binary(event)
         topic = self.layout.topic(event.subject, intent)
         if expect_response:
@@ -69,7 +75,8 @@ class MqttBinding:
             envelope.correlation_data = key
             ttl = float(event.expiryinterval or 60)
             self.handler.tracker.add(key, self.processor, event, ttl)
-        await self.handler.publish(topic, envelope)
+        await self.handler.client.wait_writable()
+        self.handler._publish_now(topic, envelope)
 
 
 class MqttHandler:
