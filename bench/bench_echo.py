@@ -136,10 +136,11 @@ async def load(port: int, topic: str, seconds: float, inflight: int) -> dict[str
 
 def run_load(port: int, topic: str, seconds: float, inflight: int) -> dict[str, float]:
     """The load generator in its own process, so it does not share the server's core."""
+    here = str(Path(__file__).parent)
     code = (
-        "import asyncio, json, sys; sys.path.insert(0, %r); import bench_echo as b; "
-        "import uvloop; print(json.dumps(uvloop.run(b.load(%d, %r, %f, %d))))"
-        % (str(Path(__file__).parent), port, topic, seconds, inflight)
+        f"import json, sys; sys.path.insert(0, {here!r}); import bench_echo as b; "
+        f"import uvloop; print(json.dumps(uvloop.run(b.load({port}, {topic!r}, {seconds}, "
+        f"{inflight}))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import orjson
+
 from microdcs_models.machinery_jobs import StoreRequest
 
 ROOT = Path(__file__).parents[1]

@@ -41,7 +41,7 @@ def rpc_config(*, shutdown_grace: float = 2.0, **rpc: Any) -> AppConfig:
 async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
     """Wait until ``condition()`` holds (state changed by the server's own tasks)."""
     async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - polling server internals in tests
+        while not condition():
             await asyncio.sleep(0.005)
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import msgpack
 import orjson
 import pytest
-from microdcs_models import machinery_jobs as mj
 
 from microdcs.errors import PayloadValidationError
 from microdcs.models import Model
+from microdcs_models import machinery_jobs as mj
 
 DATA = Path(__file__).parents[1] / "data" / "models"
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"

@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 import pytest
-from microdcs_models.machinery_jobs import ISA95ParameterDataType
-from microdcs_models.sfc_recipe import SfcQualifier, SfcRecipe
 
 from microdcs.errors import PayloadDecodeError, PayloadValidationError
 from microdcs.models import Model, hidden
+from microdcs_models.machinery_jobs import ISA95ParameterDataType
+from microdcs_models.sfc_recipe import SfcQualifier, SfcRecipe
 
 JSON = "application/json"
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from microdcs_models.sfc_recipe import SfcAction, SfcBranch, SfcRecipe
 
 from microdcs.sfc import (
     ActionCompleted,
@@ -34,6 +33,7 @@ from microdcs.sfc import (
     evolve,
     new_execution,
 )
+from microdcs_models.sfc_recipe import SfcAction, SfcBranch, SfcRecipe
 from tests.unit.test_sfc_support import act, branch, recipe
 
 QUALIFIERS = ["N", "N", "P", "P1", "P0", "S", "L", "D", "SD", "DS", "SL"]

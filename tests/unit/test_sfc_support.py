@@ -9,17 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from microdcs_models.sfc_recipe import (
-    SfcAction,
-    SfcBranch,
-    SfcBranchType,
-    SfcInteraction,
-    SfcQualifier,
-    SfcRecipe,
-    SfcStep,
-    SfcTransition,
-)
-
 from microdcs.sfc import (
     ActionCompleted,
     ActionFailed,
@@ -37,6 +26,16 @@ from microdcs.sfc import (
     new_execution,
 )
 from microdcs.sfc.conditions import ConditionContext
+from microdcs_models.sfc_recipe import (
+    SfcAction,
+    SfcBranch,
+    SfcBranchType,
+    SfcInteraction,
+    SfcQualifier,
+    SfcRecipe,
+    SfcStep,
+    SfcTransition,
+)
 
 TransitionSpec = tuple[str, str] | tuple[str, str, str | None] | tuple[str, str, str | None, int]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from microdcs_models.sfc_recipe import SfcRecipe
 
 from microdcs.errors import InputError
 from microdcs.sfc import RecipeValidationError, compile_recipe, validate_recipe
+from microdcs_models.sfc_recipe import SfcRecipe
 from tests.unit.test_sfc_support import act, branch, recipe
 
 

@@ -22,7 +22,6 @@ from microdcs.cloudevent import (
 from microdcs.contenttypes import CLOUDEVENTS_JSON, is_json, is_structured
 from microdcs.errors import InvalidCloudEventError
 
-
 MAX_EXPIRY = 2**32 - 1
 
 
