@@ -34,7 +34,12 @@ from microdcs.transports.mqtt.client import (
     MqttClient,
     MqttConnectionError,
 )
-from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary
+from microdcs.transports.mqtt.mapping import (
+    MqttEnvelope,
+    encode_properties,
+    from_mqtt,
+    to_binary,
+)
 from microdcs.transports.mqtt.topics import TopicLayout
 from microdcs.transports.pipeline import EventPipeline, TransportStats
 from microdcs.transports.tracker import ResponseTracker
@@ -309,16 +314,13 @@ class MqttHandler:
         on_ack: AckCallback | None = None,
     ) -> None:
         """Queue one PUBLISH (kept across reconnects until the broker acknowledges it)."""
-        properties = codec.encode_publish_properties(
-            payload_format=1 if envelope.payload_is_utf8 else None,
-            message_expiry=envelope.message_expiry,
-            content_type=envelope.content_type,
-            response_topic=envelope.response_topic,
-            correlation_data=envelope.correlation_data,
-            user_properties=envelope.user_properties,
-        )
         self.client.publish(
-            topic, envelope.payload, properties, qos=qos, retain=retain, on_ack=on_ack
+            topic,
+            envelope.payload,
+            encode_properties(envelope),
+            qos=qos,
+            retain=retain,
+            on_ack=on_ack,
         )
         if qos == 0 and on_ack is not None:
             on_ack()

@@ -21,6 +21,7 @@ from microdcs.cloudevent import (
 )
 from microdcs.contenttypes import CLOUDEVENTS_JSON, is_json, is_structured
 from microdcs.errors import InvalidCloudEventError
+from microdcs.transports.mqtt import codec
 
 MAX_EXPIRY = 2**32 - 1
 
@@ -64,6 +65,18 @@ def to_binary(event: CloudEvent) -> MqttEnvelope:
         user_properties=props,
         message_expiry=expiry,
         payload_is_utf8=is_json(event.datacontenttype),
+    )
+
+
+def encode_properties(envelope: MqttEnvelope) -> bytes:
+    """The PUBLISH property section carrying an envelope's metadata."""
+    return codec.encode_publish_properties(
+        payload_format=1 if envelope.payload_is_utf8 else None,
+        message_expiry=envelope.message_expiry,
+        content_type=envelope.content_type,
+        response_topic=envelope.response_topic,
+        correlation_data=envelope.correlation_data,
+        user_properties=envelope.user_properties,
     )
 
 
