@@ -103,7 +103,6 @@ class MqttHandler:
         )
         self.bindings: list[MqttBinding] = []
         self.connected = asyncio.Event()
-        self._epoch = 0
         self._accepting = True
         self._queue: asyncio.Queue[_Received] = asyncio.Queue()
         self._client: MqttClient | None = None
