@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default=".run", help="where servers keep config and data")
     demo.set_defaults(handler=_cmd_demo)
 
+    from microdcs.equipment.simcli import add_parser as add_simulator
+
+    add_simulator(commands)
+
     docs = commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
     docs.set_defaults(handler=_cmd_config_docs)
     return parser

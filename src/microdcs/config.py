@@ -190,6 +190,29 @@ class AppConfig:
     equipment_prefix: str = setting(
         "APP_EQUIPMENT_TOPIC_PREFIX", "app/equipment", "Topic prefix of southbound equipment."
     )
+    sfc_engine_enabled: bool = setting(
+        "APP_SFC_ENGINE_ENABLED", True, "Run the SFC recipe engine task on this replica."
+    )
+    sfc_claim_idle_seconds: float = setting(
+        "APP_SFC_CLAIM_IDLE_SECONDS",
+        3.0,
+        "Idle time after which another replica claims (XAUTOCLAIM) an unacknowledged "
+        "engine work item, e.g. of a replica that died.",
+    )
+    sfc_timer_poll_seconds: float = setting(
+        "APP_SFC_TIMER_POLL_SECONDS", 0.05, "How often each replica looks for due SFC timers."
+    )
+    sfc_command_resend_seconds: float = setting(
+        "APP_SFC_COMMAND_RESEND_SECONDS",
+        5.0,
+        "A command still unanswered after this is sent again with the same correlation id.",
+    )
+    sfc_scope_scan_seconds: float = setting(
+        "APP_SFC_SCOPE_SCAN_SECONDS", 1.0, "How often the engine looks for new scopes."
+    )
+    sfc_work_maxlen: int = setting(
+        "APP_SFC_WORK_MAXLEN", 100000, "Approximate length each scope's work stream is trimmed to."
+    )
     greeting_prefix: str = setting(
         "APP_GREETING_TOPIC_PREFIX", "app/greeting", "Topic prefix of the greeting example."
     )

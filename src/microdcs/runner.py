@@ -19,6 +19,7 @@ from microdcs.errors import ConfigurationError
 from microdcs.examples.greeting import GreetingProcessor
 from microdcs.jobs.wiring import bind_jobs
 from microdcs.processor import CloudEventProcessor
+from microdcs.sfc.engine.wiring import bind_engine
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
@@ -63,7 +64,8 @@ def bind_defaults(runtime: Runtime) -> None:
     """The processors every replica runs."""
     source = runtime.config.resolved_source
     runtime.bind(GreetingProcessor(source=source), prefix=runtime.config.greeting_prefix)
-    bind_jobs(runtime)  # job management processor (+ the retained-topic publisher)
+    jobs = bind_jobs(runtime)  # job management processor (+ the retained-topic publisher)
+    bind_engine(runtime, jobs)  # SFC engine task + southbound equipment processor
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,1 @@
+"""Southbound: the equipment processor that commands equipment, and an equipment simulator."""

@@ -1,0 +1,99 @@
+"""The generic southbound processor: commands out, answers and events back to the engine.
+
+It handles every CloudEvent type on ``{prefix}/{scope}/events|data|metadata`` (the shared
+subscription, so any replica gets any answer) and hands it to a receiver, the SFC engine,
+which matches it to the waiting action through Redis. Commands go out with their
+correlation id in the CloudEvent and in the MQTT Correlation Data, and name the shared
+events topic as Response Topic: no answer depends on the replica that sent the command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from microdcs.cloudevent import CloudEvent
+from microdcs.equipment.contract import (
+    EquipmentMessage,
+    cancel_event,
+    command_event,
+    read_message,
+)
+from microdcs.processor import CloudEventProcessor, MessageContext
+from microdcs.routing import Direction, Intent
+from microdcs.sfc.events import CancelAction, DispatchAction
+from microdcs.transports.mqtt.handler import MqttBinding
+from microdcs.transports.mqtt.mapping import to_binary
+
+logger = logging.getLogger(__name__)
+
+Receiver = Callable[[str | None, EquipmentMessage], Awaitable[None]]
+
+
+class EquipmentProcessor(CloudEventProcessor):
+    """Talks to the equipment of every scope under one topic prefix."""
+
+    direction: ClassVar[Direction] = Direction.SOUTHBOUND
+    default_prefix: ClassVar[str] = "app/equipment"
+
+    def __init__(self, *, source: str = "microdcs") -> None:
+        super().__init__(source=source)
+        self._binding: MqttBinding | None = None
+        self._receiver: Receiver | None = None
+        self.sent = 0
+        self.received = 0
+
+    def attach_binding(self, binding: MqttBinding) -> None:
+        """The MQTT binding commands go out through (set by the wiring)."""
+        self._binding = binding
+
+    def set_receiver(self, receiver: Receiver) -> None:
+        """Who matches answers and events to actions (the SFC engine)."""
+        self._receiver = receiver
+
+    # -- incoming: any type is an answer or an event ------------------------------------
+    def handles_type(self, event_type: str) -> bool:
+        return True
+
+    async def dispatch(self, event: CloudEvent, context: MessageContext) -> list[CloudEvent]:
+        self.received += 1
+        if self._receiver is None:
+            logger.warning("equipment event %s dropped: no receiver", event.type)
+            return []
+        await self._receiver(event.subject, read_message(event))
+        return []
+
+    # -- outgoing -------------------------------------------------------------------------
+    async def send_command(self, subject: str | None, dispatch: DispatchAction) -> None:
+        """Publish the command of a push_command run (again, if it is overdue)."""
+        event = command_event(
+            source=self.source,
+            subject=subject,
+            type_id=dispatch.type_id,
+            correlation_id=dispatch.correlation_id,
+            parameters=dispatch.parameters,
+            timeout_seconds=dispatch.timeout_seconds,
+        )
+        await self._send(event, dispatch.correlation_id)
+        self.sent += 1
+
+    async def send_cancel(self, subject: str | None, cancel: CancelAction) -> None:
+        event = cancel_event(
+            source=self.source,
+            subject=subject,
+            correlation_id=cancel.correlation_id,
+            reason=cancel.reason,
+        )
+        await self._send(event, cancel.correlation_id)
+
+    async def _send(self, event: CloudEvent, correlation_id: str) -> None:
+        binding = self._binding
+        if binding is None:
+            raise RuntimeError("the equipment processor is not bound to MQTT")
+        envelope = to_binary(event)
+        envelope.correlation_data = correlation_id.encode()
+        envelope.response_topic = binding.layout.topic(event.subject, Intent.EVENTS)
+        await binding.handler.publish(
+            binding.layout.topic(event.subject, Intent.COMMANDS), envelope
+        )

@@ -1,0 +1,344 @@
+"""The SFC engine task: every replica runs it; Redis decides who does what.
+
+Per scope, each replica reads the scope's work stream through one consumer group, claims
+entries a dead replica left behind (XAUTOCLAIM after an idle time), and fires due timers
+(claimed atomically, so each fires once). An entry is evolved against the stored
+execution, stored with a compare-and-swap on its version together with the effects to
+perform, then the effects are performed and only then the entry is acknowledged. New
+scopes are found through a Redis set, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from microdcs.equipment.contract import EquipmentMessage
+from microdcs.equipment.processor import EquipmentProcessor
+from microdcs.errors import InputError, StorageUnavailableError
+from microdcs.jobs.keys import scope_name, subject_of_scope
+from microdcs.jobs.returnstatus import ReturnStatus
+from microdcs.jobs.startpolicy import JobControl, JobEvent, JobEventKind
+from microdcs.sfc import (
+    CancelAction,
+    CompiledRecipe,
+    DispatchAction,
+    JobAborted,
+    JobCompleted,
+    JobStopped,
+    Predicate,
+    compile_recipe,
+    evolve,
+    new_execution,
+)
+from microdcs.sfc.engine.control import RecipeSource
+from microdcs.sfc.engine.keys import RESEND, timer_member
+from microdcs.sfc.engine.plan import (
+    External,
+    WorkItem,
+    decode_effects,
+    encode_effects,
+    plan_change,
+    response_data,
+)
+from microdcs.sfc.engine.store import EngineStore, Entry
+from microdcs.sfc.state import RunStatus
+from microdcs.sfc.work import dispatch_effect
+from microdcs.storage.redis import UNAVAILABLE_ERRORS
+from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Redis being away: wait and retry rather than crash the task.
+TRANSIENT = (*UNAVAILABLE_ERRORS, StorageUnavailableError)
+#: MES moves the engine turns into work items (by the MES only; its own moves are not).
+_MES_KINDS = {
+    JobEventKind.PAUSED: "pause",
+    JobEventKind.RESUMED: "resume",
+    JobEventKind.STOPPED: "stop",
+    JobEventKind.ABORTED: "abort",
+}
+_CAS_ATTEMPTS = 20
+
+
+class SfcEngine:
+    """Runs the recipes of all scopes; ``run`` is the replica's additional task."""
+
+    def __init__(
+        self,
+        store: EngineStore,
+        control: JobControl,
+        recipes: RecipeSource,
+        equipment: EquipmentProcessor,
+        *,
+        consumer: str,
+        claim_idle: float = 3.0,
+        timer_poll: float = 0.05,
+        resend_after: float = 5.0,
+        scope_scan: float = 1.0,
+        batch: int = 256,
+        predicates: Mapping[str, Predicate] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.control = control
+        self.recipes = recipes
+        self.equipment = equipment
+        self.consumer = consumer
+        self.claim_idle = claim_idle
+        self.timer_poll = timer_poll
+        self.resend_after = resend_after
+        self.scope_scan = scope_scan
+        self.batch = batch
+        self.predicates = dict(predicates or {})
+        self.clock = clock
+        self.steps = 0  # entries that changed an execution (a benchmark counter)
+        self._compiled: dict[str, CompiledRecipe] = {}
+        self._by_job: OrderedDict[tuple[str, str], CompiledRecipe] = OrderedDict()
+        self._wake = asyncio.Event()
+        equipment.set_receiver(self.on_equipment)
+
+    # -- inputs from other components ---------------------------------------------------
+    async def on_job_event(self, event: JobEvent) -> None:
+        """Job listener: start recipes, and pass MES pause/resume/stop/abort to them."""
+        if not event.has_sfc_recipe:
+            return
+        if event.kind is JobEventKind.ALLOWED_TO_START:
+            kind = "start"
+        elif event.by_mes and event.kind in _MES_KINDS:
+            kind = _MES_KINDS[event.kind]
+        else:
+            return
+        scope = scope_name(event.subject)
+        if await self.store.register_scope(scope):
+            self._wake.set()
+        await self.store.enqueue(scope, WorkItem(kind, event.job_id))
+
+    async def on_equipment(self, subject: str | None, message: EquipmentMessage) -> None:
+        """An equipment answer or event (on any replica): queue the completion it causes."""
+        kind = "fail" if message.failed else "done"
+        payload = message.reason if message.failed else orjson.dumps(dict(message.result))
+        matched = await self.store.match(
+            scope_name(subject), message.correlation_id or "", kind, payload, message.type
+        )
+        if not matched and message.correlation_id:
+            logger.debug("no action awaits %s (%s)", message.correlation_id, message.type)
+
+    # -- the task -------------------------------------------------------------------------
+    async def run(self, shutdown: asyncio.Event) -> None:
+        started: set[str] = set()
+        async with asyncio.TaskGroup() as group:
+            while not shutdown.is_set():
+                try:
+                    scopes = await self.store.scopes()
+                    for scope in sorted(scopes - started):
+                        await self.store.ensure_group(scope)
+                        started.add(scope)
+                        for loop in (self._read_loop, self._claim_loop, self._timer_loop):
+                            group.create_task(loop(scope, shutdown))
+                except TRANSIENT as exc:
+                    logger.warning("SFC engine waiting for Redis: %s", exc)
+                self._wake.clear()
+                await _wait_any(shutdown, self._wake, self.scope_scan)
+
+    async def _read_loop(self, scope: str, shutdown: asyncio.Event) -> None:
+        while not shutdown.is_set():
+            entries: list[Entry] = await self._guard(
+                self.store.read(scope, self.consumer, count=self.batch, block_ms=500), []
+            )
+            if entries:
+                await self._process_batch(scope, entries)
+
+    async def _claim_loop(self, scope: str, shutdown: asyncio.Event) -> None:
+        idle_ms = int(self.claim_idle * 1000)
+        while not shutdown.is_set():
+            await _wait_any(shutdown, None, max(self.claim_idle / 3, 0.05))
+            entries: list[Entry] = await self._guard(
+                self.store.claim(scope, self.consumer, min_idle_ms=idle_ms, count=self.batch), []
+            )
+            if entries:
+                logger.info("claimed %d work items of scope %s", len(entries), scope)
+                await self._process_batch(scope, entries)
+
+    async def _timer_loop(self, scope: str, shutdown: asyncio.Event) -> None:
+        while not shutdown.is_set():
+            await self._guard(self.store.claim_timers(scope, self.clock()), 0)
+            await _wait_any(shutdown, None, self.timer_poll)
+
+    async def _guard(self, operation: Awaitable[T], fallback: T) -> T:
+        """Run a Redis operation; on an outage log, pause briefly and return ``fallback``."""
+        try:
+            result: T = await operation
+            return result
+        except TRANSIENT as exc:
+            logger.warning("SFC engine waiting for Redis: %s", exc)
+            await asyncio.sleep(0.5)
+            return fallback
+
+    # -- processing -------------------------------------------------------------------------
+    async def _process_batch(self, scope: str, entries: Sequence[Entry]) -> None:
+        """Jobs in parallel, each job's items in order; acknowledge what was stored."""
+        by_job: dict[str, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            by_job[entry[1].job_id].append(entry)
+        results = await asyncio.gather(
+            *(self._process_job(scope, items) for items in by_job.values())
+        )
+        done = [entry_id for ids in results for entry_id in ids]
+        await self._guard(self.store.ack(scope, done), None)
+
+    async def _process_job(self, scope: str, entries: list[Entry]) -> list[str]:
+        done: list[str] = []
+        for entry_id, item in entries:
+            try:
+                if await self._process(scope, entry_id, item):
+                    done.append(entry_id)
+            except TRANSIENT as exc:
+                logger.warning("work item %s of %s left for later: %s", entry_id, scope, exc)
+                break
+            except Exception:
+                logger.exception("work item %s (%s) of job %s failed", entry_id, item.kind,
+                                 item.job_id)  # fmt: skip
+                break
+        return done
+
+    async def _process(self, scope: str, entry_id: str, item: WorkItem) -> bool:
+        """Apply one work item; True when it may be acknowledged."""
+        if item.is_resend:
+            await self._resend(scope, item)
+            return True
+        event = item.event()
+        if event is None:
+            logger.warning("unknown work item kind %r dropped", item.kind)
+            return True
+        for _ in range(_CAS_ATTEMPTS):
+            stored = await self.store.load(scope, item.job_id)
+            if stored is None:
+                return item.kind != "start" or await self._start(scope, entry_id, item)
+            subject = stored.subject or None
+            if stored.applied == entry_id:  # stored by a replica that died before the effects
+                fx = await self.store.field(scope, item.job_id, "fx")
+                await self._perform(subject, item.job_id, decode_effects(fx or b"", item.job_id))
+                return True
+            recipe = await self._recipe(scope, item.job_id)
+            old = stored.execution
+            new, effects = evolve(recipe, old, event, self.clock())
+            if new is old or new.version == old.version:
+                return True
+            plan = plan_change(recipe, old, new, effects, now=self.clock(),
+                               resend_after=self.resend_after)  # fmt: skip
+            if await self.store.cas(scope, new, expected=stored.version, entry_id=entry_id,
+                                    effects=encode_effects(plan.external), plan=plan):  # fmt: skip
+                self.steps += 1
+                await self._perform(subject, item.job_id, plan.external)
+                return True
+        logger.warning("gave up on work item %s of job %s after conflicts", entry_id, item.job_id)
+        return False
+
+    async def _start(self, scope: str, entry_id: str, item: WorkItem) -> bool:
+        job_id, subject = item.job_id, subject_of_scope(scope)
+        source = await self.recipes.recipe(scope, job_id)
+        if source is None:
+            await self.control.abort_job(subject, job_id, "the job's work master has no recipe")
+            return True
+        try:
+            recipe = self._compile(source.recipe_json)
+        except InputError as exc:
+            await self.control.abort_job(subject, job_id, f"invalid recipe: {exc}")
+            return True
+        # Running first, so the MES never sees a command of a job that is not Running.
+        status = await self.control.start_job(subject, job_id)
+        if status is not ReturnStatus.OK and not await self.recipes.is_running(scope, job_id):
+            logger.info("job %s of %s not started (status %s)", job_id, scope, status)
+            return True
+        old = new_execution(job_id, source.parameters)
+        new, effects = evolve(recipe, old, item.event() or _never(), self.clock())
+        plan = plan_change(recipe, old, new, effects, now=self.clock(),
+                           resend_after=self.resend_after)  # fmt: skip
+        stored = await self.store.cas(
+            scope, new, expected="", entry_id=entry_id, effects=encode_effects(plan.external),
+            plan=plan, extra={"recipe": source.recipe_json, "subject": subject or ""},
+        )  # fmt: skip
+        if stored:
+            self.steps += 1
+            self._by_job[(scope, job_id)] = recipe
+            await self._perform(subject, job_id, plan.external)
+        return True
+
+    async def _resend(self, scope: str, item: WorkItem) -> None:
+        """A command is overdue: send it again (same correlation id) if still awaited."""
+        correlation = item.timer[len(RESEND) :]
+        stored = await self.store.load(scope, item.job_id)
+        run = stored.execution.run_by_correlation(correlation) if stored else None
+        if stored is None or run is None or run.status is not RunStatus.RUNNING:
+            return
+        recipe = await self._recipe(scope, item.job_id)
+        action = recipe.action(run.key)
+        if action.interaction is not SfcInteraction.PUSH_COMMAND:
+            return
+        logger.info("command %s overdue; sending it again", correlation)
+        await self.equipment.send_command(
+            stored.subject or None, dispatch_effect(action, run, item.job_id)
+        )
+        member = timer_member(item.job_id, item.timer)
+        await self.store.add_timer(scope, member, self.clock() + self.resend_after)
+
+    async def _perform(self, subject: str | None, job_id: str, effects: Sequence[External]) -> None:
+        for effect in effects:
+            if isinstance(effect, DispatchAction):
+                await self.equipment.send_command(subject, effect)
+            elif isinstance(effect, CancelAction):
+                await self.equipment.send_cancel(subject, effect)
+            elif isinstance(effect, JobCompleted | JobStopped):
+                await self.control.end_job(subject, job_id, response_data(effect.results))
+            elif isinstance(effect, JobAborted):
+                await self.control.abort_job(subject, job_id, effect.reason)
+
+    # -- recipes ----------------------------------------------------------------------------
+    def _compile(self, recipe_json: bytes) -> CompiledRecipe:
+        """Compile once per distinct recipe; raises an :class:`InputError` if invalid."""
+        digest = hashlib.sha1(recipe_json).hexdigest()
+        compiled = self._compiled.get(digest)
+        if compiled is None:
+            compiled = compile_recipe(SfcRecipe.from_raw(orjson.loads(recipe_json)),
+                                      self.predicates)  # fmt: skip
+            if len(self._compiled) > 1024:
+                self._compiled.clear()
+            self._compiled[digest] = compiled
+        return compiled
+
+    async def _recipe(self, scope: str, job_id: str) -> CompiledRecipe:
+        """The recipe a job started with (stored with its execution)."""
+        key = (scope, job_id)
+        compiled = self._by_job.get(key)
+        if compiled is None:
+            raw = await self.store.field(scope, job_id, "recipe")
+            compiled = self._compile(raw or b"{}")
+            self._by_job[key] = compiled
+            if len(self._by_job) > 10000:
+                self._by_job.popitem(last=False)
+        return compiled
+
+
+def _never() -> Any:
+    raise AssertionError("a start item always has an event")
+
+
+async def _wait_any(shutdown: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep ``seconds`` unless shutdown (or ``wake``) comes first."""
+    waiters = [asyncio.ensure_future(shutdown.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()

@@ -1,0 +1,59 @@
+"""Redis key layout of the engine: one Redis Cluster hash tag per scope.
+
+Every key a script touches carries the scope's tag ``{scope}``, so each script stays in
+one slot and the engine runs unchanged on Redis Cluster. Only the set of scopes (for
+discovery) lives elsewhere, and it is written outside scripts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from microdcs.storage.redis import RedisStore
+
+#: The consumer group every replica reads the work streams through.
+GROUP = "engine"
+#: Separates job id and timer key in a timer member (not expected in either).
+SEP = "\x1f"
+#: Timer key prefix of the engine's own "command overdue" timers (not the core's).
+RESEND = "~resend:"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineKeys:
+    base: str
+
+    @classmethod
+    def of(cls, store: RedisStore, scope: str) -> EngineKeys:
+        return cls(store.key("sfc", "{" + scope + "}") + ":")
+
+    def execution(self, job_id: str) -> str:
+        return f"{self.base}exec:{job_id}"
+
+    @property
+    def work(self) -> str:
+        return f"{self.base}work"
+
+    @property
+    def timers(self) -> str:
+        return f"{self.base}timers"
+
+    @property
+    def awaiting(self) -> str:
+        return f"{self.base}awaiting"
+
+    def pull(self, event_type: str) -> str:
+        return f"{self.base}pull:{event_type}"
+
+
+def scopes_key(store: RedisStore) -> str:
+    return store.key("sfc", "scopes")
+
+
+def timer_member(job_id: str, key: str) -> str:
+    return f"{job_id}{SEP}{key}"
+
+
+def split_timer_member(member: str) -> tuple[str, str]:
+    job_id, _, key = member.partition(SEP)
+    return job_id, key

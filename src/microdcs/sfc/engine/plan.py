@@ -1,0 +1,221 @@
+"""Pure planning of one execution change: Redis operations, and the effects to perform.
+
+Why here and not in the core: which Redis keys change (timers, the index of awaited
+correlation ids, the engine's own "command overdue" timers) is the engine's business;
+keeping it pure makes it testable without Redis. The effects to perform outside Redis are
+serialised and stored with the new state, so a replica that dies before performing them
+leaves them for the one that claims its work item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from microdcs.sfc.compiled import CompiledRecipe
+from microdcs.sfc.engine.keys import RESEND, timer_member
+from microdcs.sfc.events import (
+    Abort,
+    ActionCompleted,
+    ActionFailed,
+    CancelAction,
+    CancelTimer,
+    DispatchAction,
+    Effect,
+    Event,
+    JobAborted,
+    JobCompleted,
+    JobStopped,
+    Pause,
+    Resume,
+    ScheduleTimer,
+    Start,
+    Stop,
+    TimerDue,
+)
+from microdcs.sfc.state import Execution
+from microdcs_models.machinery_jobs import ISA95ParameterDataType
+from microdcs_models.sfc_recipe import SfcInteraction, SfcQualifier
+
+PUSH = SfcInteraction.PUSH_COMMAND
+#: Effects the engine performs outside Redis (everything else is stored by the CAS).
+External = DispatchAction | CancelAction | JobCompleted | JobStopped | JobAborted
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One entry of a scope's work stream."""
+
+    kind: str  # start|done|fail|timer|pause|resume|stop|abort
+    job_id: str
+    correlation_id: str = ""
+    #: Result JSON (done), reason (fail, stop, abort).
+    payload: str = ""
+    #: Timer member (timer): ``job \\x1f key``.
+    timer: str = ""
+
+    def fields(self) -> list[str]:
+        out = ["k", self.kind, "j", self.job_id]
+        if self.correlation_id:
+            out += ["c", self.correlation_id]
+        if self.payload:
+            out += ["r", self.payload]
+        return out
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[bytes, bytes]) -> WorkItem:
+        def text(name: bytes) -> str:
+            value = raw.get(name)
+            return value.decode() if value is not None else ""
+
+        kind, member = text(b"k"), text(b"m")
+        if kind == "timer":
+            job_id, _, key = member.partition("\x1f")
+            return cls(kind, job_id, timer=key)
+        return cls(kind, text(b"j"), text(b"c"), text(b"r"))
+
+    @property
+    def is_resend(self) -> bool:
+        return self.kind == "timer" and self.timer.startswith(RESEND)
+
+    def event(self) -> Event | None:
+        """The core event of this item (``None`` for an unknown kind)."""
+        kind = self.kind
+        if kind == "start":
+            return Start()
+        if kind == "done":
+            result = orjson.loads(self.payload) if self.payload else {}
+            return ActionCompleted(self.correlation_id, result if isinstance(result, dict) else {})
+        if kind == "fail":
+            return ActionFailed(self.correlation_id, self.payload or "equipment error")
+        if kind == "timer":
+            return TimerDue(self.timer)
+        if kind == "pause":
+            return Pause()
+        if kind == "resume":
+            return Resume()
+        if kind == "stop":
+            return Stop(self.payload or None)
+        if kind == "abort":
+            return Abort(self.payload or "aborted by the MES")
+        return None
+
+
+@dataclass(slots=True)
+class Plan:
+    """Arguments of the CAS script beyond the state itself."""
+
+    #: Flat (op, a, b) triples; see ``lua/cas.lua``.
+    ops: list[str | float] = field(default_factory=list)
+    #: Event types whose pull set the ops touch, in KEYS order (from KEYS[4]).
+    pull_types: list[str] = field(default_factory=list)
+    external: list[External] = field(default_factory=list)
+
+    def pull_index(self, event_type: str) -> int:
+        if event_type not in self.pull_types:
+            self.pull_types.append(event_type)
+        return 4 + self.pull_types.index(event_type)
+
+
+def plan_change(
+    recipe: CompiledRecipe,
+    old: Execution,
+    new: Execution,
+    effects: Sequence[Effect],
+    *,
+    now: float,
+    resend_after: float,
+) -> Plan:
+    """What to store with ``new`` and what to do after, for the change ``old`` -> ``new``."""
+    job = new.job_id
+    plan = Plan()
+    for effect in effects:
+        if isinstance(effect, ScheduleTimer):
+            plan.ops += ["za", timer_member(job, effect.key), effect.due_at]
+        elif isinstance(effect, CancelTimer):
+            plan.ops += ["zr", timer_member(job, effect.key), ""]
+    before = {r.correlation_id: r for r in old.running}
+    after = {r.correlation_id: r for r in new.running}
+    for corr, run in after.items():
+        if corr in before:
+            continue
+        action = recipe.action(run.key)
+        plan.ops += ["ha", corr, job]
+        if action.interaction is PUSH:
+            plan.ops += ["za", timer_member(job, RESEND + corr), now + resend_after]
+        else:
+            plan.ops += ["sa", plan.pull_index(action.type_id), corr]
+    for corr, run in before.items():
+        if corr in after:
+            continue
+        action = recipe.action(run.key)
+        plan.ops += ["hr", corr, ""]
+        if action.interaction is PUSH:
+            plan.ops += ["zr", timer_member(job, RESEND + corr), ""]
+        else:
+            plan.ops += ["sr", plan.pull_index(action.type_id), corr]
+    for effect in effects:
+        if isinstance(effect, DispatchAction) and effect.interaction is PUSH:
+            plan.external.append(effect)
+        elif isinstance(effect, CancelAction):
+            action = recipe.action(f"{effect.step}/{effect.action}")
+            if action.interaction is PUSH:
+                plan.external.append(effect)
+        elif isinstance(effect, JobCompleted | JobStopped | JobAborted):
+            plan.external.append(effect)
+    return plan
+
+
+# -- serialisation of the external effects (stored with the state, redone on a claim) ------
+def encode_effects(effects: Sequence[External]) -> bytes:
+    out: list[dict[str, Any]] = []
+    for e in effects:
+        if isinstance(e, DispatchAction):
+            out.append({"t": "dispatch", "step": e.step, "action": e.action,
+                        "q": e.qualifier.value, "i": e.interaction.value, "type": e.type_id,
+                        "c": e.correlation_id, "p": dict(e.parameters),
+                        "to": e.timeout_seconds})  # fmt: skip
+        elif isinstance(e, CancelAction):
+            out.append({"t": "cancel", "c": e.correlation_id, "step": e.step,
+                        "action": e.action, "reason": e.reason})  # fmt: skip
+        elif isinstance(e, JobCompleted):
+            out.append({"t": "completed", "results": _results(e.results)})
+        elif isinstance(e, JobStopped):
+            out.append({"t": "stopped", "results": _results(e.results), "reason": e.reason})
+        else:
+            out.append({"t": "aborted", "results": _results(e.results), "reason": e.reason})
+    return orjson.dumps(out)
+
+
+def _results(results: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    return [[name, dict(value)] for name, value in results.items()]
+
+
+def decode_effects(data: bytes, job_id: str) -> list[External]:
+    effects: list[External] = []
+    for e in orjson.loads(data) if data else []:
+        tag = e["t"]
+        if tag == "dispatch":
+            effects.append(
+                DispatchAction(job_id, e["step"], e["action"], SfcQualifier(e["q"]),
+                               SfcInteraction(e["i"]), e["type"], e["c"], e["p"], e["to"])
+            )  # fmt: skip
+        elif tag == "cancel":
+            effects.append(CancelAction(e["c"], e["step"], e["action"], e["reason"]))
+        else:
+            results = {name: value for name, value in e["results"]}
+            if tag == "completed":
+                effects.append(JobCompleted(results))
+            elif tag == "stopped":
+                effects.append(JobStopped(results, e["reason"]))
+            else:
+                effects.append(JobAborted(e["reason"], results))
+    return effects
+
+
+def response_data(results: Mapping[str, Mapping[str, Any]]) -> list[ISA95ParameterDataType]:
+    """JobResponseData: one parameter per action (its latest result), in completion order."""
+    return [ISA95ParameterDataType(id=name, value=dict(value)) for name, value in results.items()]

@@ -1,0 +1,159 @@
+"""The engine's Redis side: executions, work streams, timers and the awaiting index.
+
+Per-item commands go through the store's pipelined connection (shared round trips);
+blocking stream reads and claims use the redis-py client, which has its own connections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from redis.exceptions import ResponseError
+
+from microdcs.sfc.engine.keys import GROUP, EngineKeys, scopes_key
+from microdcs.sfc.engine.plan import Plan, WorkItem
+from microdcs.sfc.state import Execution
+from microdcs.storage.redis import RedisStore
+
+_LUA = Path(__file__).parent / "lua"
+_SCRIPTS = ("cas", "claim_timers", "match")
+
+Entry = tuple[str, WorkItem]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An execution as stored, with the work entry that produced it."""
+
+    execution: Execution
+    version: str
+    applied: str
+    subject: str
+
+
+class EngineStore:
+    def __init__(self, store: RedisStore, *, maxlen: int) -> None:
+        self.redis = store
+        self.maxlen = maxlen
+        self._known_scopes: set[str] = set()
+        for name in _SCRIPTS:
+            store.register_script(f"sfc.{name}", _LUA / f"{name}.lua")
+
+    def keys(self, scope: str) -> EngineKeys:
+        return EngineKeys.of(self.redis, scope)
+
+    # -- scopes ---------------------------------------------------------------------------
+    async def register_scope(self, scope: str) -> bool:
+        """Make the scope discoverable by every replica; True the first time in this process."""
+        if scope in self._known_scopes:
+            return False
+        await self.redis.execute("SADD", scopes_key(self.redis), scope)
+        self._known_scopes.add(scope)
+        return True
+
+    async def scopes(self) -> set[str]:
+        return {_text(m) for m in await self.redis.execute("SMEMBERS", scopes_key(self.redis))}
+
+    async def ensure_group(self, scope: str) -> None:
+        try:
+            await self.redis.client.xgroup_create(self.keys(scope).work, GROUP, "0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- work -----------------------------------------------------------------------------
+    async def enqueue(self, scope: str, item: WorkItem) -> None:
+        await self.redis.execute(
+            "XADD", self.keys(scope).work, "MAXLEN", "~", self.maxlen, "*", *item.fields()
+        )
+
+    async def read(self, scope: str, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
+        reply: Any = await self.redis.client.xreadgroup(
+            GROUP, consumer, {self.keys(scope).work: ">"}, count=count, block=block_ms
+        )
+        entries: list[Entry] = []
+        for _, items in reply or ():
+            entries += [(_text(i), WorkItem.from_fields(f)) for i, f in items if f]
+        return entries
+
+    async def claim(
+        self, scope: str, consumer: str, *, min_idle_ms: int, count: int
+    ) -> list[Entry]:
+        """Entries another (dead or stuck) consumer left unacknowledged for ``min_idle_ms``."""
+        reply: Any = await self.redis.client.xautoclaim(
+            self.keys(scope).work, GROUP, consumer, min_idle_ms, "0-0", count=count
+        )
+        items = reply[1] if reply else []
+        return [(_text(i), WorkItem.from_fields(f)) for i, f in items if f]
+
+    async def ack(self, scope: str, ids: list[str]) -> None:
+        if ids:
+            await self.redis.execute("XACK", self.keys(scope).work, GROUP, *ids)
+
+    # -- executions -----------------------------------------------------------------------
+    async def load(self, scope: str, job_id: str) -> Stored | None:
+        v, state, applied, subject = await self.redis.execute(
+            "HMGET", self.keys(scope).execution(job_id), "v", "state", "applied", "subject"
+        )
+        if v is None or state is None:
+            return None
+        return Stored(
+            Execution.from_dict(orjson.loads(state)), _text(v), _text(applied), _text(subject)
+        )
+
+    async def field(self, scope: str, job_id: str, name: str) -> bytes | None:
+        value = await self.redis.execute("HGET", self.keys(scope).execution(job_id), name)
+        return bytes(value) if value is not None else None
+
+    async def cas(
+        self,
+        scope: str,
+        new: Execution,
+        *,
+        expected: str,
+        entry_id: str,
+        effects: bytes,
+        plan: Plan,
+        extra: dict[str, bytes | str] | None = None,
+    ) -> bool:
+        """Store ``new`` if the stored version is still ``expected`` ("" = absent)."""
+        k = self.keys(scope)
+        pairs = [x for item in (extra or {}).items() for x in item]
+        reply = await self.redis.run_script(
+            "sfc.cas",
+            [k.execution(new.job_id), k.timers, k.awaiting, *(k.pull(t) for t in plan.pull_types)],
+            [expected, new.version, orjson.dumps(new.to_dict()), entry_id, effects,
+             len(pairs) // 2, *pairs, *plan.ops],
+        )  # fmt: skip
+        return int(reply[0]) == 1
+
+    # -- timers and matching --------------------------------------------------------------
+    async def claim_timers(self, scope: str, now: float, *, limit: int = 500) -> int:
+        k = self.keys(scope)
+        fired: int = await self.redis.run_script(
+            "sfc.claim_timers", [k.timers, k.work], [now, limit, self.maxlen]
+        )
+        return fired
+
+    async def add_timer(self, scope: str, member: str, due_at: float) -> None:
+        await self.redis.execute("ZADD", self.keys(scope).timers, due_at, member)
+
+    async def match(
+        self, scope: str, correlation_id: str, kind: str, payload: str | bytes, event_type: str
+    ) -> int:
+        k = self.keys(scope)
+        matched: int = await self.redis.run_script(
+            "sfc.match",
+            [k.awaiting, k.work, k.pull(event_type)],
+            [correlation_id, kind, payload, self.maxlen],
+        )
+        return matched
