@@ -58,7 +58,8 @@ class LocalService:
 
     def __init__(self, name: str, workdir: Path, port: int | None = None) -> None:
         self.name = name
-        self.workdir = workdir
+        # Absolute: the server runs with its working directory set to ``workdir``.
+        self.workdir = workdir.resolve()
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -119,9 +120,9 @@ class LocalService:
 class LocalMosquitto(LocalService):
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         super().__init__("mosquitto", workdir, port)
-        data = workdir / "data"
+        data = self.workdir / "data"
         data.mkdir(exist_ok=True)
-        self.config_path = workdir / "mosquitto.conf"
+        self.config_path = self.workdir / "mosquitto.conf"
         # As root, mosquitto drops to user 'mosquitto', which cannot write our temporary
         # data directory: persistence would silently fail. Keep the invoking user.
         user = "user root\n" if os.geteuid() == 0 else ""

@@ -1,0 +1,55 @@
+"""`make run` runs `microdcs demo`: servers, runtime and demo client start; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _children(pid: int) -> set[int]:
+    """Descendant pids of ``pid`` (from /proc, no extra dependency)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "microdcs.cli", "demo", "--workdir", str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = demo.stdout.readline()
+        lines.append(line)
+        if line.startswith("[mes]"):
+            break
+    else:
+        demo.kill()
+        raise AssertionError("no demo output:\n" + "".join(lines))
+    spawned = _children(demo.pid)
+    assert spawned, "the demo started no servers"
+    demo.send_signal(signal.SIGINT)
+    out, _ = demo.communicate(timeout=40)
+    assert demo.returncode == 0, "".join(lines) + out
+    assert "[demo] stopped" in out
+    still_running = {pid for pid in spawned if Path(f"/proc/{pid}").exists()}
+    assert not still_running, f"left behind: {still_running}"
