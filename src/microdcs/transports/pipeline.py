@@ -11,7 +11,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from microdcs.cloudevent import CloudEvent
 from microdcs.errors import InputError, StorageUnavailableError
@@ -19,6 +21,8 @@ from microdcs.processor import CloudEventProcessor, MessageContext, error_event
 from microdcs.storage.dedupe import Deduplicator
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -61,38 +65,64 @@ class EventPipeline:
     async def process(
         self, event: CloudEvent, processor: CloudEventProcessor, context: MessageContext
     ) -> list[CloudEvent]:
-        """Responses for ``event``; never raises except on cancellation."""
+        """Responses for ``event``; never raises except on cancellation.
+
+        A Redis outage is waited out (with back-off, up to the retry period) at each step,
+        and a step that succeeded is never repeated: in particular the handler runs at
+        most once, even when recording the event for dedupe has to wait.
+        """
         deadline = time.monotonic() + self._retry_seconds
+        dedupe = self._dedupe
+        try:
+            if dedupe is not None:
+                previous = await self._retrying(
+                    deadline, "look up", event, lambda: dedupe.lookup(event.source, event.id)
+                )
+                if previous is not None:
+                    self._stats.duplicates += 1
+                    logger.info("duplicate %s %s from %s", event.type, event.id, event.source)
+                    return previous
+            responses = await self._retrying(
+                deadline, "handle", event, lambda: processor.dispatch(event, context)
+            )
+        except InputError as error:
+            return [self.reject(event, error)]
+        except StorageUnavailableError as error:
+            self._stats.fail(error.kind)
+            logger.error("giving up on %s %s: %s", event.type, event.id, error)
+            return [error_event(event, error, source=self._source)]
+        except Exception as error:
+            self._stats.fail("internal_error")
+            logger.exception("handler of %s failed on %s", event.type, event.id)
+            return [error_event(event, error, source=self._source)]
+        if dedupe is not None:
+            try:
+                await self._retrying(
+                    deadline,
+                    "record",
+                    event,
+                    lambda: dedupe.mark(event.source, event.id, responses),
+                )
+            except StorageUnavailableError as error:
+                # The effect happened and its responses go out; only duplicate detection
+                # of this one event is lost.
+                logger.error("could not record %s %s for dedupe: %s", event.type, event.id, error)
+        self._stats.processed += 1
+        return responses
+
+    async def _retrying(
+        self, deadline: float, what: str, event: CloudEvent, step: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run ``step``, waiting out Redis outages with back-off until ``deadline``."""
         delay = 0.1
         while True:
             try:
-                return await self._process_once(event, processor, context)
-            except InputError as error:
-                return [self.reject(event, error)]
+                return await step()
             except StorageUnavailableError as error:
                 if time.monotonic() + delay > deadline:
-                    self._stats.fail(error.kind)
-                    logger.error("giving up on %s %s: %s", event.type, event.id, error)
-                    return [error_event(event, error, source=self._source)]
-                logger.warning("waiting for Redis to handle %s %s: %s", event.type, event.id, error)
+                    raise
+                logger.warning(
+                    "waiting for Redis to %s %s %s: %s", what, event.type, event.id, error
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-            except Exception as error:
-                self._stats.fail("internal_error")
-                logger.exception("handler of %s failed on %s", event.type, event.id)
-                return [error_event(event, error, source=self._source)]
-
-    async def _process_once(
-        self, event: CloudEvent, processor: CloudEventProcessor, context: MessageContext
-    ) -> list[CloudEvent]:
-        if self._dedupe is not None:
-            previous = await self._dedupe.lookup(event.source, event.id)
-            if previous is not None:
-                self._stats.duplicates += 1
-                logger.info("duplicate %s %s from %s", event.type, event.id, event.source)
-                return previous
-        responses = await processor.dispatch(event, context)
-        if self._dedupe is not None:
-            await self._dedupe.mark(event.source, event.id, responses)
-        self._stats.processed += 1
-        return responses

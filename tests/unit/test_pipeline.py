@@ -1,0 +1,122 @@
+"""EventPipeline: dedupe around dispatch, waiting out storage outages, never a second effect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from microdcs.cloudevent import CloudEvent
+from microdcs.errors import StorageUnavailableError
+from microdcs.models import Model
+from microdcs.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.transports.pipeline import EventPipeline, TransportStats
+
+TYPE = "com.example.test.count.v1"
+
+
+@dataclass(kw_only=True)
+class Count(Model):
+    __ce_type__: ClassVar[str] = TYPE
+    n: int
+
+
+class Counter(CloudEventProcessor):
+    def __init__(self) -> None:
+        super().__init__(source="test")
+        self.calls = 0
+
+    @handles(Count)
+    async def count(self, message: Count, context: MessageContext) -> Model:
+        self.calls += 1
+        return Count(n=message.n + 1)
+
+
+class FlakyDedupe:
+    """Stands in for Deduplicator: its storage is down for the first ``failures`` calls."""
+
+    def __init__(self, *, lookup_failures: int = 0, mark_failures: int = 0) -> None:
+        self.lookup_failures = lookup_failures
+        self.mark_failures = mark_failures
+        self.marked: dict[tuple[str, str], list[CloudEvent]] = {}
+
+    async def lookup(self, source: str, event_id: str) -> list[CloudEvent] | None:
+        if self.lookup_failures:
+            self.lookup_failures -= 1
+            raise StorageUnavailableError("down")
+        return self.marked.get((source, event_id))
+
+    async def mark(self, source: str, event_id: str, responses: list[CloudEvent]) -> None:
+        if self.mark_failures:
+            self.mark_failures -= 1
+            raise StorageUnavailableError("down")
+        self.marked[(source, event_id)] = responses
+
+
+def _pipeline(dedupe: Any, retry: float = 5.0) -> tuple[EventPipeline, TransportStats]:
+    stats = TransportStats()
+    return EventPipeline(
+        source="test", stats=stats, dedupe=dedupe, storage_retry_seconds=retry
+    ), stats
+
+
+def _event(event_id: str = "e1") -> CloudEvent:
+    return CloudEvent(
+        type=TYPE, source="mes", id=event_id, datacontenttype="application/json", data=b'{"n": 1}'
+    )
+
+
+async def test_handler_runs_once_when_recording_the_mark_waits_for_storage() -> None:
+    processor = Counter()
+    dedupe = FlakyDedupe(mark_failures=2)
+    pipeline, stats = _pipeline(dedupe)
+    event = _event()
+    responses = await pipeline.process(event, processor, MessageContext(event, "test"))
+    assert processor.calls == 1
+    assert responses[0].data == b'{"n":2}'
+    assert ("mes", "e1") in dedupe.marked
+    assert stats.processed == 1
+
+
+async def test_lookup_outage_is_waited_out_before_the_handler_runs() -> None:
+    processor = Counter()
+    pipeline, _ = _pipeline(FlakyDedupe(lookup_failures=2))
+    event = _event()
+    await pipeline.process(event, processor, MessageContext(event, "test"))
+    assert processor.calls == 1
+
+
+async def test_lookup_outage_beyond_the_retry_period_gives_storage_unavailable() -> None:
+    processor = Counter()
+    pipeline, stats = _pipeline(FlakyDedupe(lookup_failures=100), retry=0.2)
+    event = _event()
+    responses = await pipeline.process(event, processor, MessageContext(event, "test"))
+    assert processor.calls == 0
+    assert responses[0].extensions["mdcserrorkind"] == "storage_unavailable"
+    assert stats.failed["storage_unavailable"] == 1
+
+
+async def test_unrecordable_mark_still_returns_the_responses_of_the_one_effect() -> None:
+    processor = Counter()
+    pipeline, _ = _pipeline(FlakyDedupe(mark_failures=100), retry=0.2)
+    event = _event()
+    responses = await pipeline.process(event, processor, MessageContext(event, "test"))
+    assert processor.calls == 1
+    assert responses[0].data == b'{"n":2}'
+
+
+async def test_duplicate_gets_the_recorded_responses_without_a_second_effect() -> None:
+    processor = Counter()
+    pipeline, stats = _pipeline(FlakyDedupe())
+    first = await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
+    second = await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
+    assert processor.calls == 1
+    assert second == first
+    assert stats.duplicates == 1
+
+
+async def test_without_dedupe_every_event_is_handled() -> None:
+    processor = Counter()
+    pipeline, _ = _pipeline(None)
+    await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
+    await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
+    assert processor.calls == 2
