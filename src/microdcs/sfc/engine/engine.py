@@ -23,7 +23,7 @@ import orjson
 
 from microdcs.equipment.contract import EquipmentMessage
 from microdcs.equipment.processor import EquipmentProcessor
-from microdcs.errors import InputError, StorageUnavailableError
+from microdcs.errors import InputError, InvalidRequestError, StorageUnavailableError
 from microdcs.jobs.keys import scope_name, subject_of_scope
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.startpolicy import JobControl, JobEvent, JobEventKind
@@ -247,12 +247,14 @@ class SfcEngine:
     async def _start(self, scope: str, entry_id: str, item: WorkItem) -> bool:
         job_id, subject = item.job_id, subject_of_scope(scope)
         source = await self.recipes.recipe(scope, job_id)
-        if source is None:
-            await self.control.abort_job(subject, job_id, "the job's work master has no recipe")
-            return True
         try:
+            if source is None:
+                raise InvalidRequestError("the job's work master has no SFC recipe")
             recipe = self._compile(source.recipe_json)
         except InputError as exc:
+            # A system abort is allowed from Running only: the MES sees the job start and
+            # abort, with the reason in its job response.
+            await self.control.start_job(subject, job_id)
             await self.control.abort_job(subject, job_id, f"invalid recipe: {exc}")
             return True
         # Running first, so the MES never sees a command of a job that is not Running.
