@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from microdcs.config import AppConfig
+from microdcs.equipment.contract import CANCEL_TYPE
 from tests.conftest import running
 from tests.integration.sfc_helpers import (
+    action,
     configure_and_start,
     scenario_recipe,
     simulator,
     states_until,
 )
 from tests.integration.test_jobs_helpers import Station, retained_until, state_numbers
-from tests.mesclient import MesClient
+from tests.mesclient import MesClient, next_message
 
 
 async def test_recipe_runs_to_completed_with_every_status_event_and_each_command_once(
@@ -36,3 +42,73 @@ async def test_recipe_runs_to_completed_with_every_status_event_and_each_command
         assert len(sim.effects) == 3
         assert set(sim.effects.values()) == {1}
         assert state_numbers(final.json()["JobState"]) == [5, 1]
+
+
+def two_step_recipe(delay_ms: int) -> dict[str, Any]:
+    """A slow command, then a delayed (D) command: something to pause, resume or abort."""
+    return {
+        "Steps": [{"Name": "A", "Initial": True}, {"Name": "B"}],
+        "Actions": [
+            action("first", "A", "com.example.first.v1", Parameters={"DelayMs": delay_ms}),
+            action("second", "B", "com.example.second.v1", "D", Time=0.2),
+        ],
+        "Transitions": [{"Source": "A", "Target": "B"}],
+    }
+
+
+async def test_pause_holds_the_recipe_and_resume_finishes_it(config: AppConfig) -> None:
+    async with (
+        running(config) as runtime,
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None) as sim,
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        commands = await mes.watch(f"{config.equipment_prefix}/woodworking/commands")
+        await configure_and_start(station, "P1", two_step_recipe(300))
+        await next_message(commands)  # "first" is out
+        assert await station.do("Pause", "P1") == 1
+        assert await states_until(events, "P1", 4) == [[2, 2], [3], [4, 1]]
+        # The answer to "first" arrives while paused; "second" must wait for Resume.
+        with pytest.raises(TimeoutError):
+            await next_message(commands, timeout=0.8)
+        assert await station.do("Resume", "P1") == 1
+        assert (await next_message(commands)).attributes["type"] == "com.example.second.v1"
+        assert await states_until(events, "P1", 5) == [[3], [5, 1]]
+    assert sorted(corr.split("/")[2] for corr in sim.effects) == ["first", "second"]
+
+
+async def test_abort_from_the_mes_cancels_the_running_command(config: AppConfig) -> None:
+    async with (
+        running(config) as runtime,
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None) as sim,
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        commands = await mes.watch(f"{config.equipment_prefix}/woodworking/commands")
+        await configure_and_start(station, "A1", two_step_recipe(5000))
+        first = await next_message(commands)
+        assert await station.do("Abort", "A1") == 1
+        assert (await states_until(events, "A1", 6))[-1] == [6]
+        cancel = await next_message(commands)
+        assert cancel.attributes["type"] == CANCEL_TYPE
+        assert cancel.attributes["correlationid"] == first.attributes["correlationid"]
+        assert cancel.correlation_data == first.correlation_data
+    assert "second" not in {corr.split("/")[2] for corr in sim.effects}
+
+
+async def test_stop_from_the_mes_ends_the_recipe(config: AppConfig) -> None:
+    async with (
+        running(config) as runtime,
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None),
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        commands = await mes.watch(f"{config.equipment_prefix}/woodworking/commands")
+        await configure_and_start(station, "S1", two_step_recipe(5000))
+        await next_message(commands)
+        assert await station.do("Stop", "S1") == 1
+        assert (await states_until(events, "S1", 5))[-1][0] == 5
+        assert (await next_message(commands)).attributes["type"] == CANCEL_TYPE
