@@ -1,7 +1,8 @@
-"""``microdcs demo``: local broker + Redis + runtime + a demo MES client, for ``make run``.
+"""``microdcs demo``: broker + Redis + runtime + equipment simulator + a demo MES client.
 
-Everything is started as child processes in ``.run/`` and stopped on Ctrl-C, so the
-demo works on a fresh machine with nothing configured.
+Everything is started as child processes in ``.run/`` and stopped on Ctrl-C, so ``make
+run`` works on a fresh machine with nothing configured. The MES client configures a work
+master with an SFC recipe, stores and starts jobs, and prints every state change.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -22,7 +24,34 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from microdcs.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
-from microdcs.examples.greeting import GREETING_TYPE
+from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+
+JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
+WORK_MASTER_CONFIG = "com.github.aschamberger.ISA95-JOBCONTROL_V2.config.workmaster.v1"
+DRIED = "com.example.wood.dried.v1"
+SCOPE = "woodworking"
+
+
+def _action(name: str, step: str, type_id: str, **extra: Any) -> dict[str, Any]:
+    return {"Name": name, "Step": step, "Qualifier": extra.pop("Qualifier", "N"),
+            "Interaction": extra.pop("Interaction", "push_command"), "TypeId": type_id,
+            **extra}  # fmt: skip
+
+
+#: Cut a board, drill and sand it at once, wait until the equipment says it is dry.
+RECIPE: dict[str, Any] = {
+    "Steps": [{"Name": "Cut", "Initial": True}, {"Name": "Drill"}, {"Name": "Sand"},
+              {"Name": "Dry"}],
+    "Actions": [
+        _action("cut", "Cut", "com.example.cut.v1", Parameters={"Result": {"Length": 120}}),
+        _action("drill", "Drill", "com.example.drill.v1", TimeoutSeconds=10),
+        _action("sand", "Sand", "com.example.sand.v1", TimeoutSeconds=10),
+        _action("dry", "Dry", DRIED, Interaction="pull_event"),
+    ],
+    "Branches": [{"Name": "Finish", "Type": "simultaneous", "Branches": [["Drill"], ["Sand"]]}],
+    "Transitions": [{"Source": "Cut", "Target": "Finish", "Condition": "done"},
+                    {"Source": "Finish", "Target": "Dry", "Condition": "done"}],
+}  # fmt: skip
 
 
 def _port_or_free(preferred: int) -> int:
@@ -34,42 +63,81 @@ def _port_or_free(preferred: int) -> int:
     return preferred
 
 
-async def greeting_client(port: int, prefix: str, stop: asyncio.Event) -> None:
-    """Play an MES: send a greeting request every second and print the response."""
-    response_topic = f"demo/{uuid.uuid4().hex[:8]}/responses"
+def _properties(ce_type: str, response_topic: str | None = None) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.UserProperty = [("specversion", "1.0"), ("id", str(uuid.uuid4())),
+                          ("source", "demo/mes"), ("type", ce_type)]  # fmt: skip
+    props.ContentType = "application/json"
+    if response_topic:
+        props.ResponseTopic = response_topic
+        props.CorrelationData = uuid.uuid4().bytes
+    return props
+
+
+def _state(data: dict[str, Any]) -> str:
+    return "/".join(s["StateText"]["Text"] for s in data.get("JobState", []))
+
+
+async def recipe_client(port: int, prefix: str, stop: asyncio.Event) -> None:
+    """Play an MES: configure the recipe, then run one job after another until Ctrl-C."""
+    base = f"{prefix}/{SCOPE}"
+    responses = f"demo/{uuid.uuid4().hex[:8]}/responses"
     async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
-        await client.subscribe(response_topic, qos=1)
+        await client.subscribe(responses, qos=1)
+        await client.subscribe(f"{base}/events", qos=1)
+        await _wait_for_runtime(client, f"{base}/commands", responses, stop)
+        work_master = {"ID": "WM-BOARD", "data": RECIPE, "dataschema": SFC_RECIPE_SCHEMA}
+        await client.publish(f"{base}/commands", orjson.dumps(work_master), qos=1,
+                             properties=_properties(WORK_MASTER_CONFIG))  # fmt: skip
+        print("[mes] configured work master WM-BOARD with a 4-step SFC recipe", flush=True)
+        messages = client.messages
         n = 0
         while not stop.is_set():
             n += 1
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            props.UserProperty = [
-                ("specversion", "1.0"),
-                ("id", str(uuid.uuid4())),
-                ("source", "demo/mes"),
-                ("type", GREETING_TYPE),
-            ]
-            props.ContentType = "application/json"
-            props.ResponseTopic = response_topic
-            props.CorrelationData = str(n).encode()
-            await client.publish(
-                f"{prefix}/demo/cell1/commands",
-                orjson.dumps({"name": f"operator {n}"}),
-                qos=1,
-                properties=props,
-            )
+            job = f"BOARD-{n}"
+            order = {"JobOrder": {"JobOrderID": job, "WorkMasterID": [{"ID": "WM-BOARD"}]}}
+            props = _properties(f"{JC}.StoreAndStart.v2", responses)
+            await client.publish(f"{base}/commands", orjson.dumps(order), qos=1, properties=props)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
-                    async for message in client.messages:
-                        attrs = dict(message.properties.UserProperty)  # type: ignore[union-attr]
-                        print(
-                            f"[mes] response #{n}: {message.payload!r} "
-                            f"(causationid {attrs.get('causationid')})",
-                            flush=True,
-                        )
-                        break
+                async with asyncio.timeout(30):
+                    await _follow(messages, job, responses, stop)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), 2.0)
+
+
+async def _wait_for_runtime(
+    client: aiomqtt.Client, commands: str, responses: str, stop: asyncio.Event
+) -> None:
+    """Ask until the runtime answers: it may still be connecting and subscribing."""
+    query = orjson.dumps({"JobOrderID": "none"})
+    ce_type = "org.opcfoundation.Machinery.Jobs.RequestJobResponseByJobOrderID.v1"
+    while not stop.is_set():
+        await client.publish(commands, query, qos=1, properties=_properties(ce_type, responses))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                async for _ in client.messages:
+                    return
+
+
+async def _follow(messages: Any, job: str, responses: str, stop: asyncio.Event) -> None:
+    """Print the job's state changes until it has ended or aborted."""
+    async for message in messages:
+        data = orjson.loads(message.payload)
+        if str(message.topic) == responses:
+            print(f"[mes] StoreAndStart {job}: ReturnStatus {data.get('ReturnStatus')}", flush=True)
+            continue
+        if data.get("JobOrder", {}).get("JobOrderID") != job:
+            continue
+        state = _state(data)
+        print(f"[mes] {job}: {state}", flush=True)
+        if state.startswith(("Ended", "Aborted")) or stop.is_set():
+            results = (data.get("JobResponse") or {}).get("JobResponseData") or []
+            print(f"[mes] {job} results: {orjson.dumps(results).decode()}", flush=True)
+            return
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "microdcs.cli", *args], env=env)
 
 
 def run_demo(workdir: Path) -> int:
@@ -88,22 +156,28 @@ def run_demo(workdir: Path) -> int:
         APP_REDIS_PORT=str(redis.port),
         APP_INSTANCE_ID=env.get("APP_INSTANCE_ID", "demo-replica-1"),
     )
-    runtime = subprocess.Popen([sys.executable, "-m", "microdcs.cli", "run"], env=env)
+    children = [
+        _spawn(["run"], env),
+        _spawn(["simulate-equipment", "--delay-ms", "300", "--emit", f"{DRIED}:1",
+                "--scope", SCOPE], env),
+    ]  # fmt: skip
     stop = asyncio.Event()
     try:
         wait_for_port(broker.port)
         loop = asyncio.new_event_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        print("[demo] runtime started; Ctrl-C stops everything")
-        loop.run_until_complete(greeting_client(broker.port, "app/greeting", stop))
+        print("[demo] runtime and equipment simulator started; Ctrl-C stops everything")
+        loop.run_until_complete(recipe_client(broker.port, "app/jobs", stop))
         loop.close()
     finally:
-        runtime.send_signal(signal.SIGTERM)
-        try:
-            runtime.wait(20)
-        except subprocess.TimeoutExpired:
-            runtime.kill()
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
         redis.stop()
         broker.stop()
         print("[demo] stopped")
