@@ -3,6 +3,8 @@ same status events and retained topics as MES methods."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from microdcs_models.machinery_jobs import ISA95ParameterDataType
 
 from microdcs.config import AppConfig
@@ -25,6 +27,8 @@ def job_processor(runtime: Runtime) -> JobManagementProcessor:
 async def test_engine_is_told_and_moves_jobs_with_events_and_retained_result(
     config: AppConfig,
 ) -> None:
+    # This test plays the engine itself with a placeholder recipe; the real one stays out.
+    config = replace(config, sfc_engine_enabled=False)
     seen: list[JobEvent] = []
 
     async def listener(event: JobEvent) -> None:
