@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from microdcs_models.sfc_recipe import SfcInteraction, SfcQualifier, SfcRecipe
-
 from microdcs.sfc.conditions import Predicate
 from microdcs.sfc.errors import RecipeValidationError
 from microdcs.sfc.graph import AWAITED, STORED, Arc
 from microdcs.sfc.validation import check_recipe
+from microdcs_models.sfc_recipe import SfcInteraction, SfcQualifier, SfcRecipe
 
 
 @dataclass(frozen=True)

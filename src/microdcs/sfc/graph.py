@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from microdcs.sfc.conditions import DONE, BoolOp, Condition
 from microdcs_models.sfc_recipe import (
     SfcBranch,
     SfcBranchType,
@@ -29,8 +30,6 @@ from microdcs_models.sfc_recipe import (
     SfcRecipe,
     SfcTransition,
 )
-
-from microdcs.sfc.conditions import DONE, BoolOp, Condition
 
 Q = SfcQualifier
 #: Qualifiers that take a ``Time``.

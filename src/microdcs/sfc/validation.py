@@ -12,6 +12,10 @@ import math
 from collections import Counter
 from collections.abc import Collection, Sequence
 
+from microdcs.sfc.conditions import DONE, Condition, unknown_predicates
+from microdcs.sfc.errors import ConditionSyntaxError, RecipeValidationError
+from microdcs.sfc.graph import AWAITED, STORED, TIMED, Arc, expand, instant_cycle, reachable
+from microdcs.sfc.parser import parse_condition
 from microdcs_models.sfc_recipe import (
     SfcAction,
     SfcBranch,
@@ -19,11 +23,6 @@ from microdcs_models.sfc_recipe import (
     SfcQualifier,
     SfcRecipe,
 )
-
-from microdcs.sfc.conditions import DONE, Condition, unknown_predicates
-from microdcs.sfc.errors import ConditionSyntaxError, RecipeValidationError
-from microdcs.sfc.graph import AWAITED, STORED, TIMED, Arc, expand, instant_cycle, reachable
-from microdcs.sfc.parser import parse_condition
 
 
 def validate_recipe(recipe: SfcRecipe, predicates: Collection[str] = ()) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from microdcs_models.sfc_recipe import SfcQualifier
-
 from microdcs.sfc.compiled import CompiledAction, CompiledRecipe
 from microdcs.sfc.events import (
     CancelAction,
@@ -33,6 +31,7 @@ from microdcs.sfc.state import (
     Timer,
     TimerKind,
 )
+from microdcs_models.sfc_recipe import SfcQualifier
 
 Q = SfcQualifier
 FINISHED = (RunStatus.COMPLETED, RunStatus.LIMITED)
