@@ -35,7 +35,7 @@ from microdcs.errors import InputError
 from microdcs.routing import Intent
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient, MqttConnectionError
-from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary
+from microdcs.transports.mqtt.mapping import MqttEnvelope, encode_properties, from_mqtt, to_binary
 from microdcs.transports.mqtt.topics import TopicLayout
 
 logger = logging.getLogger(__name__)
@@ -242,15 +242,7 @@ class EquipmentSimulator:
         client = self._client
         if client is None:
             return
-        properties = codec.encode_publish_properties(
-            payload_format=1 if envelope.payload_is_utf8 else None,
-            message_expiry=envelope.message_expiry,
-            content_type=envelope.content_type,
-            response_topic=envelope.response_topic,
-            correlation_data=envelope.correlation_data,
-            user_properties=envelope.user_properties,
-        )
-        client.publish(topic, envelope.payload, properties, qos=1)
+        client.publish(topic, envelope.payload, encode_properties(envelope), qos=1)
 
     # -- events -----------------------------------------------------------------------------
     async def _emit_loop(self, emission: Emission, stop: asyncio.Event) -> None:
