@@ -217,6 +217,20 @@ class AppConfig:
         "APP_GREETING_TOPIC_PREFIX", "app/greeting", "Topic prefix of the greeting example."
     )
     log_level: str = setting("APP_LOG_LEVEL", "INFO", "Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = setting(
+        "APP_LOG_FORMAT",
+        "text",
+        "Log format on stderr: 'text' for people, 'json' (one object per line, with trace "
+        "ids) for log collectors.",
+    )
+    http_host: str = setting(
+        "APP_HTTP_HOST", "0.0.0.0", "Address of the /healthz, /readyz and /metrics endpoint."
+    )
+    http_port: int = setting(
+        "APP_HTTP_PORT",
+        8080,
+        "Port of the /healthz, /readyz and /metrics (Prometheus) endpoint; 0 turns it off.",
+    )
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
@@ -366,6 +380,8 @@ def validate(config: AppConfig) -> None:
             )
         )
     checks += [
+        ("APP_LOG_FORMAT", config.log_format in ("text", "json"), "must be text or json"),
+        ("APP_HTTP_PORT", 0 <= config.http_port < 65536, "must be 0..65535 (0: off)"),
         ("APP_REDIS_DB", config.redis.db >= 0, "must be >= 0"),
         ("APP_MQTT_RECONNECT_MAX_SECONDS", config.mqtt.reconnect_max_seconds > 0, "must be > 0"),
         ("APP_STORAGE_RETRY_SECONDS", config.storage_retry_seconds >= 0, "must be >= 0"),

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from microdcs.app import Application
+from microdcs.app import AdditionalTask, Application
 from microdcs.config import AppConfig, load_config
 from microdcs.errors import ConfigurationError
 from microdcs.examples.greeting import GreetingProcessor
@@ -22,6 +22,10 @@ from microdcs.processor import CloudEventProcessor
 from microdcs.sfc.engine.wiring import bind_engine
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
+from microdcs.telemetry.health import Readiness
+from microdcs.telemetry.http import TelemetryServer
+from microdcs.telemetry.logging import configure_logging as _configure_logging
+from microdcs.telemetry.metrics import Metrics
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 
@@ -37,6 +41,7 @@ class Runtime:
     store: RedisStore
     mqtt: MqttHandler
     rpc: MessagePackRpcHandler | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     def bind(self, processor: CloudEventProcessor, *, prefix: str | None = None) -> None:
         """Serve ``processor`` on every transport (MQTT under ``prefix``, and RPC if on)."""
@@ -65,7 +70,8 @@ def bind_defaults(runtime: Runtime) -> None:
     source = runtime.config.resolved_source
     runtime.bind(GreetingProcessor(source=source), prefix=runtime.config.greeting_prefix)
     jobs = bind_jobs(runtime)  # job management processor (+ the retained-topic publisher)
-    bind_engine(runtime, jobs)  # SFC engine task + southbound equipment processor
+    engine = bind_engine(runtime, jobs)  # SFC engine task + southbound equipment processor
+    runtime.metrics.observe("microdcs.sfc.steps_fired", lambda: engine.steps)
 
 
 @contextlib.asynccontextmanager
@@ -79,21 +85,57 @@ async def open_runtime(
         dedupe = (
             Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
         )
-        mqtt = MqttHandler(config, dedupe=dedupe)
-        rpc = MessagePackRpcHandler(config, dedupe=dedupe) if config.rpc.enabled else None
-        runtime = Runtime(config=config, app=app, store=store, mqtt=mqtt, rpc=rpc)
+        metrics = Metrics(config.resolved_instance_id)
+        mqtt = MqttHandler(config, dedupe=dedupe, latency=metrics.latency("mqtt"))
+        rpc = (
+            MessagePackRpcHandler(config, dedupe=dedupe, latency=metrics.latency("rpc"))
+            if config.rpc.enabled
+            else None
+        )
+        runtime = Runtime(config=config, app=app, store=store, mqtt=mqtt, rpc=rpc, metrics=metrics)
         bind_defaults(runtime)
         for factory in factories:
             factory(runtime)
         app.add_handler(mqtt)
         if rpc is not None:
             app.add_handler(rpc)
-        yield runtime
+        observe_transports(runtime)
+        try:
+            yield runtime
+        finally:
+            metrics.shutdown()
+
+
+def observe_transports(runtime: Runtime) -> None:
+    """Export the transports' counters, queue depth and awaited responses (read at scrape)."""
+    mqtt, rpc, metrics = runtime.mqtt, runtime.rpc, runtime.metrics
+    metrics.observe_transport(
+        "mqtt", mqtt.stats, queue_depth=lambda: mqtt.queue_depth, awaited=lambda: len(mqtt.tracker)
+    )
+    if rpc is not None:
+        metrics.observe_transport("rpc", rpc.stats, awaited=lambda: len(rpc.tracker))
+        metrics.observe("microdcs.rpc.connections", lambda: rpc.connection_stats.open)
+
+
+def add_telemetry_server(runtime: Runtime) -> TelemetryServer | None:
+    """Serve /healthz, /readyz and /metrics as a task of the app (None when turned off)."""
+    config = runtime.config
+    if config.http_port == 0:
+        return None
+    readiness = Readiness(runtime.app.handlers, runtime.store.ping)
+    runtime.metrics.observe("microdcs.redis.errors", lambda: readiness.ping_failures, where="ping")
+    runtime.metrics.observe("microdcs.ready", lambda: int(readiness.last))
+    server = TelemetryServer(
+        config.http_host, config.http_port, metrics=runtime.metrics, readiness=readiness
+    )
+    runtime.app.add_task(AdditionalTask("http", server.run))
+    return server
 
 
 async def serve(config: AppConfig, factories: Sequence[RuntimeFactory] = ()) -> None:
     """Run one replica until SIGINT/SIGTERM."""
     async with open_runtime(config, factories) as runtime:
+        add_telemetry_server(runtime)
         logger.info("microdcs %s starting", config.resolved_instance_id)
         settle_garbage_collector()
         await runtime.app.run()
@@ -111,12 +153,9 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(20_000, 20, 50)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr as text or JSON lines (see :mod:`microdcs.telemetry.logging`)."""
+    _configure_logging(level, fmt)
 
 
 def run_from_environment(processor_specs: Sequence[str] | None = None) -> int:
@@ -127,7 +166,7 @@ def run_from_environment(processor_specs: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"microdcs: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     run_event_loop(serve(config, factories))
     return 0
 

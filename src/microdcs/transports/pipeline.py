@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from microdcs.cloudevent import CloudEvent
 from microdcs.errors import InputError, StorageUnavailableError
@@ -39,6 +39,12 @@ class TransportStats:
         self.failed[kind] += 1
 
 
+class LatencyRecorder(Protocol):
+    """Where the pipeline reports each event's handling time (a metrics histogram)."""
+
+    def record(self, event_type: str, seconds: float, failed: bool) -> None: ...
+
+
 class EventPipeline:
     """Processes one incoming event for one processor and returns the events to send."""
 
@@ -49,11 +55,13 @@ class EventPipeline:
         stats: TransportStats,
         dedupe: Deduplicator | None,
         storage_retry_seconds: float,
+        latency: LatencyRecorder | None = None,
     ) -> None:
         self._source = source
         self._stats = stats
         self._dedupe = dedupe
         self._retry_seconds = storage_retry_seconds
+        self._latency = latency
 
     def reject(self, event: CloudEvent | None, error: InputError) -> CloudEvent:
         """Count and log a rejected input; return the error response to send."""
@@ -66,6 +74,23 @@ class EventPipeline:
         self, event: CloudEvent, processor: CloudEventProcessor, context: MessageContext
     ) -> list[CloudEvent]:
         """Responses for ``event``; never raises except on cancellation.
+
+        The one per-message measurement of the runtime happens here: handling time by
+        type, and whether the answer is an error.
+        """
+        latency = self._latency
+        if latency is None:
+            return await self._process(event, processor, context)
+        started = time.perf_counter()
+        responses = await self._process(event, processor, context)
+        failed = bool(responses) and responses[0].error_kind is not None
+        latency.record(event.type, time.perf_counter() - started, failed)
+        return responses
+
+    async def _process(
+        self, event: CloudEvent, processor: CloudEventProcessor, context: MessageContext
+    ) -> list[CloudEvent]:
+        """:meth:`process` without the measurement.
 
         A Redis outage is waited out (with back-off, up to the retry period) at each step,
         and a step that succeeded is never repeated: in particular the handler runs at

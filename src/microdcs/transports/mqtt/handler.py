@@ -41,7 +41,7 @@ from microdcs.transports.mqtt.mapping import (
     to_binary,
 )
 from microdcs.transports.mqtt.topics import TopicLayout
-from microdcs.transports.pipeline import EventPipeline, TransportStats
+from microdcs.transports.pipeline import EventPipeline, LatencyRecorder, TransportStats
 from microdcs.transports.tracker import ResponseTracker
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,13 @@ class MqttHandler:
 
     name = "mqtt"
 
-    def __init__(self, config: AppConfig, *, dedupe: Deduplicator | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        dedupe: Deduplicator | None = None,
+        latency: LatencyRecorder | None = None,
+    ) -> None:
         self.config = config
         self.instance_id = config.resolved_instance_id
         self.response_topic = f"{config.mqtt.response_topic_base}/{self.instance_id}"
@@ -100,6 +106,7 @@ class MqttHandler:
             stats=self.stats,
             dedupe=dedupe,
             storage_retry_seconds=config.storage_retry_seconds,
+            latency=latency,
         )
         self.bindings: list[MqttBinding] = []
         self.connected = asyncio.Event()

@@ -35,7 +35,7 @@ from microdcs.transports.msgpack_rpc.methods import (
     parse_publish,
 )
 from microdcs.transports.msgpack_rpc.protocol import FrameEncoder
-from microdcs.transports.pipeline import EventPipeline, TransportStats
+from microdcs.transports.pipeline import EventPipeline, LatencyRecorder, TransportStats
 from microdcs.transports.tracker import ResponseTracker
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class MessagePackRpcHandler:
         *,
         dedupe: Deduplicator | None = None,
         tls_handshake_timeout: float = 10.0,
+        latency: LatencyRecorder | None = None,
     ) -> None:
         self.config = config
         self.tls_handshake_timeout = tls_handshake_timeout
@@ -79,6 +80,7 @@ class MessagePackRpcHandler:
             stats=self.stats,
             dedupe=dedupe,
             storage_retry_seconds=config.storage_retry_seconds,
+            latency=latency,
         )
         self.bindings: list[RpcBinding] = []
         self._routes: dict[str, RpcBinding] = {}
