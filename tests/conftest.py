@@ -16,6 +16,7 @@ import pytest
 from microdcs.config import AppConfig, MqttConfig, RedisConfig
 from microdcs.devstack import LocalMosquitto, LocalRedis
 from microdcs.runner import Runtime, RuntimeFactory, open_runtime
+from microdcs.telemetry.tracing import Tracing
 
 _counter = itertools.count()
 
@@ -64,10 +65,13 @@ def config(mosquitto: LocalMosquitto, redis_server: LocalRedis) -> AppConfig:
 
 @contextlib.asynccontextmanager
 async def running(
-    config: AppConfig, factories: Sequence[RuntimeFactory] = ()
+    config: AppConfig,
+    factories: Sequence[RuntimeFactory] = (),
+    *,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Runtime]:
     """A runtime serving in this event loop until the block ends."""
-    async with open_runtime(config, factories) as runtime:
+    async with open_runtime(config, factories, tracing=tracing) as runtime:
         task = asyncio.create_task(runtime.app.run(install_signal_handlers=False))
         try:
             async with asyncio.timeout(10):

@@ -28,6 +28,7 @@ from microdcs.contenttypes import JSON, is_msgpack
 from microdcs.errors import InputError, UnknownEventTypeError
 from microdcs.models.base import Model
 from microdcs.routing import Direction, Intent
+from microdcs.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class MessageContext:
     transport: str
     intent: Intent | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Where the event arrived (the MQTT topic), for traces and logs.
+    destination: str | None = None
 
     @property
     def subject(self) -> str | None:
@@ -147,6 +150,8 @@ class CloudEventProcessor:
         self.source = source
         self.name = name or type(self).__name__
         self._sinks: list[EventSink] = []
+        #: Set by the runtime when the processor is bound; records nothing until then.
+        self.tracing = Tracing()
 
     # -- wiring -----------------------------------------------------------------
     @property
@@ -240,7 +245,7 @@ class CloudEventProcessor:
             ext[CAUSATION_ID] = causationid
         if expiry:
             ext[EXPIRY_INTERVAL] = int(expiry)
-        return CloudEvent(
+        event = CloudEvent(
             type=event_type,
             source=self.source,
             datacontenttype=ctype,
@@ -250,6 +255,8 @@ class CloudEventProcessor:
             data=message.encode(ctype),
             extensions=ext,
         )
+        Tracing.inject(event)  # responses and events continue the trace being handled
+        return event
 
     def response_event(self, request: CloudEvent, message: Model) -> CloudEvent:
         """The response to ``request``: same subject and correlation, caused by it."""

@@ -26,6 +26,7 @@ from microdcs.telemetry.health import Readiness
 from microdcs.telemetry.http import TelemetryServer
 from microdcs.telemetry.logging import configure_logging as _configure_logging
 from microdcs.telemetry.metrics import Metrics
+from microdcs.telemetry.tracing import Tracing, provider_from_environment
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 
@@ -42,9 +43,11 @@ class Runtime:
     mqtt: MqttHandler
     rpc: MessagePackRpcHandler | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    tracing: Tracing = field(default_factory=Tracing)
 
     def bind(self, processor: CloudEventProcessor, *, prefix: str | None = None) -> None:
         """Serve ``processor`` on every transport (MQTT under ``prefix``, and RPC if on)."""
+        processor.tracing = self.tracing
         self.mqtt.bind(processor, prefix=prefix)
         if self.rpc is not None:
             self.rpc.bind(processor)
@@ -76,23 +79,38 @@ def bind_defaults(runtime: Runtime) -> None:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    config: AppConfig, factories: Sequence[RuntimeFactory] = ()
+    config: AppConfig,
+    factories: Sequence[RuntimeFactory] = (),
+    *,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build a wired replica; the caller runs ``runtime.app.run()`` inside the context."""
+    tracing = tracing or Tracing()
     async with RedisStore(config.redis) as store:
+        store.tracing = tracing
         app = Application(config)
         # One dedupe registry: a source+id is a duplicate whichever transport brings it.
         dedupe = (
             Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
         )
         metrics = Metrics(config.resolved_instance_id)
-        mqtt = MqttHandler(config, dedupe=dedupe, latency=metrics.latency("mqtt"))
+        mqtt = MqttHandler(config, dedupe=dedupe, latency=metrics.latency("mqtt"), tracing=tracing)
         rpc = (
-            MessagePackRpcHandler(config, dedupe=dedupe, latency=metrics.latency("rpc"))
+            MessagePackRpcHandler(
+                config, dedupe=dedupe, latency=metrics.latency("rpc"), tracing=tracing
+            )
             if config.rpc.enabled
             else None
         )
-        runtime = Runtime(config=config, app=app, store=store, mqtt=mqtt, rpc=rpc, metrics=metrics)
+        runtime = Runtime(
+            config=config,
+            app=app,
+            store=store,
+            mqtt=mqtt,
+            rpc=rpc,
+            metrics=metrics,
+            tracing=tracing,
+        )
         bind_defaults(runtime)
         for factory in factories:
             factory(runtime)
@@ -132,9 +150,11 @@ def add_telemetry_server(runtime: Runtime) -> TelemetryServer | None:
     return server
 
 
-async def serve(config: AppConfig, factories: Sequence[RuntimeFactory] = ()) -> None:
+async def serve(
+    config: AppConfig, factories: Sequence[RuntimeFactory] = (), tracing: Tracing | None = None
+) -> None:
     """Run one replica until SIGINT/SIGTERM."""
-    async with open_runtime(config, factories) as runtime:
+    async with open_runtime(config, factories, tracing=tracing) as runtime:
         add_telemetry_server(runtime)
         logger.info("microdcs %s starting", config.resolved_instance_id)
         settle_garbage_collector()
@@ -167,7 +187,12 @@ def run_from_environment(processor_specs: Sequence[str] | None = None) -> int:
         print(f"microdcs: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
-    run_event_loop(serve(config, factories))
+    provider = provider_from_environment(os.environ)
+    try:
+        run_event_loop(serve(config, factories, Tracing(provider)))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # type: ignore[attr-defined]  # the SDK provider flushes
     return 0
 
 

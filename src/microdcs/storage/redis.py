@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from microdcs.config import RedisConfig
 from microdcs.storage.resp import RespConnection
+from microdcs.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class RedisStore:
             config.hostname, config.port, password=config.password, db=config.db
         )
         self._scripts: dict[str, tuple[str, str]] = {}
+        #: Set by the runtime; script calls are traced as CLIENT spans.
+        self.tracing = Tracing()
 
     def key(self, *parts: str) -> str:
         """A key under the configured prefix, parts joined by ``:``."""
@@ -88,6 +91,19 @@ class RedisStore:
     async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA a registered script, loading it on NOSCRIPT (e.g. after a Redis restart)."""
         source, sha = self._scripts[name]
+        with self.tracing.client(
+            f"EVALSHA {name}",
+            {
+                "db.system.name": "redis",
+                "db.operation.name": "EVALSHA",
+                "db.stored_procedure.name": name,
+            },
+        ):
+            return await self._evalsha(source, sha, keys, args)
+
+    async def _evalsha(
+        self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
         try:
             return await self.pipeline.execute("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:

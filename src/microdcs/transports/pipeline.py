@@ -19,6 +19,7 @@ from microdcs.cloudevent import CloudEvent
 from microdcs.errors import InputError, StorageUnavailableError
 from microdcs.processor import CloudEventProcessor, MessageContext, error_event
 from microdcs.storage.dedupe import Deduplicator
+from microdcs.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +57,14 @@ class EventPipeline:
         dedupe: Deduplicator | None,
         storage_retry_seconds: float,
         latency: LatencyRecorder | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._source = source
         self._stats = stats
         self._dedupe = dedupe
         self._retry_seconds = storage_retry_seconds
         self._latency = latency
+        self._tracing = tracing or Tracing()
 
     def reject(self, event: CloudEvent | None, error: InputError) -> CloudEvent:
         """Count and log a rejected input; return the error response to send."""
@@ -78,13 +81,20 @@ class EventPipeline:
         The one per-message measurement of the runtime happens here: handling time by
         type, and whether the answer is an error.
         """
-        latency = self._latency
-        if latency is None:
-            return await self._process(event, processor, context)
         started = time.perf_counter()
-        responses = await self._process(event, processor, context)
-        failed = bool(responses) and responses[0].error_kind is not None
-        latency.record(event.type, time.perf_counter() - started, failed)
+        with self._tracing.consume(
+            event, system=context.transport, destination=context.destination
+        ) as span:
+            responses = await self._process(event, processor, context)
+            error_kind = responses[0].error_kind if responses else None
+            if error_kind is not None:
+                Tracing.mark_error(
+                    span,
+                    error_kind,
+                    str(responses[0].extensions.get("mdcserrormessage", error_kind)),
+                )
+        if self._latency is not None:
+            self._latency.record(event.type, time.perf_counter() - started, error_kind is not None)
         return responses
 
     async def _process(

@@ -27,6 +27,7 @@ from microdcs.errors import (
 from microdcs.processor import CloudEventProcessor, MessageContext
 from microdcs.routing import Intent
 from microdcs.storage.dedupe import Deduplicator
+from microdcs.telemetry.tracing import Tracing
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import (
     AckCallback,
@@ -72,16 +73,17 @@ class MqttBinding:
         waiting here would only add a round trip to every handler that emits events.
         Back-pressure still applies when the socket's send buffer is full.
         """
-        envelope = to_binary(event)
         topic = self.layout.topic(event.subject, intent)
-        if expect_response:
-            key = event.id.encode()
-            envelope.response_topic = self.handler.response_topic
-            envelope.correlation_data = key
-            ttl = float(event.expiryinterval or 60)
-            self.handler.tracker.add(key, self.processor, event, ttl)
         await self.handler.client.wait_writable()
-        self.handler._publish_now(topic, envelope)
+        with self.handler.tracing.produce(event, system="mqtt", destination=topic):
+            envelope = to_binary(event)
+            if expect_response:
+                key = event.id.encode()
+                envelope.response_topic = self.handler.response_topic
+                envelope.correlation_data = key
+                ttl = float(event.expiryinterval or 60)
+                self.handler.tracker.add(key, self.processor, event, ttl)
+            self.handler._publish_now(topic, envelope)
 
 
 class MqttHandler:
@@ -95,11 +97,13 @@ class MqttHandler:
         *,
         dedupe: Deduplicator | None = None,
         latency: LatencyRecorder | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.instance_id = config.resolved_instance_id
         self.response_topic = f"{config.mqtt.response_topic_base}/{self.instance_id}"
         self.stats = TransportStats()
+        self.tracing = tracing or Tracing()
         self.tracker = ResponseTracker()
         self.pipeline = EventPipeline(
             source=config.resolved_source,
@@ -107,6 +111,7 @@ class MqttHandler:
             dedupe=dedupe,
             storage_retry_seconds=config.storage_retry_seconds,
             latency=latency,
+            tracing=tracing,
         )
         self.bindings: list[MqttBinding] = []
         self.connected = asyncio.Event()
@@ -220,7 +225,9 @@ class MqttHandler:
             binding = binding or self._binding_for_topic(message.topic)
             self._send_responses([rejection], message, binding, after=item)
             return
-        context = MessageContext(event=event, transport=self.name, intent=intent)
+        context = MessageContext(
+            event=event, transport=self.name, intent=intent, destination=message.topic
+        )
         responses = await self.pipeline.process(event, binding.processor, context)
         self._send_responses(responses, message, binding, after=item)
 

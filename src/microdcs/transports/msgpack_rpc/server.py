@@ -25,6 +25,7 @@ from microdcs.eventformat import to_dict
 from microdcs.processor import CloudEventProcessor, MessageContext
 from microdcs.routing import Intent
 from microdcs.storage.dedupe import Deduplicator
+from microdcs.telemetry.tracing import Tracing
 from microdcs.transports.msgpack_rpc.auth import TokenCheck, server_ssl_context
 from microdcs.transports.msgpack_rpc.connection import ConnectionStats, RpcConnection
 from microdcs.transports.msgpack_rpc.errors import UNKNOWN_METHOD, RpcError
@@ -69,6 +70,7 @@ class MessagePackRpcHandler:
         dedupe: Deduplicator | None = None,
         tls_handshake_timeout: float = 10.0,
         latency: LatencyRecorder | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.tls_handshake_timeout = tls_handshake_timeout
@@ -81,6 +83,7 @@ class MessagePackRpcHandler:
             dedupe=dedupe,
             storage_retry_seconds=config.storage_retry_seconds,
             latency=latency,
+            tracing=tracing,
         )
         self.bindings: list[RpcBinding] = []
         self._routes: dict[str, RpcBinding] = {}

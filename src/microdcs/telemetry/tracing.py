@@ -1,0 +1,156 @@
+"""Tracing: OpenTelemetry spans and W3C trace context carried in CloudEvent extensions.
+
+The CloudEvents distributed-tracing extension puts ``traceparent``/``tracestate`` on the
+event itself, so a trace survives every hop (MQTT, RPC, Redis work streams). Spans follow
+the OpenTelemetry messaging conventions. Without an exporter the tracer is a no-op that
+still propagates an incoming context, so a trace started by the MES continues through a
+replica that records nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from microdcs.cloudevent import TRACEPARENT, TRACESTATE, CloudEvent
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class Tracing:
+    """The tracer of one replica; ``Tracing(None)`` records nothing but propagates."""
+
+    def __init__(self, provider: TracerProvider | None = None) -> None:
+        self.enabled = provider is not None
+        source = provider if provider is not None else trace.NoOpTracerProvider()
+        self._tracer = source.get_tracer("microdcs")
+
+    # -- propagation ------------------------------------------------------------------------
+    @staticmethod
+    def extract(event: CloudEvent) -> Context | None:
+        """The trace context an incoming event carries, if any."""
+        parent = event.extensions.get(TRACEPARENT)
+        if parent is None:
+            return None
+        carrier = {TRACEPARENT: str(parent)}
+        state = event.extensions.get(TRACESTATE)
+        if state is not None:
+            carrier[TRACESTATE] = str(state)
+        return _PROPAGATOR.extract(carrier)
+
+    @staticmethod
+    def inject(event: CloudEvent) -> None:
+        """Write the current span's context into an outgoing event."""
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid:
+            return
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        event.extensions[TRACEPARENT] = carrier[TRACEPARENT]
+        if TRACESTATE in carrier:
+            event.extensions[TRACESTATE] = carrier[TRACESTATE]
+
+    # -- spans ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def consume(self, event: CloudEvent, *, system: str, destination: str | None) -> Iterator[Span]:
+        """A CONSUMER span for handling ``event``, child of the context it carries."""
+        attributes: dict[str, Any] = {
+            "messaging.system": system,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.message.id": event.id,
+            "cloudevents.event_id": event.id,
+            "cloudevents.event_source": event.source,
+            "cloudevents.event_type": event.type,
+        }
+        if destination is not None:
+            attributes["messaging.destination.name"] = destination
+        if event.subject is not None:
+            attributes["cloudevents.event_subject"] = event.subject
+        correlation = event.correlationid
+        if correlation is not None:
+            attributes["messaging.message.conversation_id"] = correlation
+        with self._tracer.start_as_current_span(
+            f"process {event.type}",
+            context=self.extract(event),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            record_exception=True,
+        ) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def produce(self, event: CloudEvent, *, system: str, destination: str) -> Iterator[Span]:
+        """A PRODUCER span for sending ``event``; its context is written into the event."""
+        with self._tracer.start_as_current_span(
+            f"send {event.type}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": system,
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
+                "messaging.destination.name": destination,
+                "messaging.message.id": event.id,
+                "cloudevents.event_type": event.type,
+            },
+        ) as span:
+            self.inject(event)
+            yield span
+
+    @contextlib.contextmanager
+    def client(self, name: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
+        """A CLIENT span, e.g. one Redis script call."""
+        with self._tracer.start_as_current_span(
+            name, kind=SpanKind.CLIENT, attributes=dict(attributes)
+        ) as span:
+            yield span
+
+    @staticmethod
+    def mark_error(span: Span, kind: str, message: str) -> None:
+        """Flag a span whose outcome was an error response."""
+        if span.is_recording():
+            span.set_attribute("error.type", kind)
+            span.set_status(Status(StatusCode.ERROR, message))
+
+
+def provider_from_environment(environ: Mapping[str, str]) -> TracerProvider | None:
+    """A tracer provider as the standard ``OTEL_*`` variables ask, or ``None`` for none.
+
+    Traces are exported only when configured: ``OTEL_TRACES_EXPORTER`` (``otlp``,
+    ``console``, ``none``) or an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``). The exporters read their own ``OTEL_*``
+    settings (headers, protocol details), as the OpenTelemetry specification says.
+    """
+    if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return None
+    exporter_name = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if exporter_name in ("", "none") and not (exporter_name == "" and endpoint):
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
+
+    exporter: SpanExporter
+    if exporter_name == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    service = environ.get("OTEL_SERVICE_NAME", "microdcs")
+    provider = SdkTracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
