@@ -5,6 +5,7 @@ subscription, so any replica gets any answer) and hands it to a receiver, the SF
 which matches it to the waiting action through Redis. Commands go out with their
 correlation id in the CloudEvent and in the MQTT Correlation Data, and name the shared
 events topic as Response Topic: no answer depends on the replica that sent the command.
+Each command also carries the W3C trace context of its send span (``traceparent``).
 """
 
 from __future__ import annotations
@@ -91,9 +92,11 @@ class EquipmentProcessor(CloudEventProcessor):
         binding = self._binding
         if binding is None:
             raise RuntimeError("the equipment processor is not bound to MQTT")
-        envelope = to_binary(event)
-        envelope.correlation_data = correlation_id.encode()
-        envelope.response_topic = binding.layout.topic(event.subject, Intent.EVENTS)
-        await binding.handler.publish(
-            binding.layout.topic(event.subject, Intent.COMMANDS), envelope
-        )
+        topic = binding.layout.topic(event.subject, Intent.COMMANDS)
+        # A PRODUCER span child of the engine's step: the command carries its context, and
+        # equipment echoes it on the answer, so the answer joins the job's trace.
+        with self.tracing.produce(event, system="mqtt", destination=topic):
+            envelope = to_binary(event)
+            envelope.correlation_data = correlation_id.encode()
+            envelope.response_topic = binding.layout.topic(event.subject, Intent.EVENTS)
+            await binding.handler.publish(topic, envelope)

@@ -5,6 +5,11 @@ configured events periodically, and recognises a re-delivered command by its cor
 id: the command takes effect once, a re-delivery only gets the stored answer again. It
 reports how often each correlation id took effect, over MQTT (a ``REPORT_TYPE`` request)
 and in a JSON file at exit, which is how tests prove that nothing ran twice.
+
+Like equipment following the contract, it echoes a command's W3C trace context
+(``traceparent``/``tracestate``) on the answer, so the answer joins the command's trace.
+Its periodic events carry the context of the last command received on their scope (the
+activity they stand for), or none before the first command.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from microdcs.cloudevent import (
     CORRELATION_ID,
     ERROR_KIND,
     ERROR_MESSAGE,
+    TRACEPARENT,
+    TRACESTATE,
     CloudEvent,
     now_timestamp,
 )
@@ -92,6 +99,10 @@ class EquipmentSimulator:
         #: How many times each correlation id was received (re-deliveries included).
         self.received: Counter[str] = Counter()
         self.cancelled: set[str] = set()
+        #: (correlation id, traceparent or "") of every command received, in order.
+        self.command_traces: list[tuple[str, str]] = []
+        #: Trace context of the last command per scope, carried by the periodic events.
+        self._scope_traces: dict[str | None, dict[str, Any]] = {}
         self.scopes: set[str | None] = set(settings.scopes)
         self._answers: dict[str, tuple[str, MqttEnvelope]] = {}
         self._random = random.Random(settings.seed)
@@ -177,6 +188,10 @@ class EquipmentSimulator:
         if not correlation:
             logger.warning("command %s without correlation id ignored", event.type)
             return
+        trace = _trace_context(event)
+        self.command_traces.append((correlation, str(trace.get(TRACEPARENT, ""))))
+        if trace:
+            self._scope_traces[subject] = trace
         if event.type == CANCEL_TYPE:
             self.cancelled.add(correlation)
             return
@@ -217,12 +232,20 @@ class EquipmentSimulator:
         self._send(topic, envelope)
 
     def _event(
-        self, type_: str, subject: str | None, data: Any, *, cause: CloudEvent | None = None
+        self,
+        type_: str,
+        subject: str | None,
+        data: Any,
+        *,
+        cause: CloudEvent | None = None,
+        trace: dict[str, Any] | None = None,
     ) -> CloudEvent:
-        extensions: dict[str, Any] = {}
+        """An event; an answer to ``cause`` echoes its correlation and trace context."""
+        extensions: dict[str, Any] = dict(trace or {})
         if cause is not None:
             extensions[CORRELATION_ID] = cause.correlationid or cause.id
             extensions[CAUSATION_ID] = cause.id
+            extensions.update(_trace_context(cause))
         return CloudEvent(
             type=type_,
             source=self.source,
@@ -253,5 +276,11 @@ class EquipmentSimulator:
                 continue
             for scope in sorted(self.scopes, key=lambda s: s or ""):
                 self._emitted += 1
-                event = self._event(emission.type, scope, {"Seq": self._emitted})
+                trace = self._scope_traces.get(scope)
+                event = self._event(emission.type, scope, {"Seq": self._emitted}, trace=trace)
                 self._publish(self.layout.topic(scope, Intent.EVENTS), event, None)
+
+
+def _trace_context(event: CloudEvent) -> dict[str, Any]:
+    """The W3C trace context extensions of ``event`` (empty when it has none)."""
+    return {k: event.extensions[k] for k in (TRACEPARENT, TRACESTATE) if k in event.extensions}

@@ -10,12 +10,12 @@ replica that records nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from microdcs.cloudevent import TRACEPARENT, TRACESTATE, CloudEvent
@@ -108,6 +108,31 @@ class Tracing:
         """A CLIENT span, e.g. one Redis script call."""
         with self._tracer.start_as_current_span(
             name, kind=SpanKind.CLIENT, attributes=dict(attributes)
+        ) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def span(
+        self,
+        name: str,
+        *,
+        parent: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] = (),
+    ) -> Iterator[Span]:
+        """A span under an explicit ``parent`` (``None``: the current context), made current.
+
+        For work resumed outside the request that caused it, e.g. an SFC step taken from a
+        Redis work stream, whose parent is the context stored with the work item.
+        """
+        with self._tracer.start_as_current_span(
+            name,
+            context=parent,
+            kind=kind,
+            attributes=dict(attributes) if attributes else None,
+            links=links,
+            record_exception=True,
         ) as span:
             yield span
 

@@ -6,6 +6,10 @@ entries a dead replica left behind (XAUTOCLAIM after an idle time), and fires du
 execution, stored with a compare-and-swap on its version together with the effects to
 perform, then the effects are performed and only then the entry is acknowledged. New
 scopes are found through a Redis set, without a restart.
+
+Tracing: each item carries the trace context of what queued it, and the execution keeps
+the context of the job's start (the MES request), so every step of a job, on whichever
+replica, is a span in the job's trace, and so are the commands and job moves it causes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import orjson
@@ -31,6 +36,7 @@ from microdcs.sfc import (
     CancelAction,
     CompiledRecipe,
     DispatchAction,
+    Event,
     JobAborted,
     JobCompleted,
     JobStopped,
@@ -49,10 +55,12 @@ from microdcs.sfc.engine.plan import (
     plan_change,
     response_data,
 )
-from microdcs.sfc.engine.store import EngineStore, Entry
+from microdcs.sfc.engine.store import EngineStore, Entry, Stored
+from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
 from microdcs.sfc.work import dispatch_effect
 from microdcs.storage.redis import UNAVAILABLE_ERRORS
+from microdcs.telemetry.tracing import Tracing
 from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
 
 logger = logging.getLogger(__name__)
@@ -88,6 +96,7 @@ class SfcEngine:
         batch: int = 256,
         predicates: Mapping[str, Predicate] | None = None,
         clock: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.control = control
@@ -101,6 +110,7 @@ class SfcEngine:
         self.batch = batch
         self.predicates = dict(predicates or {})
         self.clock = clock
+        self.tracing = tracing or Tracing()
         self.steps = 0  # entries that changed an execution (a benchmark counter)
         self._compiled: dict[str, CompiledRecipe] = {}
         self._by_job: OrderedDict[tuple[str, str], CompiledRecipe] = OrderedDict()
@@ -121,15 +131,17 @@ class SfcEngine:
         scope = scope_name(event.subject)
         if await self.store.register_scope(scope):
             self._wake.set()
-        await self.store.enqueue(scope, WorkItem(kind, event.job_id))
+        # Called while the MES request is handled: the item carries that request's trace.
+        await self.store.enqueue(scope, WorkItem(kind, event.job_id, trace=Carried.current()))
 
     async def on_equipment(self, subject: str | None, message: EquipmentMessage) -> None:
         """An equipment answer or event (on any replica): queue the completion it causes."""
         kind = "fail" if message.failed else "done"
         payload = message.reason if message.failed else orjson.dumps(dict(message.result))
         matched = await self.store.match(
-            scope_name(subject), message.correlation_id or "", kind, payload, message.type
-        )
+            scope_name(subject), message.correlation_id or "", kind, payload, message.type,
+            Carried.current(),  # the consumer span of the answer, in the job's trace
+        )  # fmt: skip
         if not matched and message.correlation_id:
             logger.debug("no action awaits %s (%s)", message.correlation_id, message.type)
 
@@ -214,14 +226,45 @@ class SfcEngine:
     async def _process(self, scope: str, entry_id: str, item: WorkItem) -> bool:
         """Apply one work item; True when it may be acknowledged."""
         if item.is_resend:
-            await self._resend(scope, item)
+            stored = await self.store.load(scope, item.job_id)
+            with self._step_span(scope, item, stored):
+                await self._resend(scope, item, stored)
             return True
         event = item.event()
         if event is None:
             logger.warning("unknown work item kind %r dropped", item.kind)
             return True
-        for _ in range(_CAS_ATTEMPTS):
-            stored = await self.store.load(scope, item.job_id)
+        # Loaded before the span opens: the span's parent is the job's trace stored here.
+        stored = await self.store.load(scope, item.job_id)
+        with self._step_span(scope, item, stored):
+            return await self._apply(scope, entry_id, item, event, stored)
+
+    def _step_span(
+        self, scope: str, item: WorkItem, stored: Stored | None
+    ) -> AbstractContextManager[object]:
+        """The span of one step, in the job's trace (see :func:`step_parent`).
+
+        Without an exporter and without any context to continue this is a no-op, so an
+        untraced deployment pays nothing per item.
+        """
+        job = stored.trace if stored is not None else NONE
+        if not item.trace and not job and not self.tracing.enabled:
+            return contextlib.nullcontext()
+        parent, links = step_parent(item.trace, job)
+        attributes = {"microdcs.job.id": item.job_id, "microdcs.scope": scope,
+                      "microdcs.sfc.work_kind": item.kind}  # fmt: skip
+        if item.correlation_id:
+            attributes["messaging.message.conversation_id"] = item.correlation_id
+        return self.tracing.span(
+            f"sfc step {item.kind}", parent=parent, attributes=attributes, links=links
+        )
+
+    async def _apply(
+        self, scope: str, entry_id: str, item: WorkItem, event: Event, stored: Stored | None
+    ) -> bool:
+        for attempt in range(_CAS_ATTEMPTS):
+            if attempt:
+                stored = await self.store.load(scope, item.job_id)
             if stored is None:
                 return item.kind != "start" or await self._start(scope, entry_id, item)
             subject = stored.subject or None
@@ -266,9 +309,14 @@ class SfcEngine:
         new, effects = evolve(recipe, old, item.event() or _never(), self.clock())
         plan = plan_change(recipe, old, new, effects, now=self.clock(),
                            resend_after=self.resend_after)  # fmt: skip
+        extra: dict[str, bytes | str] = {"recipe": source.recipe_json, "subject": subject or ""}
+        # The job's trace, continued by every later item (its step span when recording).
+        trace = Carried.current()
+        if trace:
+            extra |= {"tp": trace.traceparent, "ts": trace.tracestate}
         stored = await self.store.cas(
             scope, new, expected="", entry_id=entry_id, effects=encode_effects(plan.external),
-            plan=plan, extra={"recipe": source.recipe_json, "subject": subject or ""},
+            plan=plan, extra=extra,
         )  # fmt: skip
         if stored:
             self.steps += 1
@@ -276,10 +324,9 @@ class SfcEngine:
             await self._perform(subject, job_id, plan.external)
         return True
 
-    async def _resend(self, scope: str, item: WorkItem) -> None:
+    async def _resend(self, scope: str, item: WorkItem, stored: Stored | None) -> None:
         """A command is overdue: send it again (same correlation id) if still awaited."""
         correlation = item.timer[len(RESEND) :]
-        stored = await self.store.load(scope, item.job_id)
         run = stored.execution.run_by_correlation(correlation) if stored else None
         if stored is None or run is None or run.status is not RunStatus.RUNNING:
             return

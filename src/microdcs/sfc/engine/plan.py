@@ -17,6 +17,7 @@ import orjson
 
 from microdcs.sfc.compiled import CompiledRecipe
 from microdcs.sfc.engine.keys import RESEND, timer_member
+from microdcs.sfc.engine.tracecontext import NONE, Carried
 from microdcs.sfc.events import (
     Abort,
     ActionCompleted,
@@ -56,6 +57,8 @@ class WorkItem:
     payload: str = ""
     #: Timer member (timer): ``job \\x1f key``.
     timer: str = ""
+    #: Trace context of what queued the item (fields ``tp``/``ts``; none for timers).
+    trace: Carried = NONE
 
     def fields(self) -> list[str]:
         out = ["k", self.kind, "j", self.job_id]
@@ -63,7 +66,7 @@ class WorkItem:
             out += ["c", self.correlation_id]
         if self.payload:
             out += ["r", self.payload]
-        return out
+        return out + self.trace.fields()
 
     @classmethod
     def from_fields(cls, raw: Mapping[bytes, bytes]) -> WorkItem:
@@ -72,10 +75,11 @@ class WorkItem:
             return value.decode() if value is not None else ""
 
         kind, member = text(b"k"), text(b"m")
+        trace = Carried(text(b"tp"), text(b"ts")) if b"tp" in raw else NONE
         if kind == "timer":
             job_id, _, key = member.partition("\x1f")
-            return cls(kind, job_id, timer=key)
-        return cls(kind, text(b"j"), text(b"c"), text(b"r"))
+            return cls(kind, job_id, timer=key, trace=trace)
+        return cls(kind, text(b"j"), text(b"c"), text(b"r"), trace=trace)
 
     @property
     def is_resend(self) -> bool:

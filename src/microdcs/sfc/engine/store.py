@@ -6,20 +6,22 @@ blocking stream reads and claims use the redis-py client, which has its own conn
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from microdcs.sfc.engine.keys import GROUP, EngineKeys, scopes_key
 from microdcs.sfc.engine.plan import Plan, WorkItem
+from microdcs.sfc.engine.tracecontext import NONE, Carried
 from microdcs.sfc.state import Execution
 from microdcs.storage.redis import RedisStore
 
 _LUA = Path(__file__).parent / "lua"
-_SCRIPTS = ("cas", "claim_timers", "match")
+_SCRIPTS = ("cas", "match")
 
 Entry = tuple[str, WorkItem]
 
@@ -38,6 +40,8 @@ class Stored:
     version: str
     applied: str
     subject: str
+    #: The job's trace: the context its start item carried (``tp``/``ts`` of the hash).
+    trace: Carried = NONE
 
 
 class EngineStore:
@@ -47,6 +51,9 @@ class EngineStore:
         self._known_scopes: set[str] = set()
         for name in _SCRIPTS:
             store.register_script(f"sfc.{name}", _LUA / f"{name}.lua")
+        # Polled several times a second: called without a span (see claim_timers).
+        self._timers = (_LUA / "claim_timers.lua").read_text(encoding="utf-8")
+        self._timers_sha = hashlib.sha1(self._timers.encode()).hexdigest()
 
     def keys(self, scope: str) -> EngineKeys:
         return EngineKeys.of(self.redis, scope)
@@ -101,14 +108,16 @@ class EngineStore:
 
     # -- executions -----------------------------------------------------------------------
     async def load(self, scope: str, job_id: str) -> Stored | None:
-        v, state, applied, subject = await self.redis.execute(
-            "HMGET", self.keys(scope).execution(job_id), "v", "state", "applied", "subject"
-        )
+        v, state, applied, subject, tp, ts = await self.redis.execute(
+            "HMGET", self.keys(scope).execution(job_id), "v", "state", "applied", "subject",
+            "tp", "ts",
+        )  # fmt: skip
         if v is None or state is None:
             return None
         return Stored(
-            Execution.from_dict(orjson.loads(state)), _text(v), _text(applied), _text(subject)
-        )
+            Execution.from_dict(orjson.loads(state)), _text(v), _text(applied), _text(subject),
+            Carried(_text(tp), _text(ts)) if tp else NONE,
+        )  # fmt: skip
 
     async def field(self, scope: str, job_id: str, name: str) -> bytes | None:
         value = await self.redis.execute("HGET", self.keys(scope).execution(job_id), name)
@@ -138,22 +147,38 @@ class EngineStore:
 
     # -- timers and matching --------------------------------------------------------------
     async def claim_timers(self, scope: str, now: float, *, limit: int = 500) -> int:
+        """Queue the due timers of a scope as work items.
+
+        Not traced: a span per poll (every replica, every scope, many times a second)
+        would bury the real traces; the timer items it queues are processed in their
+        job's trace.
+        """
         k = self.keys(scope)
-        fired: int = await self.redis.run_script(
-            "sfc.claim_timers", [k.timers, k.work], [now, limit, self.maxlen]
-        )
-        return fired
+        call = ("EVALSHA", self._timers_sha, 2, k.timers, k.work, now, limit, self.maxlen)
+        try:
+            fired = await self.redis.execute(*call)
+        except NoScriptError:  # e.g. after a Redis restart
+            await self.redis.execute("SCRIPT", "LOAD", self._timers)
+            fired = await self.redis.execute(*call)
+        return int(fired)
 
     async def add_timer(self, scope: str, member: str, due_at: float) -> None:
         await self.redis.execute("ZADD", self.keys(scope).timers, due_at, member)
 
     async def match(
-        self, scope: str, correlation_id: str, kind: str, payload: str | bytes, event_type: str
+        self,
+        scope: str,
+        correlation_id: str,
+        kind: str,
+        payload: str | bytes,
+        event_type: str,
+        trace: Carried = NONE,
     ) -> int:
+        """Queue the completion(s) an equipment message causes, with its trace context."""
         k = self.keys(scope)
         matched: int = await self.redis.run_script(
             "sfc.match",
             [k.awaiting, k.work, k.pull(event_type)],
-            [correlation_id, kind, payload, self.maxlen],
+            [correlation_id, kind, payload, self.maxlen, trace.traceparent, trace.tracestate],
         )
         return matched

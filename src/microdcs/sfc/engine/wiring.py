@@ -19,6 +19,7 @@ def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
     """Bind the equipment processor under ``equipment_prefix``; add the engine task."""
     config = runtime.config
     equipment = EquipmentProcessor(source=config.resolved_source)
+    equipment.tracing = runtime.tracing  # bound to MQTT only, so not through runtime.bind
     equipment.attach_binding(runtime.mqtt.bind(equipment, prefix=config.equipment_prefix))
     engine = SfcEngine(
         EngineStore(runtime.store, maxlen=config.sfc_work_maxlen),
@@ -30,6 +31,7 @@ def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
         timer_poll=config.sfc_timer_poll_seconds,
         resend_after=config.sfc_command_resend_seconds,
         scope_scan=config.sfc_scope_scan_seconds,
+        tracing=runtime.tracing,
     )
     jobs.add_listener(engine.on_job_event)
     if config.sfc_engine_enabled and config.is_processor_instance:
