@@ -105,7 +105,15 @@ class Tracing:
 
     @contextlib.contextmanager
     def client(self, name: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
-        """A CLIENT span, e.g. one Redis script call."""
+        """A CLIENT span (e.g. one Redis script call), recorded only inside a trace.
+
+        Background loops (publisher polls, lease renewals) call Redis many times a second;
+        outside a trace such a call is not worth a root span of its own.
+        """
+        current = trace.get_current_span()
+        if not current.get_span_context().is_valid:
+            yield current
+            return
         with self._tracer.start_as_current_span(
             name, kind=SpanKind.CLIENT, attributes=dict(attributes)
         ) as span:
