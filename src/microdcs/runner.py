@@ -19,6 +19,7 @@ from microdcs.errors import ConfigurationError
 from microdcs.examples.greeting import GreetingProcessor
 from microdcs.jobs.wiring import bind_jobs
 from microdcs.processor import CloudEventProcessor
+from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.wiring import bind_engine
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
@@ -44,6 +45,8 @@ class Runtime:
     rpc: MessagePackRpcHandler | None = None
     metrics: Metrics = field(default_factory=Metrics)
     tracing: Tracing = field(default_factory=Tracing)
+    #: The SFC engine of this replica (set by ``bind_defaults``).
+    sfc_engine: SfcEngine | None = None
 
     def bind(self, processor: CloudEventProcessor, *, prefix: str | None = None) -> None:
         """Serve ``processor`` on every transport (MQTT under ``prefix``, and RPC if on)."""
@@ -74,7 +77,9 @@ def bind_defaults(runtime: Runtime) -> None:
     runtime.bind(GreetingProcessor(source=source), prefix=runtime.config.greeting_prefix)
     jobs = bind_jobs(runtime)  # job management processor (+ the retained-topic publisher)
     engine = bind_engine(runtime, jobs)  # SFC engine task + southbound equipment processor
+    runtime.sfc_engine = engine
     runtime.metrics.observe("microdcs.sfc.steps_fired", lambda: engine.steps)
+    runtime.metrics.observe("microdcs.sfc.active_executions", lambda: engine.active_executions)
 
 
 @contextlib.asynccontextmanager

@@ -112,3 +112,20 @@ async def test_stop_from_the_mes_ends_the_recipe(config: AppConfig) -> None:
         assert await station.do("Stop", "S1") == 1
         assert (await states_until(events, "S1", 5))[-1][0] == 5
         assert (await next_message(commands)).attributes["type"] == CANCEL_TYPE
+
+
+async def test_a_running_recipe_counts_as_active_until_it_ends(config: AppConfig) -> None:
+    async with (
+        running(config) as runtime,
+        MesClient(config.mqtt.port) as mes,
+        simulator(config),
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        assert runtime.sfc_engine is not None
+        engine_store = runtime.sfc_engine.store
+        await configure_and_start(station, "JA", two_step_recipe(delay_ms=800))
+        await states_until(events, "JA", 3)  # Running: the slow first command is out
+        assert await engine_store.active_count({"woodworking"}) == 1
+        await states_until(events, "JA", 5)
+        assert await engine_store.active_count({"woodworking"}) == 0

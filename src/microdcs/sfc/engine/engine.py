@@ -112,6 +112,8 @@ class SfcEngine:
         self.clock = clock
         self.tracing = tracing or Tracing()
         self.steps = 0  # entries that changed an execution (a benchmark counter)
+        #: Running or paused executions in all scopes (cluster-wide), refreshed each scan.
+        self.active_executions = 0
         self._compiled: dict[str, CompiledRecipe] = {}
         self._by_job: OrderedDict[tuple[str, str], CompiledRecipe] = OrderedDict()
         self._wake = asyncio.Event()
@@ -157,6 +159,7 @@ class SfcEngine:
                         started.add(scope)
                         for loop in (self._read_loop, self._claim_loop, self._timer_loop):
                             group.create_task(loop(scope, shutdown))
+                    self.active_executions = await self.store.active_count(started)
                 except TRANSIENT as exc:
                     logger.warning("SFC engine waiting for Redis: %s", exc)
                 self._wake.clear()

@@ -39,6 +39,11 @@ class EngineKeys:
         return f"{self.base}timers"
 
     @property
+    def active(self) -> str:
+        """The set of job ids whose execution is running or paused (for a gauge)."""
+        return f"{self.base}active"
+
+    @property
     def awaiting(self) -> str:
         return f"{self.base}awaiting"
 

@@ -6,6 +6,7 @@ blocking stream reads and claims use the redis-py client, which has its own conn
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from microdcs.sfc.engine.keys import GROUP, EngineKeys, scopes_key
 from microdcs.sfc.engine.plan import Plan, WorkItem
 from microdcs.sfc.engine.tracecontext import NONE, Carried
-from microdcs.sfc.state import Execution
+from microdcs.sfc.state import Execution, ExecutionStatus
 from microdcs.storage.redis import RedisStore
 
 _LUA = Path(__file__).parent / "lua"
@@ -137,11 +138,21 @@ class EngineStore:
         """Store ``new`` if the stored version is still ``expected`` ("" = absent)."""
         k = self.keys(scope)
         pairs = [x for item in (extra or {}).items() for x in item]
+        keys = [
+            k.execution(new.job_id),
+            k.timers,
+            k.awaiting,
+            *(k.pull(t) for t in plan.pull_types),
+        ]
+        # Membership of the active set changes in the same atomic write as the execution.
+        keys.append(k.active)
+        live = new.status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
+        active_op = ["sa" if live else "sr", len(keys), new.job_id]
         reply = await self.redis.run_script(
             "sfc.cas",
-            [k.execution(new.job_id), k.timers, k.awaiting, *(k.pull(t) for t in plan.pull_types)],
+            keys,
             [expected, new.version, orjson.dumps(new.to_dict()), entry_id, effects,
-             len(pairs) // 2, *pairs, *plan.ops],
+             len(pairs) // 2, *pairs, *plan.ops, *active_op],
         )  # fmt: skip
         return int(reply[0]) == 1
 
@@ -161,6 +172,13 @@ class EngineStore:
             await self.redis.execute("SCRIPT", "LOAD", self._timers)
             fired = await self.redis.execute(*call)
         return int(fired)
+
+    async def active_count(self, scopes: set[str]) -> int:
+        """Executions running or paused in these scopes (one pipelined SCARD each)."""
+        counts = await asyncio.gather(
+            *(self.redis.execute("SCARD", self.keys(scope).active) for scope in scopes)
+        )
+        return sum(int(c) for c in counts)
 
     async def add_timer(self, scope: str, member: str, due_at: float) -> None:
         await self.redis.execute("ZADD", self.keys(scope).timers, due_at, member)
