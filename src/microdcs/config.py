@@ -187,6 +187,12 @@ class AppConfig:
         0.1,
         "How often the publisher looks for changes made by other replicas.",
     )
+    publisher_interval_seconds: float = setting(
+        "APP_PUBLISHER_INTERVAL_SECONDS",
+        0.1,
+        "Least time between two publishing passes: changes made meanwhile are coalesced, so "
+        "a scope's state-index is published at most once per interval, whatever the load.",
+    )
     equipment_prefix: str = setting(
         "APP_EQUIPMENT_TOPIC_PREFIX", "app/equipment", "Topic prefix of southbound equipment."
     )
@@ -347,6 +353,11 @@ def validate(config: AppConfig) -> None:
         ("APP_JOBS_CHANGES_MAXLEN", config.jobs_changes_maxlen > 0, "must be > 0"),
         ("APP_PUBLISHER_LEASE_SECONDS", config.publisher_lease_seconds > 0, "must be > 0"),
         ("APP_PUBLISHER_POLL_SECONDS", config.publisher_poll_seconds > 0, "must be > 0"),
+        (
+            "APP_PUBLISHER_INTERVAL_SECONDS",
+            config.publisher_interval_seconds >= 0,
+            "must be >= 0",
+        ),
         (
             "APP_MQTT_SHARED_SUBSCRIPTION",
             bool(config.mqtt.shared_subscription)

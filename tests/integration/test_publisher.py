@@ -10,13 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
-from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
 from microdcs.config import AppConfig
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.jobs.statemachine import STORED
 from microdcs.jobs.storage import JobStore
 from microdcs.storage.redis import RedisStore
+from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import (
     SCOPE,
@@ -43,18 +43,36 @@ async def retained_state(port: int, base: str) -> dict[str, Received]:
                 found[message.topic] = message
 
 
+def index_jobs(message: Received) -> dict[str, str]:
+    """``job_order_id -> state`` of a state-index publication."""
+    return {j["job_order_id"]: j["state"] for j in message.json()["jobs"]}
+
+
+async def indexes_until(queue: asyncio.Queue[Received], jobs: dict[str, str]) -> list[Received]:
+    """Every index publication up to the first one listing exactly ``jobs`` (5 s at most)."""
+    seen: list[Received] = []
+    async with asyncio.timeout(5):
+        while True:
+            seen.append(await queue.get())
+            if index_jobs(seen[-1]) == jobs:
+                return seen
+
+
+def revisions(messages: list[Received]) -> list[int]:
+    return [m.json()["seq"] for m in messages]
+
+
 async def test_restarted_publisher_catches_up_without_stale_topics(config: AppConfig) -> None:
     base = f"{config.jobs_prefix}/{SCOPE}"
-    seqs: list[int] = []
+    ready = "NotAllowedToStart.Ready"
     async with MesClient(config.mqtt.port) as watcher:
         index = await watcher.watch(f"{base}/state-index")
         async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
             station = Station(mes, config.jobs_prefix, runtime)
             for job_id in ("J1", "J2", "J3"):
                 assert await station.store(job_id) == 1
-            assert await station.do("Start", "J2") == 1  # runs at once: 5 changes
-            seen = await retained_until(index, lambda m: m.json()["seq"] == 5)
-            seqs.append(seen.json()["seq"])
+            assert await station.do("Start", "J2") == 1  # runs at once
+            before = await indexes_until(index, {"J1": ready, "J2": "Running", "J3": ready})
         # The publisher is down; another replica (not a publisher) keeps serving.
         other = replace(config, instance_id=config.instance_id + "-b", is_publisher_instance=False)
         async with running(other) as runtime, MesClient(config.mqtt.port) as mes:
@@ -64,22 +82,38 @@ async def test_restarted_publisher_catches_up_without_stale_topics(config: AppCo
             assert await station.do("Stop", "J2") == 1
         assert index.empty()  # nobody published meanwhile
         async with running(config):
-            caught_up = await retained_until(index, lambda m: m.json()["seq"] == 8)
-        while not index.empty():
-            seqs.append(index.get_nowait().json()["seq"])
-        seqs.append(caught_up.json()["seq"])
-    assert seqs == sorted(set(seqs))  # strictly increasing
+            after = await indexes_until(index, {"J2": "Ended.Completed", "J3": ready})
+    # One revision per publication, none skipped, across the restart; the three changes
+    # made while the publisher was down are covered by the one revision after it.
+    assert revisions(before) == list(range(1, len(before) + 1))
+    assert revisions(after) == [len(before) + 1]
     retained = await retained_state(config.mqtt.port, base)
     assert sorted(t.removeprefix(base + "/") for t in retained) == [
         "order/J2", "order/J3", "result/J2", "state-index",
     ]  # fmt: skip
     assert retained[f"{base}/order/J3"].json()["JobOrder"]["Priority"] == 9
     assert retained[f"{base}/result/J2"].json()["JobState"][0]["StateNumber"] == 5
-    jobs = retained[f"{base}/state-index"].json()["jobs"]
-    assert {j["job_order_id"]: j["state"] for j in jobs} == {
+    assert index_jobs(retained[f"{base}/state-index"]) == {
         "J2": "Ended.Completed",
         "J3": "NotAllowedToStart.Ready",
     }
+
+
+async def test_a_burst_of_changes_is_coalesced_into_few_consecutive_revisions(
+    config: AppConfig,
+) -> None:
+    config = replace(config, publisher_interval_seconds=1.0)
+    ready = "NotAllowedToStart.Ready"
+    jobs = [f"J{n}" for n in range(40)]
+    async with MesClient(config.mqtt.port) as watcher:
+        index = await watcher.watch(f"{config.jobs_prefix}/{SCOPE}/state-index")
+        async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
+            station = Station(mes, config.jobs_prefix, runtime)
+            for job_id in jobs:  # one after the other: a pass could follow each change
+                assert await station.store(job_id) == 1
+            seen = await indexes_until(index, dict.fromkeys(jobs, ready))
+    assert revisions(seen) == list(range(1, len(seen) + 1))
+    assert len(seen) <= 3  # 40 changes within about an interval: not 40 indexes
 
 
 async def _store_directly(config: AppConfig, job_id: str) -> None:

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+
+from microdcs.jobs.storage import JobRecord
+from microdcs.processor import CloudEventProcessor
 from microdcs_models.machinery_jobs import (
     CloudEventTypeInfo,
     ISA95JobOrderStatusEventType,
     JobManagementMetadata,
 )
 
-from microdcs.jobs.storage import JobRecord
-from microdcs.processor import CloudEventProcessor
 
+def index_entry(job_id: str, path: str, has_result: bool) -> bytes:
+    """One job of a ``state-index``, encoded once per change of the job.
 
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    """One job in a scope's state index."""
-
-    path: str
-    has_result: bool
+    The index is the concatenation of these fragments, so republishing a scope with many
+    jobs costs a join, not a re-encoding of every entry.
+    """
+    return orjson.dumps({"job_order_id": job_id, "state": path, "has_result": has_result})
 
 
 def order_payload(record: JobRecord) -> bytes:
@@ -36,20 +36,15 @@ def result_payload(record: JobRecord) -> bytes:
     return orjson.dumps(record.response_raw())
 
 
-def index_payload(seq: int, subject: str | None, jobs: Iterable[tuple[str, IndexEntry]]) -> bytes:
-    """``state-index``: every listed job's state, numbered by the scope's change counter."""
+def index_payload(revision: int, subject: str | None, entries: Iterable[bytes]) -> bytes:
+    """``state-index``: every listed job's state (:func:`index_entry` fragments).
+
+    ``seq`` is the index revision: one more than the previously published index of the
+    scope, so an MES sees a lost publication as a gap.
+    """
     published = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return orjson.dumps(
-        {
-            "seq": seq,
-            "scope": subject or "",
-            "published_at": published,
-            "jobs": [
-                {"job_order_id": job_id, "state": e.path, "has_result": e.has_result}
-                for job_id, e in jobs
-            ],
-        }
-    )
+    head = orjson.dumps({"seq": revision, "scope": subject or "", "published_at": published})
+    return head[:-1] + b',"jobs":[' + b",".join(entries) + b"]}"
 
 
 def metadata_payload(processor: CloudEventProcessor) -> bytes:

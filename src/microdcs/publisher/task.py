@@ -1,10 +1,18 @@
 """The retained-topic publisher: keeps ``order/``, ``result/``, ``state-index`` and
 ``metadata`` of the job processor current, driven by the scopes' change streams.
 
-One replica publishes at a time, elected through a Redis lease. It resumes from the
-cursor stored per scope (``stream id`` and ``seq``), so a restart or a takeover neither
-skips a change nor republishes an older ``seq``. Processors in the same replica wake it
-through :meth:`JobPublisher.notify`; changes made by other replicas are polled for.
+One replica publishes at a time, elected through a Redis lease. It works in passes, at
+most one per ``publisher_interval_seconds``: a pass reads the new changes of every scope
+that has some, publishes the latest state of each changed job, then one ``state-index``
+per changed scope, and stores the scope's cursor once the broker acknowledged all of it.
+Changes made between two passes are coalesced, so the cost of a scope's index (which
+lists every job of the scope) is bounded by the interval, not multiplied by the load.
+
+``seq`` of a published index is its revision: exactly one more than the scope's previous
+index. The revision is stored with the cursor, so a restart or a takeover continues the
+numbering, and republishes (never skips) what the stored cursor does not cover yet.
+Processors in the same replica wake the publisher through :meth:`JobPublisher.notify`;
+changes made by other replicas are polled for.
 """
 
 from __future__ import annotations
@@ -13,16 +21,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from microdcs.config import AppConfig
 from microdcs.jobs.keys import subject_of_scope
-from microdcs.jobs.storage import JobRecord, JobStore
+from microdcs.jobs.states import JobState, JobStatus
+from microdcs.jobs.storage import JobRecord, JobStore, Snapshot
 from microdcs.processor import CloudEventProcessor
 from microdcs.publisher.lease import Lease
 from microdcs.publisher.payloads import (
-    IndexEntry,
+    index_entry,
     index_payload,
     metadata_payload,
     order_payload,
@@ -33,10 +43,14 @@ from microdcs.transports.mqtt.topics import TopicLayout
 
 logger = logging.getLogger(__name__)
 
-#: Change-stream entries handled per scope and pass.
+#: Change-stream entries handled per scope and pass; a longer backlog takes more passes.
 BATCH = 1024
 #: How often the set of scopes is re-read to find scopes of other replicas.
 DISCOVERY_SECONDS = 1.0
+#: How long a pass in progress at shutdown may take to finish.
+STOP_GRACE = 2.0
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass(slots=True)
@@ -44,17 +58,32 @@ class _Scope:
     """What the publisher knows about one scope."""
 
     name: str
+    #: Stream ID up to which every change is published (stored in Redis with the revision).
     cursor: str = "0-0"
-    #: ``seq`` of the last published state index (and of the stored cursor).
+    #: Change counter of the entry at ``cursor``: the next entry must carry one more.
+    cursor_seq: int = 0
+    #: Change counter the index reflects (a snapshot may be ahead of the cursor).
     seq: int = 0
-    index: dict[str, IndexEntry] = field(default_factory=dict)
+    #: Revision (``seq`` on the wire) of the last published state index.
+    revision: int = 0
+    #: Encoded index entry of every listed job.
+    index: dict[str, bytes] = field(default_factory=dict)
+    #: The index reflects changes no published revision covers yet.
+    dirty: bool = False
+
+    def reset(self, snapshot: Snapshot) -> None:
+        self.seq = snapshot.seq
+        self.index = {
+            job_id: index_entry(job_id, status.path, has_result)
+            for job_id, status, has_result in snapshot.jobs
+        }
 
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+def _entries(reply: Any) -> Entries:
     """Stream entries of a one-stream XREAD reply, raw RESP or parsed by redis-py."""
     if not reply:
         return []
@@ -64,6 +93,11 @@ def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
             fields = dict(zip(fields[::2], fields[1::2], strict=True))
         entries.append((entry_id, fields))
     return entries
+
+
+def _status_path(fields: dict[bytes, bytes]) -> str:
+    sub = int(fields[b"sub"]) or None
+    return JobStatus(JobState(int(fields[b"st"])), sub).path
 
 
 class JobPublisher:
@@ -82,6 +116,7 @@ class JobPublisher:
         self.layout = TopicLayout(config.jobs_prefix, config.scope_levels)
         self.expiry = config.jobs_retained_expiry
         self.poll = config.publisher_poll_seconds
+        self.interval = config.publisher_interval_seconds
         self.lease = Lease(
             jobs.redis,
             jobs.redis.key("jobs", "publisher", "lease"),
@@ -93,6 +128,9 @@ class JobPublisher:
         self._hinted: set[str] = set()
         self._wake = asyncio.Event()
         self._discovered_at = 0.0
+        self._polled_at = 0.0
+        self._passed_at = 0.0
+        self._stopping = False
 
     def notify(self, scope: str) -> None:
         """A processor of this replica changed ``scope``: publish without waiting a poll."""
@@ -101,30 +139,33 @@ class JobPublisher:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, shutdown: asyncio.Event) -> None:
-        """Compete for the lease and publish while holding it, until ``shutdown``."""
+        """Compete for the lease and publish while holding it, until ``shutdown``.
+
+        At shutdown a pass in progress gets :data:`STOP_GRACE` to finish and store its
+        cursor (so the next holder does not publish its revision again), then it is
+        cancelled: once the MQTT connection is closed a publish is never acknowledged,
+        and what the stored cursor does not cover is republished by the next holder.
+        """
         if not await self._wait_or_stop(self.mqtt.connected, shutdown):
             return
-        renew = self.lease.seconds / 3
-        standby = max(0.05, self.lease.seconds / 10)
+        self._stopping = False
+        work = asyncio.ensure_future(self._compete())
+        stop = asyncio.ensure_future(shutdown.wait())
         try:
-            while not shutdown.is_set():
-                if await self.lease.hold():
-                    if not self.leading:
-                        logger.info("%s now publishes retained job state", self.lease.holder)
-                        self.leading = True
-                        await self._take_over()
-                    await self._lead(time.monotonic() + renew, shutdown)
-                else:
-                    if self.leading:
-                        logger.warning("%s lost the publisher lease", self.lease.holder)
-                    self.leading = False
-                    self._scopes.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(shutdown.wait(), standby)
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done() and self.leading:
+                self._stopping = True
+                self._wake.set()
+                await asyncio.wait({work}, timeout=STOP_GRACE)
         finally:
+            for task in (work, stop):
+                task.cancel()
+            await asyncio.gather(work, stop, return_exceptions=True)
             if self.leading:
                 self.leading = False
                 await self.lease.release()
+        if not work.cancelled() and (error := work.exception()) is not None:
+            raise error  # crashed while leading: the application restarts the task
 
     @staticmethod
     async def _wait_or_stop(event: asyncio.Event, shutdown: asyncio.Event) -> bool:
@@ -136,78 +177,92 @@ class JobPublisher:
                 waiter.cancel()
         return not shutdown.is_set()
 
+    async def _compete(self) -> None:
+        """Hold the lease and lead, or stand by until it is free."""
+        renew = self.lease.seconds / 3
+        standby = max(0.05, self.lease.seconds / 10)
+        while not self._stopping:
+            if await self.lease.hold():
+                if not self.leading:
+                    logger.info("%s now publishes retained job state", self.lease.holder)
+                    self.leading = True
+                    await self._take_over()
+                await self._lead(time.monotonic() + renew)
+            else:
+                if self.leading:
+                    logger.warning("%s lost the publisher lease", self.lease.holder)
+                self.leading = False
+                self._scopes.clear()
+                await asyncio.sleep(standby)
+
     async def _take_over(self) -> None:
         await self.mqtt.publish_retained(
             f"{self.layout.prefix}/metadata", metadata_payload(self.processor), expiry=self.expiry
         )
         self._scopes.clear()
-        self._discovered_at = 0.0
+        self._discovered_at = self._polled_at = 0.0
 
-    async def _lead(self, until: float, shutdown: asyncio.Event) -> None:
-        """Publish changes until ``until`` (when the lease is renewed) or shutdown."""
-        while not shutdown.is_set():
-            await self._discover()
-            busy = await self._pump()
-            remaining = until - time.monotonic()
-            if remaining <= 0:
-                return
-            if not busy:
+    async def _lead(self, until: float) -> None:
+        """Publish in passes until ``until`` (when the lease is renewed).
+
+        A pass runs when a local processor hinted at a change, or every ``poll`` for
+        other replicas' changes, but never sooner than ``interval`` after the last one.
+        """
+        while (now := time.monotonic()) < until and not self._stopping:
+            poll_due = self._polled_at + self.poll
+            if not self._hinted and now < poll_due:
                 self._wake.clear()
-                if self._hinted - self._scopes.keys():
-                    continue
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(shutdown.wait())
-                try:
-                    await asyncio.wait(
-                        {waiter, stopper},
-                        timeout=min(self.poll, remaining),
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    waiter.cancel()
-                    stopper.cancel()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(poll_due, until) - now)
+                continue
+            pause = self._passed_at + self.interval - now
+            if pause > 0:
+                await asyncio.sleep(min(pause, until - now))
+                continue
+            self._passed_at = now
+            names, self._hinted = self._hinted, set()
+            if now >= poll_due:
+                self._polled_at = now
+                names |= self._scopes.keys() | await self._discover()
+            await self._pass(names)
 
     # -- scopes -----------------------------------------------------------------------------
-    async def _discover(self) -> None:
-        new = self._hinted - self._scopes.keys()
-        self._hinted.clear()
-        if time.monotonic() - self._discovered_at > DISCOVERY_SECONDS:
-            self._discovered_at = time.monotonic()
-            new |= await self.jobs.scopes() - self._scopes.keys()
-        for name in sorted(new):
-            await self._load(name)
+    async def _discover(self) -> set[str]:
+        """Scopes of other replicas, re-read at most every :data:`DISCOVERY_SECONDS`."""
+        if time.monotonic() - self._discovered_at <= DISCOVERY_SECONDS:
+            return set()
+        self._discovered_at = time.monotonic()
+        return await self.jobs.scopes() - self._scopes.keys()
 
     async def _load(self, name: str) -> None:
         """Start following a scope: from its stored cursor, or by a full republish."""
         scope = _Scope(name)
-        self._scopes[name] = scope
         stored = await self.jobs.redis.execute("GET", self.jobs.keys(name).cursor)
         if stored is None:
             await self._resync(scope)
-            return
-        cursor, _, seq = _text(stored).partition(" ")
-        scope.cursor, scope.seq = cursor, int(seq)
-        snapshot = await self.jobs.snapshot(name)
-        scope.index = {
-            job_id: IndexEntry(status.path, has_result)
-            for job_id, status, has_result in snapshot.jobs
-        }
+        else:
+            # "<stream id> <revision> <change seq>"; before revisions: "<stream id> <seq>".
+            parts = _text(stored).split(" ")
+            scope.cursor, scope.revision = parts[0], int(parts[1])
+            scope.cursor_seq = int(parts[2]) if len(parts) > 2 else scope.revision
+            scope.reset(await self.jobs.snapshot(name))
+            scope.dirty = scope.seq > scope.cursor_seq
+        self._scopes[name] = scope
 
     async def _resync(self, scope: _Scope) -> None:
         """Republish every listed job of a scope and its index from a snapshot."""
         snapshot = await self.jobs.snapshot(scope.name)
-        scope.index = {
-            job_id: IndexEntry(status.path, has_result)
-            for job_id, status, has_result in snapshot.jobs
-        }
+        scope.reset(snapshot)
         records = await asyncio.gather(*(self.jobs.listed(scope.name, j) for j in scope.index))
-        await asyncio.gather(*(self._publish_job(scope, r) for r in records if r is not None))
-        await self._commit(scope, snapshot.last_id, max(snapshot.seq, scope.seq + 1))
+        jobs: list[Awaitable[None]] = [self._publish_job(scope, r) for r in records if r]
+        await self._commit(scope, jobs, snapshot.last_id, snapshot.seq, changed=True)
 
     # -- changes ---------------------------------------------------------------------------
-    async def _pump(self) -> bool:
-        """One pass over every scope; True when some scope had changes."""
-        scopes = list(self._scopes.values())
+    async def _pass(self, names: Iterable[str]) -> None:
+        """Publish what changed in the named scopes since the last pass."""
+        names = list(names)
+        await asyncio.gather(*(self._load(n) for n in names if n not in self._scopes))
+        scopes = [self._scopes[n] for n in names if n in self._scopes]
         replies = await asyncio.gather(
             *(
                 self.jobs.redis.execute(
@@ -216,23 +271,24 @@ class JobPublisher:
                 for s in scopes
             )
         )
-        busy = False
+        work = []
         for scope, reply in zip(scopes, replies, strict=True):
             entries = _entries(reply)
+            if len(entries) == BATCH:
+                self._hinted.add(scope.name)  # a backlog: go on in the next pass
             if entries:
-                busy = True
-                await self._apply(scope, entries)
-        return busy
+                work.append(self._apply(scope, entries))
+        await asyncio.gather(*work)
 
-    async def _apply(self, scope: _Scope, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _apply(self, scope: _Scope, entries: Entries) -> None:
         """Publish a batch of a scope's changes, then the index, then store the cursor."""
         first_seq = int(entries[0][1][b"seq"])
-        if scope.seq and first_seq > scope.seq + 1:
+        if first_seq > scope.cursor_seq + 1:
             logger.warning("change stream of %s was trimmed past the cursor; resyncing", scope.name)
             await self._resync(scope)
             return
         last_op: dict[str, str] = {}
-        seq = scope.seq
+        changed = scope.dirty
         for _, fields in entries:
             job_id = _text(fields[b"id"])
             op = _text(fields[b"op"])
@@ -240,44 +296,58 @@ class JobPublisher:
             entry_seq = int(fields[b"seq"])
             if entry_seq <= scope.seq:
                 continue  # already reflected in the index (snapshot or earlier pass)
-            seq = max(seq, entry_seq)
+            scope.seq, changed = entry_seq, True
             if op == "remove":
                 scope.index.pop(job_id, None)
             else:
-                path = _status_path(fields)
-                scope.index[job_id] = IndexEntry(path, _text(fields[b"res"]) == "1")
+                has_result = _text(fields[b"res"]) == "1"
+                scope.index[job_id] = index_entry(job_id, _status_path(fields), has_result)
         upserts = [j for j, op in last_op.items() if op != "remove"]
         removes = [j for j, op in last_op.items() if op == "remove"]
         records = await asyncio.gather(*(self.jobs.listed(scope.name, j) for j in upserts))
         subject = subject_of_scope(scope.name)
-        await asyncio.gather(
-            *(self._publish_job(scope, r) for r in records if r is not None),
-            *(self.mqtt.delete_retained(self.layout.scoped(subject, "order", j)) for j in removes),
-            *(self.mqtt.delete_retained(self.layout.scoped(subject, "result", j)) for j in removes),
-        )
-        await self._commit(scope, _text(entries[-1][0]), seq)
+        jobs: list[Awaitable[None]] = [
+            self._publish_job(scope, r) for r in records if r is not None
+        ]
+        for job_id in removes:
+            jobs.append(self.mqtt.delete_retained(self.layout.scoped(subject, "order", job_id)))
+            jobs.append(self.mqtt.delete_retained(self.layout.scoped(subject, "result", job_id)))
+        cursor, cursor_seq = _text(entries[-1][0]), int(entries[-1][1][b"seq"])
+        await self._commit(scope, jobs, cursor, cursor_seq, changed=changed)
 
     async def _publish_job(self, scope: _Scope, record: JobRecord) -> None:
         subject = subject_of_scope(scope.name)
         topic = self.layout.scoped(subject, "order", record.job_id)
-        await self.mqtt.publish_retained(topic, order_payload(record), expiry=self.expiry)
+        publishes = [self.mqtt.publish_retained(topic, order_payload(record), expiry=self.expiry)]
         if record.has_response:
             topic = self.layout.scoped(subject, "result", record.job_id)
-            await self.mqtt.publish_retained(topic, result_payload(record), expiry=self.expiry)
+            publishes.append(
+                self.mqtt.publish_retained(topic, result_payload(record), expiry=self.expiry)
+            )
+        await asyncio.gather(*publishes)
 
-    async def _commit(self, scope: _Scope, cursor: str, seq: int) -> None:
-        """Publish the index (only with a newer ``seq``) and store the cursor."""
-        if seq > scope.seq:
-            payload = index_payload(seq, subject_of_scope(scope.name), scope.index.items())
-            topic = self.layout.scoped(subject_of_scope(scope.name), "state-index")
-            await self.mqtt.publish_retained(topic, payload, expiry=self.expiry)
-        scope.cursor, scope.seq = cursor, max(seq, scope.seq)
+    async def _commit(
+        self,
+        scope: _Scope,
+        jobs: list[Awaitable[None]],
+        cursor: str,
+        cursor_seq: int,
+        *,
+        changed: bool,
+    ) -> None:
+        """Publish the jobs and (when ``changed``) the next index revision; store the cursor.
+
+        Everything is sent at once, in this order, and the cursor is stored only after the
+        broker acknowledged all of it: a crash in between republishes, never loses.
+        """
+        revision = scope.revision + 1 if changed else scope.revision
+        if changed:
+            subject = subject_of_scope(scope.name)
+            payload = index_payload(revision, subject, scope.index.values())
+            topic = self.layout.scoped(subject, "state-index")
+            jobs.append(self.mqtt.publish_retained(topic, payload, expiry=self.expiry))
+        await asyncio.gather(*jobs)
+        scope.cursor, scope.cursor_seq, scope.revision = cursor, cursor_seq, revision
+        scope.dirty = False
         key = self.jobs.keys(scope.name).cursor
-        await self.jobs.redis.execute("SET", key, f"{scope.cursor} {scope.seq}")
-
-
-def _status_path(fields: dict[bytes, bytes]) -> str:
-    from microdcs.jobs.states import JobState, JobStatus
-
-    sub = int(fields[b"sub"]) or None
-    return JobStatus(JobState(int(fields[b"st"])), sub).path
+        await self.jobs.redis.execute("SET", key, f"{cursor} {revision} {cursor_seq}")
