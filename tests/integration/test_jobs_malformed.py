@@ -48,6 +48,18 @@ async def test_every_method_answers_invalid_request_and_changes_nothing(
     assert state_numbers((await next_json(events))["JobState"]) == [2, 2]
 
 
+@pytest.mark.parametrize("job_id", ["", "a/b", "a+b", "a#b", "/", "#", "a\x00b"])
+@pytest.mark.parametrize("method", ["Store", "StoreAndStart"])
+async def test_job_ids_unusable_as_topic_level_are_rejected_as_invalid(
+    station: Station, method: str, job_id: str
+) -> None:
+    order = await station.watch("order/#")
+    assert await station.store(job_id, method) == INVALID
+    assert await station.store("ok", method) == 1  # the scope still accepts usable IDs
+    stored = await next_message(order)
+    assert stored.topic == f"{station.base}/order/ok"
+
+
 @pytest.mark.parametrize(
     ("kind", "data", "method"),
     [

@@ -13,6 +13,25 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import orjson
+
+from microdcs.cloudevent import CloudEvent
+from microdcs.errors import InputError
+from microdcs.jobs.keys import scope_name
+from microdcs.jobs.returnstatus import ReturnStatus
+from microdcs.jobs.startpolicy import (
+    DefaultStartPolicy,
+    JobEvent,
+    JobEventKind,
+    JobListener,
+    StartPolicy,
+)
+from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
+from microdcs.jobs.states import parse_state_filter
+from microdcs.jobs.stationconfig import StationConfigHandlers
+from microdcs.jobs.storage import Change, JobStore
+from microdcs.models.base import Model
+from microdcs.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.routing import Direction, Intent
 from microdcs_models.machinery_jobs import (
     AbortRequest,
     AbortResponse,
@@ -45,25 +64,6 @@ from microdcs_models.machinery_jobs import (
     UpdateResponse,
 )
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.errors import InputError
-from microdcs.jobs.keys import scope_name
-from microdcs.jobs.returnstatus import ReturnStatus
-from microdcs.jobs.startpolicy import (
-    DefaultStartPolicy,
-    JobEvent,
-    JobEventKind,
-    JobListener,
-    StartPolicy,
-)
-from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
-from microdcs.jobs.states import parse_state_filter
-from microdcs.jobs.stationconfig import StationConfigHandlers
-from microdcs.jobs.storage import Change, JobStore
-from microdcs.models.base import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
-from microdcs.routing import Direction, Intent
-
 logger = logging.getLogger(__name__)
 
 INVALID = ReturnStatus.INVALID_REQUEST
@@ -84,6 +84,18 @@ _EVENT_OF: dict[Command, JobEventKind] = {
     Command.SYSTEM_END: JobEventKind.ENDED,
     Command.SYSTEM_ABORT: JobEventKind.ABORTED,
 }
+
+
+#: Characters a JobOrderID must not contain: it is a level of its retained topics
+#: (``order/{id}``, ``result/{id}``), where these would split or wildcard the topic name.
+TOPIC_UNSAFE = frozenset("/+#\x00")
+
+
+def usable_job_id(job_id: str | None) -> bool:
+    """True when ``job_id`` can name a job and its retained topics."""
+    if not job_id:
+        return False
+    return TOPIC_UNSAFE.isdisjoint(job_id)
 
 
 class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
@@ -143,7 +155,7 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         self, message: JobOrderRequest, context: MessageContext, command: Command
     ) -> ReturnStatus:
         order = message.job_order
-        if not order.job_order_id:
+        if not usable_job_id(order.job_order_id):
             return INVALID
         new = {Command.STORE: STORED, Command.STORE_AND_START: STORED_AND_STARTED}.get(command)
         scope = scope_name(context.subject)
