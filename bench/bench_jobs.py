@@ -22,8 +22,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.devstack import LocalMosquitto, LocalRedis, LocalService
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient
 
@@ -150,17 +151,52 @@ async def load(
     }  # fmt: skip
 
 
+def pid_of(service: LocalService) -> int:
+    assert service.process is not None
+    return service.process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(
-    port: int, prefix: str, seconds: float, inflight: int, cycle: bool = False
-) -> dict[str, float]:
-    """The load generator in its own process, so it does not share the server's core."""
+    port: int,
+    prefix: str,
+    seconds: float,
+    inflight: int,
+    cycle: bool = False,
+    watch: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The load generator in its own process, so it does not share the server's core.
+
+    With ``watch`` (name -> pid), also the CPU share of each process (and of the load
+    generator) during the measured part of the run: on 2 cores shared by broker, Redis,
+    load generator and replicas this shows what a configuration is bound by.
+    """
     here = str(Path(__file__).parent)
     code = (
         f"import json, sys; sys.path.insert(0, {here!r}); import bench_jobs as b; import uvloop; "
         f"print(json.dumps(uvloop.run(b.load({port}, {prefix!r}, {seconds}, {inflight}, {cycle}))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    gen = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    cpu: dict[str, float] = {}
+    if watch and seconds > 2:
+        pids = {**watch, "load generator": gen.pid}
+        time.sleep(1.5)  # start-up and the 1 s warm-up
+        before, started = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
+        time.sleep(seconds - 1.0)
+        elapsed = time.monotonic() - started
+        cpu = {n: round(100 * (cpu_seconds(p) - before[n]) / elapsed) for n, p in pids.items()}
+    out, _ = gen.communicate()
+    if gen.returncode:
+        raise subprocess.CalledProcessError(gen.returncode, "load generator")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if cpu:
+        result["cpu_percent"] = cpu
+    return result
 
 
 def start_runtime(broker: int, redis: int, key_prefix: str, n: int) -> subprocess.Popen[bytes]:
@@ -169,7 +205,7 @@ def start_runtime(broker: int, redis: int, key_prefix: str, n: int) -> subproces
         APP_MQTT_HOSTNAME="127.0.0.1", APP_MQTT_PORT=str(broker), APP_REDIS_HOSTNAME="127.0.0.1",
         APP_REDIS_PORT=str(redis), APP_INSTANCE_ID=f"bench-{key_prefix}-{n}",
         APP_REDIS_KEY_PREFIX=key_prefix, APP_LOG_LEVEL="WARNING",
-        APP_MQTT_SHARED_SUBSCRIPTION=key_prefix,
+        APP_MQTT_SHARED_SUBSCRIPTION=key_prefix, APP_HTTP_PORT="0",
     )  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "microdcs.cli", "run"], env=env)
 
@@ -200,6 +236,19 @@ def redis_count(port: int, pattern: str) -> int:
     return len(out.split())
 
 
+def redis_key_bytes(port: int, pattern: str, sample: int = 50) -> float:
+    """Average MEMORY USAGE of (up to ``sample``) keys matching ``pattern``."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "--scan", "--pattern", pattern],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    keys = out.split()[:sample]
+    sizes = [
+        int(subprocess.run(["redis-cli", "-p", str(port), "MEMORY", "USAGE", key],
+                           capture_output=True, text=True, check=True).stdout.strip() or 0)
+        for key in keys
+    ]  # fmt: skip
+    return sum(sizes) / max(len(sizes), 1)
+
+
 def replicas(broker: int, redis: int, count: int) -> tuple[list[subprocess.Popen[bytes]], str]:
     key_prefix = f"b{uuid.uuid4().hex[:6]}"
     procs = [start_runtime(broker, redis, key_prefix, n) for n in range(count)]
@@ -212,7 +261,12 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         p.terminate()
     for p in procs:
-        p.wait()
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            print(f"replica {p.pid} ignored SIGTERM for 20 s; killing it", file=sys.stderr)
+            p.kill()
+            p.wait()
 
 
 def main() -> int:
@@ -222,7 +276,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=100_000)
     parser.add_argument("--json", default="bench/results/bench_jobs.json")
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
         LocalMosquitto(Path(tmp) / "broker") as broker,
@@ -234,8 +288,9 @@ def main() -> int:
             assert naive.stdout is not None
             naive.stdout.readline()
             wait_ready(broker.port, "bench/naive")
+            watch = {"broker": pid_of(broker), "redis": pid_of(redis), "server": naive.pid}
             results["naive baseline"] = run_load(
-                broker.port, "bench/naive", args.seconds, args.inflight
+                broker.port, "bench/naive", args.seconds, args.inflight, watch=watch
             )
         finally:
             naive.terminate()
@@ -245,7 +300,11 @@ def main() -> int:
             try:
                 before = redis_memory(redis.port)
                 label = f"microdcs {count} replica{'s' if count > 1 else ''}"
-                results[label] = run_load(broker.port, "app/jobs", args.seconds, args.inflight)
+                watch = {"broker": pid_of(broker), "redis": pid_of(redis)}
+                watch.update({f"replica {n}": p.pid for n, p in enumerate(procs)})
+                results[label] = run_load(
+                    broker.port, "app/jobs", args.seconds, args.inflight, watch=watch
+                )
                 jobs = redis_count(redis.port, f"{key_prefix}:jobs:*:job:*")
                 dedupe = redis_count(redis.port, f"{key_prefix}:dedupe:*")
                 results[label]["jobs_stored"] = jobs
@@ -253,14 +312,18 @@ def main() -> int:
                     redis_memory(redis.port) - before
                 ) / max(jobs, 1)
                 results[label]["dedupe_keys"] = dedupe
+                results[label]["redis_bytes_per_dedupe_record"] = redis_key_bytes(
+                    redis.port, f"{key_prefix}:dedupe:*"
+                )
             finally:
                 stop(procs)
         # Leak check: RSS over Store/Cancel cycles (each cycle = 2 requests).
         procs, _ = replicas(broker.port, redis.port, 1)
         samples = []
         try:
+            # Sized from the measured rate, but at most 2.5 minutes in all.
             rate = max(results["microdcs 1 replica"]["rps"], 500.0)
-            chunk_seconds = 2 * args.cycles / rate / 5
+            chunk_seconds = min(2 * args.cycles / rate / 5, 30.0)
             for _ in range(5):
                 r = run_load(broker.port, "app/jobs", chunk_seconds, args.inflight, cycle=True)
                 samples.append({"requests": r["requests"], "rss_mb": rss_kb(procs[0].pid) / 1024})
@@ -268,7 +331,7 @@ def main() -> int:
             stop(procs)
         results["store/cancel cycles"] = {
             "cycles": sum(s["requests"] for s in samples) / 2,
-            "rss_mb_samples": [round(s["rss_mb"], 1) for s in samples],  # type: ignore[dict-item]
+            "rss_mb_samples": [round(s["rss_mb"], 1) for s in samples],
         }
     base = results["naive baseline"]
     print(f"\nStore -> response, {args.inflight} in flight, {args.seconds:.0f} s each")
@@ -282,9 +345,14 @@ def main() -> int:
                 f"{name:22} {r['rps']:9.0f} {r['rps'] / base['rps']:7.2f} {r['p50_ms']:8.2f} "
                 f"{r['p99_ms']:8.2f} {int(r['lost']):5d} {int(r.get('failed', 0)):5d}"
             )
+    for name, r in results.items():
+        if "cpu_percent" in r:
+            print(f"{name}: CPU % of one core: {r['cpu_percent']}")
     for name in ("microdcs 1 replica", "microdcs 2 replicas"):
-        print(f"{name}: Redis bytes per stored job (incl. dedupe record of its request): "
-              f"{results[name]['redis_bytes_per_job_incl_dedupe']:.0f}")  # fmt: skip
+        r = results[name]
+        print(f"{name}: Redis bytes per stored job: {r['redis_bytes_per_job_incl_dedupe']:.0f} "
+              f"incl. the dedupe record of its request (about "
+              f"{r['redis_bytes_per_dedupe_record']:.0f})")  # fmt: skip
     cyc = results["store/cancel cycles"]
     print(f"RSS over {cyc['cycles']:.0f} Store/Cancel cycles (MB): {cyc['rss_mb_samples']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
