@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ DISCOVERY_SECONDS = 1.0
 STOP_GRACE = 2.0
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
+Publishes = list[Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)
@@ -254,7 +255,7 @@ class JobPublisher:
         snapshot = await self.jobs.snapshot(scope.name)
         scope.reset(snapshot)
         records = await asyncio.gather(*(self.jobs.listed(scope.name, j) for j in scope.index))
-        jobs: list[Awaitable[None]] = [self._publish_job(scope, r) for r in records if r]
+        jobs = self._job_publishes(scope, records)
         await self._commit(scope, jobs, snapshot.last_id, snapshot.seq, changed=True)
 
     # -- changes ---------------------------------------------------------------------------
@@ -306,30 +307,33 @@ class JobPublisher:
         removes = [j for j, op in last_op.items() if op == "remove"]
         records = await asyncio.gather(*(self.jobs.listed(scope.name, j) for j in upserts))
         subject = subject_of_scope(scope.name)
-        jobs: list[Awaitable[None]] = [
-            self._publish_job(scope, r) for r in records if r is not None
-        ]
+        jobs = self._job_publishes(scope, records)
         for job_id in removes:
             jobs.append(self.mqtt.delete_retained(self.layout.scoped(subject, "order", job_id)))
             jobs.append(self.mqtt.delete_retained(self.layout.scoped(subject, "result", job_id)))
         cursor, cursor_seq = _text(entries[-1][0]), int(entries[-1][1][b"seq"])
         await self._commit(scope, jobs, cursor, cursor_seq, changed=changed)
 
-    async def _publish_job(self, scope: _Scope, record: JobRecord) -> None:
+    def _job_publishes(self, scope: _Scope, records: Iterable[JobRecord | None]) -> Publishes:
+        """The retained publishes of the jobs' current state (one flat list: one task each)."""
         subject = subject_of_scope(scope.name)
-        topic = self.layout.scoped(subject, "order", record.job_id)
-        publishes = [self.mqtt.publish_retained(topic, order_payload(record), expiry=self.expiry)]
-        if record.has_response:
-            topic = self.layout.scoped(subject, "result", record.job_id)
-            publishes.append(
-                self.mqtt.publish_retained(topic, result_payload(record), expiry=self.expiry)
-            )
-        await asyncio.gather(*publishes)
+        publishes: Publishes = []
+        for record in records:
+            if record is None:
+                continue  # left the list meanwhile: its removal follows in the stream
+            topic = self.layout.scoped(subject, "order", record.job_id)
+            payload = order_payload(record)
+            publishes.append(self.mqtt.publish_retained(topic, payload, expiry=self.expiry))
+            if record.has_response:
+                topic = self.layout.scoped(subject, "result", record.job_id)
+                payload = result_payload(record)
+                publishes.append(self.mqtt.publish_retained(topic, payload, expiry=self.expiry))
+        return publishes
 
     async def _commit(
         self,
         scope: _Scope,
-        jobs: list[Awaitable[None]],
+        jobs: Publishes,
         cursor: str,
         cursor_seq: int,
         *,
