@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from microdcs_models.machinery_jobs import ISA95ParameterDataType
-
 from microdcs.config import AppConfig
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA, JobEvent, JobEventKind
 from microdcs.runner import Runtime
+from microdcs_models.machinery_jobs import ISA95ParameterDataType
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import Station, next_json, retained_until, state_numbers
 from tests.mesclient import MesClient

@@ -72,7 +72,7 @@ class Station:
         # Configuration events have no response and the runtime raises no event for them,
         # so the transport counters are the only signal that one was handled.
         async with asyncio.timeout(5):
-            while stats.processed + sum(stats.failed.values()) <= before:  # noqa: ASYNC110
+            while stats.processed + sum(stats.failed.values()) <= before:
                 await asyncio.sleep(0.005)
 
     async def watch(self, tail: str) -> asyncio.Queue[Received]:
@@ -106,5 +106,5 @@ def start_replica(config: AppConfig, tmp: Path) -> subprocess.Popen[bytes]:
 async def wait_logged(tmp: Path, text: str, *, count: int) -> None:
     """Wait until ``count`` replica logs contain ``text`` (a subprocess has no event)."""
     async with asyncio.timeout(15):
-        while sum(text in p.read_text() for p in tmp.glob("*.log")) < count:  # noqa: ASYNC110, ASYNC240
+        while sum(text in p.read_text() for p in tmp.glob("*.log")) < count:  # noqa: ASYNC240
             await asyncio.sleep(0.05)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
 from microdcs.config import AppConfig
 from microdcs.jobs.keys import ScopeKeys
@@ -16,6 +15,7 @@ from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
 from microdcs.jobs.states import JobState
 from microdcs.jobs.storage import JobStore
 from microdcs.storage.redis import RedisStore
+from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
 SCOPE = "plant.line"
 

@@ -4,11 +4,11 @@ every state (and from "no such job") gives the specified ReturnStatus and new st
 from __future__ import annotations
 
 import pytest
-from microdcs_models.machinery_jobs import ISA95StateDataType
 
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.statemachine import Command, apply, has_response
 from microdcs.jobs.states import JobState, JobStatus, parse_state_filter
+from microdcs_models.machinery_jobs import ISA95StateDataType
 
 N, A, R, P, E, X = (
     JobStatus(JobState.NOT_ALLOWED_TO_START, 2),

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs_models.machinery_jobs import ISA95ParameterDataType
 from microdcs_models.sfc_recipe import SfcRecipe
-
-from microdcs.jobs.returnstatus import ReturnStatus
 
 #: The dataschema of work master data that the SFC engine runs.
 SFC_RECIPE_SCHEMA = SfcRecipe.__ce_dataschema__ or ""

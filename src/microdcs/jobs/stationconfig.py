@@ -10,6 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import orjson
+
+from microdcs.errors import InvalidRequestError
+from microdcs.jobs.keys import scope_name
+from microdcs.processor import MessageContext, handles
 from microdcs_models.machinery_jobs import (
     EquipmentConfig,
     JobAcceptanceConfig,
@@ -19,10 +23,6 @@ from microdcs_models.machinery_jobs import (
     PhysicalAssetConfig,
     WorkMasterConfig,
 )
-
-from microdcs.errors import InvalidRequestError
-from microdcs.jobs.keys import scope_name
-from microdcs.processor import MessageContext, handles
 
 if TYPE_CHECKING:
     from microdcs.jobs.storage import JobStore

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
 from microdcs.jobs.keys import ID_KINDS, ScopeKeys, scopes_key
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.statemachine import RULES, Command, Removal
 from microdcs.jobs.states import READY, JobState, JobStatus
 from microdcs.storage.redis import RedisStore
+from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
 _LUA = Path(__file__).parent / "lua"
 _SCRIPTS = ("put_order", "transition", "get_job", "responses", "workmaster", "snapshot")
