@@ -39,7 +39,8 @@ async def test_engine_is_told_and_moves_jobs_with_events_and_retained_result(
         station = Station(mes, config.jobs_prefix, runtime)
         events = await station.watch("events")
         result = await station.watch("result/J1")
-        recipe = {"ID": "WM-R", "data": {"Steps": []}, "dataschema": SFC_RECIPE_SCHEMA}
+        one_step = {"Steps": [{"Name": "only", "Initial": True}], "Transitions": []}
+        recipe = {"ID": "WM-R", "data": one_step, "dataschema": SFC_RECIPE_SCHEMA}
         await station.configure("workmaster", recipe)
         assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
         assert seen[-1].kind is JobEventKind.ALLOWED_TO_START and seen[-1].has_sfc_recipe

@@ -4,6 +4,7 @@ with a plain MQTT client as the MES."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -82,22 +83,30 @@ async def test_4_deleted_equipment_is_refused(station: Station) -> None:
 
 
 async def test_5_store_and_start_allows_start(config: AppConfig) -> None:
+    config = without_engine(config)
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
         station = Station(mes, config.jobs_prefix, runtime)
         events = await station.watch("events")
         await station.configure(
             "workmaster",
-            {"ID": "WM-R", "data": {"Steps": []}, "dataschema": _sfc_schema()},
+            holding_work_master(),
         )
         assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
         event = await next_json(events)
         assert state_numbers(event["JobState"]) == [2, 2]  # waits for the SFC engine
 
 
-def _sfc_schema() -> str:
+def holding_work_master() -> dict[str, object]:
+    """A work master with a valid one-step recipe: its jobs wait in AllowedToStart for the
+    SFC engine, which these tests keep off (``without_engine``) so nothing starts them."""
     from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 
-    return SFC_RECIPE_SCHEMA
+    recipe = {"Steps": [{"Name": "only", "Initial": True}], "Transitions": []}
+    return {"ID": "WM-R", "data": recipe, "dataschema": SFC_RECIPE_SCHEMA}
+
+
+def without_engine(config: AppConfig) -> AppConfig:
+    return replace(config, sfc_engine_enabled=False)
 
 
 async def test_6_start_rules(station: Station) -> None:
@@ -167,12 +176,11 @@ async def test_10_revoke_start(station: Station) -> None:
 
 
 async def test_10_revoke_start_from_allowed_to_start(config: AppConfig) -> None:
+    config = without_engine(config)
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
         station = Station(mes, config.jobs_prefix, runtime)
         events = await station.watch("events")
-        await station.configure(
-            "workmaster", {"ID": "WM-R", "data": {}, "dataschema": _sfc_schema()}
-        )
+        await station.configure("workmaster", holding_work_master())
         assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
         assert await station.do("RevokeStart", "J1") == 1
         states = [state_numbers((await next_json(events))["JobState"]) for _ in range(2)]
@@ -192,11 +200,10 @@ async def test_11_update(station: Station) -> None:
 
 @pytest.mark.parametrize("where", ["NotAllowedToStart", "AllowedToStart", "Running", "Interrupted"])
 async def test_12_abort_from_every_active_state(config: AppConfig, where: str) -> None:
+    config = without_engine(config)
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
         station = Station(mes, config.jobs_prefix, runtime)
-        await station.configure(
-            "workmaster", {"ID": "WM-R", "data": {}, "dataschema": _sfc_schema()}
-        )
+        await station.configure("workmaster", holding_work_master())
         if where == "AllowedToStart":
             assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
         elif where == "NotAllowedToStart":

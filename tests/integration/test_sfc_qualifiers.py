@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from microdcs.config import AppConfig
+from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 from tests.conftest import running
 from tests.integration.sfc_helpers import (
     DRIED,
@@ -12,6 +15,7 @@ from tests.integration.sfc_helpers import (
     configure_and_start,
     simulator,
     states_until,
+    work_master,
 )
 from tests.integration.test_jobs_helpers import Station
 from tests.mesclient import MesClient
@@ -123,7 +127,13 @@ async def test_a_job_whose_recipe_is_invalid_is_aborted_with_the_problems(
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
         station = Station(mes, config.jobs_prefix, runtime)
         events = await station.watch("events")
-        await configure_and_start(station, "V1", recipe)
+        # A PUT of this recipe is rejected now; a work master stored before that check
+        # existed (written straight to Redis here) must still not run: the engine aborts.
+        assert runtime.sfc_engine is not None
+        job_store = runtime.sfc_engine.control.jobs  # type: ignore[attr-defined]
+        wm = work_master("WM-V1", recipe)
+        await job_store.put_work_master(station.scope, "WM-V1", orjson.dumps(wm), SFC_RECIPE_SCHEMA)
+        assert await station.store("V1", "StoreAndStart", WorkMasterID=[{"ID": "WM-V1"}]) == 1
         assert (await states_until(events, "V1", 6))[-1] == [6]
         reply = await station.call_raw("RequestJobResponseByJobOrderID", {"JobOrderID": "V1"})
         reason = reply.json()["JobResponse"]["JobResponseData"][0]["Value"]

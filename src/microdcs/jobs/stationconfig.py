@@ -13,7 +13,10 @@ import orjson
 
 from microdcs.errors import InvalidRequestError
 from microdcs.jobs.keys import scope_name
+from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 from microdcs.processor import MessageContext, handles
+from microdcs.sfc import validate_recipe
+from microdcs_models.sfc_recipe import SfcRecipe
 from microdcs_models.machinery_jobs import (
     EquipmentConfig,
     JobAcceptanceConfig,
@@ -50,6 +53,9 @@ class StationConfigHandlers:
     """Handlers of the ``...config.*.v1`` events; mixed into the job processor."""
 
     jobs: JobStore
+    #: Condition names the application registered with the SFC engine (set at wiring):
+    #: a recipe may use them, any other unknown name makes it invalid.
+    recipe_predicates: frozenset[str] = frozenset()
 
     async def _allow(self, kind: str, item_id: str, context: MessageContext) -> None:
         method = config_method(context)
@@ -94,6 +100,10 @@ class StationConfigHandlers:
         if message.data is not None and not message.dataschema:
             raise InvalidRequestError("a work master with recipe 'data' needs a 'dataschema'")
         recipe = message.dataschema if message.data is not None and message.dataschema else ""
+        if recipe == SFC_RECIPE_SCHEMA:
+            # An invalid recipe is rejected here (error event, nothing stored), not when a
+            # job that uses it starts.
+            validate_recipe(SfcRecipe.from_raw(message.data), self.recipe_predicates)
         await self.jobs.put_work_master(scope, wm_id, orjson.dumps(message.to_raw()), recipe)
 
     @handles(JobAcceptanceConfig)

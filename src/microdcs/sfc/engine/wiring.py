@@ -34,6 +34,7 @@ def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
         tracing=runtime.tracing,
     )
     jobs.add_listener(engine.on_job_event)
+    jobs.recipe_predicates = frozenset(engine.predicates)
     if config.sfc_engine_enabled and config.is_processor_instance:
         runtime.app.add_task(AdditionalTask("sfc-engine", engine.run))
     return engine
