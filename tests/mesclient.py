@@ -61,8 +61,12 @@ def ce_properties(
     extra: dict[str, str] | None = None,
 ) -> Properties:
     props = Properties(PacketTypes.PUBLISH)
-    attrs = [("specversion", "1.0"), ("id", event_id or str(uuid.uuid4())), ("source", source),
-             ("type", ce_type)]
+    attrs = [
+        ("specversion", "1.0"),
+        ("id", event_id or str(uuid.uuid4())),
+        ("source", source),
+        ("type", ce_type),
+    ]
     if subject is not None:
         attrs.append(("subject", subject))
     attrs += list((extra or {}).items())

@@ -16,7 +16,6 @@ from microdcs.jobs.keys import scope_name
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 from microdcs.processor import MessageContext, handles
 from microdcs.sfc import validate_recipe
-from microdcs_models.sfc_recipe import SfcRecipe
 from microdcs_models.machinery_jobs import (
     EquipmentConfig,
     JobAcceptanceConfig,
@@ -26,6 +25,7 @@ from microdcs_models.machinery_jobs import (
     PhysicalAssetConfig,
     WorkMasterConfig,
 )
+from microdcs_models.sfc_recipe import SfcRecipe
 
 if TYPE_CHECKING:
     from microdcs.jobs.storage import JobStore

@@ -28,4 +28,6 @@ def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
         publisher = JobPublisher(config, jobs, runtime.mqtt, processor)
         processor.add_change_listener(publisher.notify)
         runtime.app.add_task(AdditionalTask("jobs-publisher", publisher.run))
+        runtime.metrics.observe("microdcs.publisher.lag_seconds", publisher.lag_seconds)
+        runtime.metrics.observe("microdcs.publisher.leader", lambda: int(publisher.leading))
     return processor

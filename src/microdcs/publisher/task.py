@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ DISCOVERY_SECONDS = 1.0
 STOP_GRACE = 2.0
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
-Publishes = list[Coroutine[Any, Any, None]]
+Publishes = list[asyncio.Future[None]]
 
 
 @dataclass(slots=True)
@@ -132,11 +132,23 @@ class JobPublisher:
         self._polled_at = 0.0
         self._passed_at = 0.0
         self._stopping = False
+        self._pending_since: float | None = None
 
     def notify(self, scope: str) -> None:
         """A processor of this replica changed ``scope``: publish without waiting a poll."""
         self._hinted.add(scope)
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
         self._wake.set()
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest change this replica knows is not yet published (0 if none).
+
+        Only the lease holder publishes, so only its lag means anything; others report 0.
+        """
+        if not self.leading or self._pending_since is None:
+            return 0.0
+        return time.monotonic() - self._pending_since
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, shutdown: asyncio.Event) -> None:
@@ -226,6 +238,8 @@ class JobPublisher:
                 self._polled_at = now
                 names |= self._scopes.keys() | await self._discover()
             await self._pass(names)
+            # Hints that came in during the pass are younger than its start.
+            self._pending_since = now if self._hinted else None
 
     # -- scopes -----------------------------------------------------------------------------
     async def _discover(self) -> set[str]:
@@ -309,13 +323,17 @@ class JobPublisher:
         subject = subject_of_scope(scope.name)
         jobs = self._job_publishes(scope, records)
         for job_id in removes:
-            jobs.append(self.mqtt.delete_retained(self.layout.scoped(subject, "order", job_id)))
-            jobs.append(self.mqtt.delete_retained(self.layout.scoped(subject, "result", job_id)))
+            jobs.append(
+                self.mqtt.delete_retained_nowait(self.layout.scoped(subject, "order", job_id))
+            )
+            jobs.append(
+                self.mqtt.delete_retained_nowait(self.layout.scoped(subject, "result", job_id))
+            )
         cursor, cursor_seq = _text(entries[-1][0]), int(entries[-1][1][b"seq"])
         await self._commit(scope, jobs, cursor, cursor_seq, changed=changed)
 
     def _job_publishes(self, scope: _Scope, records: Iterable[JobRecord | None]) -> Publishes:
-        """The retained publishes of the jobs' current state (one flat list: one task each)."""
+        """Queue the retained publishes of the jobs' current state; their PUBACK futures."""
         subject = subject_of_scope(scope.name)
         publishes: Publishes = []
         for record in records:
@@ -323,11 +341,13 @@ class JobPublisher:
                 continue  # left the list meanwhile: its removal follows in the stream
             topic = self.layout.scoped(subject, "order", record.job_id)
             payload = order_payload(record)
-            publishes.append(self.mqtt.publish_retained(topic, payload, expiry=self.expiry))
+            publishes.append(self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry))
             if record.has_response:
                 topic = self.layout.scoped(subject, "result", record.job_id)
                 payload = result_payload(record)
-                publishes.append(self.mqtt.publish_retained(topic, payload, expiry=self.expiry))
+                publishes.append(
+                    self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
+                )
         return publishes
 
     async def _commit(
@@ -349,7 +369,7 @@ class JobPublisher:
             subject = subject_of_scope(scope.name)
             payload = index_payload(revision, subject, scope.index.values())
             topic = self.layout.scoped(subject, "state-index")
-            jobs.append(self.mqtt.publish_retained(topic, payload, expiry=self.expiry))
+            jobs.append(self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry))
         await asyncio.gather(*jobs)
         scope.cursor, scope.cursor_seq, scope.revision = cursor, cursor_seq, revision
         scope.dirty = False

@@ -338,11 +338,13 @@ class MqttHandler:
         if qos == 0 and on_ack is not None:
             on_ack()
 
-    async def publish(
+    def publish_nowait(
         self, topic: str, envelope: MqttEnvelope, *, qos: int = 1, retain: bool = False
-    ) -> None:
-        """Publish and wait until the broker acknowledged it (QoS 1)."""
-        await self.client.wait_writable()
+    ) -> asyncio.Future[None]:
+        """Queue a publish; the returned future completes on the broker's PUBACK.
+
+        Many of these can be awaited together (``gather``) without a task per message.
+        """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def acknowledged() -> None:
@@ -350,7 +352,35 @@ class MqttHandler:
                 done.set_result(None)
 
         self._publish_now(topic, envelope, qos=qos, retain=retain, on_ack=acknowledged)
-        await done
+        return done
+
+    async def publish(
+        self, topic: str, envelope: MqttEnvelope, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish and wait until the broker acknowledged it (QoS 1)."""
+        await self.client.wait_writable()
+        await self.publish_nowait(topic, envelope, qos=qos, retain=retain)
+
+    def publish_retained_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        expiry: int | None = RETAINED_EXPIRY_DEFAULT,
+        content_type: str = "application/json",
+    ) -> asyncio.Future[None]:
+        """Queue retained state (QoS 1, Message Expiry Interval); future = acknowledged."""
+        envelope = MqttEnvelope(
+            payload=payload,
+            content_type=content_type,
+            message_expiry=expiry,
+            payload_is_utf8=content_type.startswith("application/json"),
+        )
+        return self.publish_nowait(topic, envelope, retain=True)
+
+    def delete_retained_nowait(self, topic: str) -> asyncio.Future[None]:
+        """Queue the removal of a retained message (zero-byte retained publish)."""
+        return self.publish_nowait(topic, MqttEnvelope(payload=b""), retain=True)
 
     async def publish_retained(
         self,
@@ -360,18 +390,14 @@ class MqttHandler:
         expiry: int | None = RETAINED_EXPIRY_DEFAULT,
         content_type: str = "application/json",
     ) -> None:
-        """Publish retained state (QoS 1) with a Message Expiry Interval."""
-        envelope = MqttEnvelope(
-            payload=payload,
-            content_type=content_type,
-            message_expiry=expiry,
-            payload_is_utf8=content_type.startswith("application/json"),
-        )
-        await self.publish(topic, envelope, retain=True)
+        """Publish retained state and wait for the broker's acknowledgement."""
+        await self.client.wait_writable()
+        await self.publish_retained_nowait(topic, payload, expiry=expiry, content_type=content_type)
 
     async def delete_retained(self, topic: str) -> None:
-        """Remove a retained message (zero-byte retained publish)."""
-        await self.publish(topic, MqttEnvelope(payload=b""), retain=True)
+        """Remove a retained message and wait for the broker's acknowledgement."""
+        await self.client.wait_writable()
+        await self.delete_retained_nowait(topic)
 
     # -- lifecycle ------------------------------------------------------------------
     def _subscriptions(self) -> list[tuple[str, int]]:
