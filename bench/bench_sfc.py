@@ -1,9 +1,14 @@
-"""SFC engine throughput: recipe steps per second with 1 and 3 replicas.
+"""SFC engine throughput with 1 and 3 replicas, and recovery from a killed replica.
 
-200 jobs of a 10-step recipe (one push_command per step) run against the equipment
-simulator at 0 ms delay. Every server runs in its own process against one local
-Mosquitto and Redis; the MES here only configures, starts the jobs and counts Ended
+Throughput: 200 jobs of a 10-step recipe (one push_command per step) run against the
+equipment simulator at 0 ms delay. Every server runs in its own process against one
+local Mosquitto and Redis; the MES here only configures, starts the jobs and counts Ended
 events. Steps/s = jobs x steps / (first StoreAndStart -> last job Ended).
+
+Failover: 3 replicas with default settings, the simulator answering after 1 s. The
+replica that sent a job's first command is killed (SIGKILL); measured is the time until
+the next step's command goes out, i.e. until another replica finished the killed
+replica's action (the 1 s equipment delay included).
 
     python bench/bench_sfc.py [--jobs 200] [--steps 10] [--replicas 1 3]
 """
@@ -16,6 +21,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,13 +102,77 @@ async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
         return time.perf_counter() - start
 
 
+def bench_env(broker: int, redis: int) -> dict[str, str]:
+    return dict(os.environ, APP_MQTT_HOSTNAME="127.0.0.1", APP_MQTT_PORT=str(broker),
+                APP_REDIS_HOSTNAME="127.0.0.1", APP_REDIS_PORT=str(redis),
+                APP_LOG_LEVEL="WARNING", APP_JOBS_TOPIC_PREFIX="bench/jobs",
+                APP_EQUIPMENT_TOPIC_PREFIX="bench/eq", APP_HTTP_PORT="0")  # fmt: skip
+
+
+async def kill_sender(port: int, replicas: dict[str, subprocess.Popen[bytes]]) -> float:
+    """Start one job, SIGKILL the replica that sent its first command, time the recovery."""
+    commands, responses = "bench/jobs/bench/commands", f"bench/{uuid.uuid4().hex}/r"
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as mes:
+        await mes.subscribe(responses, qos=1)
+        await mes.subscribe("bench/eq/bench/commands", qos=1)
+        while True:  # until the replicas answer
+            await mes.publish(
+                commands, b'{"JobOrderID": "x"}', qos=1, properties=props(QUERY, responses)
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    async for _ in mes.messages:
+                        break
+                    break
+        wm = {"ID": "WM", "data": recipe(3), "dataschema": SFC_RECIPE_SCHEMA}
+        await mes.publish(commands, orjson.dumps(wm), qos=1, properties=props(CFG))
+        await asyncio.sleep(0.5)
+        order = {"JobOrder": {"JobOrderID": "F1", "WorkMasterID": [{"ID": "WM"}]}}
+        await mes.publish(commands, orjson.dumps(order), qos=1,
+                          properties=props(f"{JC}.StoreAndStart.v2", responses))  # fmt: skip
+        first: str | None = None
+        killed_at = 0.0
+        async with asyncio.timeout(60):
+            async for message in mes.messages:
+                if not str(message.topic).startswith("bench/eq/"):
+                    continue
+                attributes = dict(message.properties.UserProperty)  # type: ignore[union-attr]
+                if first is None:
+                    first = attributes["correlationid"]
+                    sender = attributes["source"].removeprefix("microdcs/")
+                    replicas[sender].send_signal(signal.SIGKILL)
+                    killed_at = time.perf_counter()
+                elif attributes["correlationid"] != first:
+                    return time.perf_counter() - killed_at
+    raise RuntimeError("no recovery")
+
+
+def measure_failover() -> float:
+    with tempfile.TemporaryDirectory() as tmp, LocalMosquitto(Path(tmp) / "m") as broker, \
+            LocalRedis(Path(tmp) / "r", appendonly=False) as redis:  # fmt: skip
+        env = bench_env(broker.port, redis.port)
+        cli = [sys.executable, "-m", "microdcs.cli"]
+        simulator = subprocess.Popen([*cli, "simulate-equipment", "--delay-ms", "1000"], env=env)
+        replicas = {
+            f"bench-{n}": subprocess.Popen(
+                [*cli, "run"], env=dict(env, APP_INSTANCE_ID=f"bench-{n}")
+            )
+            for n in range(3)
+        }
+        try:
+            return asyncio.run(kill_sender(broker.port, replicas))
+        finally:
+            for p in (simulator, *replicas.values()):
+                if p.poll() is None:
+                    p.terminate()
+            for p in (simulator, *replicas.values()):
+                p.wait(30)
+
+
 def measure(replicas: int, jobs: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp, LocalMosquitto(Path(tmp) / "m") as broker, \
             LocalRedis(Path(tmp) / "r", appendonly=False) as redis:  # fmt: skip
-        env = dict(os.environ, APP_MQTT_HOSTNAME="127.0.0.1", APP_MQTT_PORT=str(broker.port),
-                   APP_REDIS_HOSTNAME="127.0.0.1", APP_REDIS_PORT=str(redis.port),
-                   APP_LOG_LEVEL="WARNING", APP_JOBS_TOPIC_PREFIX="bench/jobs",
-                   APP_EQUIPMENT_TOPIC_PREFIX="bench/eq")  # fmt: skip
+        env = bench_env(broker.port, redis.port)
         cli = [sys.executable, "-m", "microdcs.cli"]
         procs = [subprocess.Popen([*cli, "simulate-equipment", "--delay-ms", "0"], env=env)]
         procs += [
@@ -130,6 +200,10 @@ def main() -> int:
         rate = measure(n, args.jobs, args.steps)
         results[f"{n}_replicas_steps_per_second"] = round(rate)
         print(f"{n} replica(s): {rate:.0f} SFC steps/s ({args.jobs} jobs x {args.steps} steps)")
+    recovery = measure_failover()
+    results["failover_seconds_incl_1s_equipment_delay"] = round(recovery, 2)
+    print(f"SIGKILL of the sending replica -> its action finished by another: {recovery:.2f} s "
+          "(includes the simulator's 1.0 s answer delay)")  # fmt: skip
     out = Path(__file__).parent / "results" / "sfc.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
