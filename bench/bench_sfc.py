@@ -64,21 +64,25 @@ def props(ce_type: str, response_topic: str | None = None) -> Properties:
     return p
 
 
+async def until_answering(mes: aiomqtt.Client, commands: str, responses: str) -> None:
+    """Query until a replica answers: the runtimes are up and subscribed."""
+    while True:
+        await mes.publish(
+            commands, b'{"JobOrderID": "x"}', qos=1, properties=props(QUERY, responses)
+        )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                async for _ in mes.messages:
+                    return
+
+
 async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
     """Configure, start ``jobs`` jobs, return the seconds until the last one Ended."""
     commands, responses = f"{prefix}/bench/commands", f"bench/{uuid.uuid4().hex}/r"
     async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as mes:
         await mes.subscribe(responses, qos=1)
         await mes.subscribe(f"{prefix}/bench/events", qos=1)
-        while True:  # until the replicas answer
-            await mes.publish(
-                commands, b'{"JobOrderID": "x"}', qos=1, properties=props(QUERY, responses)
-            )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1):
-                    async for _ in mes.messages:
-                        break
-                    break
+        await until_answering(mes, commands, responses)
         wm = {"ID": "WM", "data": recipe(steps), "dataschema": SFC_RECIPE_SCHEMA}
         await mes.publish(commands, orjson.dumps(wm), qos=1, properties=props(CFG))
         await asyncio.sleep(0.5)  # configuration has no response
@@ -115,15 +119,7 @@ async def kill_sender(port: int, replicas: dict[str, subprocess.Popen[bytes]]) -
     async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as mes:
         await mes.subscribe(responses, qos=1)
         await mes.subscribe("bench/eq/bench/commands", qos=1)
-        while True:  # until the replicas answer
-            await mes.publish(
-                commands, b'{"JobOrderID": "x"}', qos=1, properties=props(QUERY, responses)
-            )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1):
-                    async for _ in mes.messages:
-                        break
-                    break
+        await until_answering(mes, commands, responses)
         wm = {"ID": "WM", "data": recipe(3), "dataschema": SFC_RECIPE_SCHEMA}
         await mes.publish(commands, orjson.dumps(wm), qos=1, properties=props(CFG))
         await asyncio.sleep(0.5)

@@ -51,13 +51,22 @@ def work_master(wm_id: str, recipe: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def simulator(
-    config: AppConfig, *, delay: float = 0.02, emit: float | None = 0.1, **kw: Any
+    config: AppConfig,
+    *,
+    delay: float = 0.02,
+    emit: float | None = 0.1,
+    scopes: tuple[str, ...] = ("woodworking",),
+    **kw: Any,
 ) -> AsyncIterator[EquipmentSimulator]:
-    """An equipment simulator (MQTT only) on the config's equipment prefix."""
+    """An equipment simulator (MQTT only) on the config's equipment prefix.
+
+    With ``scopes=()`` it knows no scope before the first command, so every event it
+    emits follows a command (and carries that command's trace context).
+    """
     emissions = (Emission(DRIED, emit),) if emit else ()
     settings = SimulatorSettings(
         port=config.mqtt.port, prefix=config.equipment_prefix, delay=delay,
-        scopes=("woodworking",), emissions=emissions, **kw,
+        scopes=scopes, emissions=emissions, **kw,
     )  # fmt: skip
     sim = EquipmentSimulator(settings)
     stop = asyncio.Event()

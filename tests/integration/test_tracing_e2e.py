@@ -6,20 +6,21 @@ command's trace context on its answers and events, as the equipment contract ask
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from microdcs.config import AppConfig
-from microdcs.equipment.simulator import Emission, EquipmentSimulator, SimulatorSettings
 from microdcs.telemetry.tracing import Tracing
 from tests.conftest import running
-from tests.integration.sfc_helpers import DRIED, scenario_recipe, states_until, work_master
+from tests.integration.sfc_helpers import (
+    DRIED,
+    scenario_recipe,
+    simulator,
+    states_until,
+    work_master,
+)
 from tests.integration.test_jobs_helpers import JC, STATUS_EVENT, Station
 from tests.mesclient import MesClient
 
@@ -34,26 +35,6 @@ def _tracing() -> tuple[Tracing, InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return Tracing(provider), exporter
-
-
-@contextlib.asynccontextmanager
-async def _simulator(config: AppConfig) -> AsyncIterator[EquipmentSimulator]:
-    """A simulator that knows no scope before the first command, so every event it emits
-    follows a command of the job (and carries its trace)."""
-    settings = SimulatorSettings(
-        port=config.mqtt.port, prefix=config.equipment_prefix, delay=0.02,
-        emissions=(Emission(DRIED, 0.1),),
-    )  # fmt: skip
-    sim = EquipmentSimulator(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(sim.run(stop))
-    try:
-        async with asyncio.timeout(5):
-            await sim.connected.wait()
-        yield sim
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
 
 
 def _trace_id(span: ReadableSpan) -> str:
@@ -75,7 +56,7 @@ async def test_mes_request_recipe_steps_and_equipment_commands_form_one_trace(
     async with (
         running(config, tracing=tracing) as runtime,
         MesClient(config.mqtt.port) as mes,
-        _simulator(config) as sim,
+        simulator(config, scopes=()) as sim,
     ):
         station = Station(mes, config.jobs_prefix, runtime)
         events = await station.watch("events")
