@@ -13,9 +13,7 @@ and the runtime's RSS over many Store/Cancel cycles (flat = no leak).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,15 +22,37 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from loadgen import Call, rss_kb, run_load, wait_ready
+from loadgen import start_runtime as start_microdcs
+
 from microdcs.devstack import LocalMosquitto, LocalRedis, LocalService
-from microdcs.transports.mqtt import codec
-from microdcs.transports.mqtt.client import ClientOptions, MqttClient
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 ORDER = (
-    b'{"JobOrder": {"JobOrderID": "%s", "Description": [{"Locale": "en", "Text": "bench job"}],'
-    b' "Priority": 3, "JobOrderParameters": [{"ID": "RunsPlanned", "Value": 10}]}}'
+    '{{"JobOrder": {{"JobOrderID": "{n}", "Description": [{{"Locale": "en", "Text": "bench '
+    'job"}}], "Priority": 3, "JobOrderParameters": [{{"ID": "RunsPlanned", "Value": 10}}]}}}}'
 )
+STORE: list[Call] = [(f"{JC}.Store.v2", ORDER)]
+STORE_CANCEL: list[Call] = [*STORE, (f"{JC}.Cancel.v2", '{{"JobOrderID": "{n}"}}')]
+STORED = '"ReturnStatus":1'
+
+
+def commands(prefix: str) -> str:
+    """One scope per requester, as an MES with many stations would load it."""
+    return f"{prefix}/cell{{slot}}/commands"
+
+
+def start_runtime(broker: int, redis: int, key_prefix: str, n: int) -> subprocess.Popen[bytes]:
+    return start_microdcs(
+        broker,
+        redis,
+        {
+            "APP_INSTANCE_ID": f"bench-{key_prefix}-{n}",
+            "APP_REDIS_KEY_PREFIX": key_prefix,
+            "APP_MQTT_SHARED_SUBSCRIPTION": key_prefix,
+        },
+    )
+
 
 NAIVE = r"""
 import asyncio, socket, sys, orjson, aiomqtt, redis.asyncio as aioredis
@@ -67,159 +87,9 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
 """
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def load(
-    port: int, prefix: str, seconds: float, inflight: int, cycle: bool
-) -> dict[str, float]:
-    """Keep ``inflight`` Stores outstanding (or Store+Cancel pairs with ``cycle``)."""
-    loop = asyncio.get_running_loop()
-    response_topic = f"bench/responses/{uuid.uuid4().hex}"
-    waiting: dict[bytes, tuple[float, asyncio.Future[bytes]]] = {}
-    latencies: list[float] = []
-    lost = failed = 0
-
-    def on_message(message: codec.Publish) -> None:
-        entry = waiting.pop(message.correlation_data or b"", None)
-        if entry is not None:
-            latencies.append(time.perf_counter() - entry[0])
-            if not entry[1].done():
-                entry[1].set_result(message.payload or b"")
-        client.ack(message.packet_id, client.epoch)
-
-    client = MqttClient(
-        ClientOptions(host="127.0.0.1", port=port, client_id=f"load-{uuid.uuid4().hex[:8]}",
-                      clean_start=True, receive_maximum=max(inflight * 2, 64)),
-        on_message,
-    )  # fmt: skip
-    await client.connect()
-    await client.subscribe([(response_topic, 1)])
-    run_id = uuid.uuid4().hex[:8]
-    counter = iter(range(1 << 62))
-
-    async def call(slot: int, method: str, body: bytes) -> bytes | None:
-        nonlocal lost
-        n = next(counter)
-        key = n.to_bytes(8, "big")
-        props = codec.encode_publish_properties(
-            payload_format=1, content_type="application/json", response_topic=response_topic,
-            correlation_data=key,
-            user_properties=[("specversion", "1.0"), ("id", f"{run_id}-{n}"),
-                             ("source", "bench/mes"), ("type", f"{JC}.{method}.v2")],
-        )  # fmt: skip
-        done: asyncio.Future[bytes] = loop.create_future()
-        waiting[key] = (time.perf_counter(), done)
-        client.publish(f"{prefix}/cell{slot}/commands", body, props, qos=1)
-        timer = loop.call_later(10, done.cancel)
-        try:
-            return await done
-        except asyncio.CancelledError:
-            waiting.pop(key, None)
-            lost += 1
-            return None
-        finally:
-            timer.cancel()
-
-    async def requester(slot: int, deadline: float) -> None:
-        nonlocal failed
-        while time.perf_counter() < deadline:
-            job_id = f"{run_id}-{next(counter)}"
-            reply = await call(slot, "Store", ORDER % job_id.encode())
-            if reply is not None and b'"ReturnStatus":1' not in reply.replace(b" ", b""):
-                failed += 1
-            if cycle:
-                await call(slot, "Cancel", b'{"JobOrderID": "%s"}' % job_id.encode())
-
-    if not cycle:  # warm-up, not measured
-        await asyncio.gather(*(requester(s, time.perf_counter() + 1.0) for s in range(inflight)))
-    latencies.clear()
-    started = time.perf_counter()
-    await asyncio.gather(*(requester(s, started + seconds) for s in range(inflight)))
-    elapsed = time.perf_counter() - started
-    await client.disconnect()
-    latencies.sort()
-    n = len(latencies)
-    return {
-        "requests": n, "lost": lost, "failed": failed, "rps": n / elapsed,
-        "p50_ms": latencies[n // 2] * 1000 if n else float("nan"),
-        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
-    }  # fmt: skip
-
-
 def pid_of(service: LocalService) -> int:
     assert service.process is not None
     return service.process.pid
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_load(
-    port: int,
-    prefix: str,
-    seconds: float,
-    inflight: int,
-    cycle: bool = False,
-    watch: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """The load generator in its own process, so it does not share the server's core.
-
-    With ``watch`` (name -> pid), also the CPU share of each process (and of the load
-    generator) during the measured part of the run: on 2 cores shared by broker, Redis,
-    load generator and replicas this shows what a configuration is bound by.
-    """
-    here = str(Path(__file__).parent)
-    code = (
-        f"import json, sys; sys.path.insert(0, {here!r}); import bench_jobs as b; import uvloop; "
-        f"print(json.dumps(uvloop.run(b.load({port}, {prefix!r}, {seconds}, {inflight}, {cycle}))))"
-    )
-    gen = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    cpu: dict[str, float] = {}
-    if watch and seconds > 2:
-        pids = {**watch, "load generator": gen.pid}
-        time.sleep(1.5)  # start-up and the 1 s warm-up
-        before, started = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
-        time.sleep(seconds - 1.0)
-        elapsed = time.monotonic() - started
-        cpu = {n: round(100 * (cpu_seconds(p) - before[n]) / elapsed) for n, p in pids.items()}
-    out, _ = gen.communicate()
-    if gen.returncode:
-        raise subprocess.CalledProcessError(gen.returncode, "load generator")
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    if cpu:
-        result["cpu_percent"] = cpu
-    return result
-
-
-def start_runtime(broker: int, redis: int, key_prefix: str, n: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        APP_MQTT_HOSTNAME="127.0.0.1", APP_MQTT_PORT=str(broker), APP_REDIS_HOSTNAME="127.0.0.1",
-        APP_REDIS_PORT=str(redis), APP_INSTANCE_ID=f"bench-{key_prefix}-{n}",
-        APP_REDIS_KEY_PREFIX=key_prefix, APP_LOG_LEVEL="WARNING",
-        APP_MQTT_SHARED_SUBSCRIPTION=key_prefix, APP_HTTP_PORT="0",
-    )  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "microdcs.cli", "run"], env=env)
-
-
-def wait_ready(port: int, prefix: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if run_load(port, prefix, 0.2, 1)["requests"] > 0:
-                return
-        except subprocess.CalledProcessError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not answer")
 
 
 def redis_memory(port: int) -> int:
@@ -252,7 +122,7 @@ def redis_key_bytes(port: int, pattern: str, sample: int = 50) -> float:
 def replicas(broker: int, redis: int, count: int) -> tuple[list[subprocess.Popen[bytes]], str]:
     key_prefix = f"b{uuid.uuid4().hex[:6]}"
     procs = [start_runtime(broker, redis, key_prefix, n) for n in range(count)]
-    wait_ready(broker, "app/jobs")
+    wait_ready(broker, commands("app/jobs"), STORE)
     time.sleep(1.0)
     return procs, key_prefix
 
@@ -287,11 +157,12 @@ def main() -> int:
         try:
             assert naive.stdout is not None
             naive.stdout.readline()
-            wait_ready(broker.port, "bench/naive")
+            wait_ready(broker.port, commands("bench/naive"), STORE)
             watch = {"broker": pid_of(broker), "redis": pid_of(redis), "server": naive.pid}
             results["naive baseline"] = run_load(
-                broker.port, "bench/naive", args.seconds, args.inflight, watch=watch
-            )
+                broker.port, commands("bench/naive"), args.seconds, args.inflight, STORE,
+                expect=STORED, watch=watch,
+            )  # fmt: skip
         finally:
             naive.terminate()
             naive.wait()
@@ -303,8 +174,9 @@ def main() -> int:
                 watch = {"broker": pid_of(broker), "redis": pid_of(redis)}
                 watch.update({f"replica {n}": p.pid for n, p in enumerate(procs)})
                 results[label] = run_load(
-                    broker.port, "app/jobs", args.seconds, args.inflight, watch=watch
-                )
+                    broker.port, commands("app/jobs"), args.seconds, args.inflight, STORE,
+                    expect=STORED, watch=watch,
+                )  # fmt: skip
                 jobs = redis_count(redis.port, f"{key_prefix}:jobs:*:job:*")
                 dedupe = redis_count(redis.port, f"{key_prefix}:dedupe:*")
                 results[label]["jobs_stored"] = jobs
@@ -325,7 +197,10 @@ def main() -> int:
             rate = max(results["microdcs 1 replica"]["rps"], 500.0)
             chunk_seconds = min(2 * args.cycles / rate / 5, 30.0)
             for _ in range(5):
-                r = run_load(broker.port, "app/jobs", chunk_seconds, args.inflight, cycle=True)
+                r = run_load(
+                    broker.port, commands("app/jobs"), chunk_seconds, args.inflight,
+                    STORE_CANCEL, expect=STORED, warmup=False,
+                )  # fmt: skip
                 samples.append({"requests": r["requests"], "rss_mb": rss_kb(procs[0].pid) / 1024})
         finally:
             stop(procs)

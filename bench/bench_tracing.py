@@ -20,12 +20,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from loadgen import run_load, start_runtime, wait_ready
+from loadgen import Call, run_load, start_runtime, wait_ready
 
 from microdcs.devstack import LocalMosquitto, LocalRedis, free_port
 
 STORE = "org.opcfoundation.ISA95-JOBCONTROL_V2.Store.v2"
 ORDER = '{{"JobOrder": {{"JobOrderID": "J-{n}"}}, "Comment": []}}'
+CALLS: list[Call] = [(STORE, ORDER)]
+STORED = '"ReturnStatus":1'
 
 
 class OtlpSink(BaseHTTPRequestHandler):
@@ -82,10 +84,10 @@ def main() -> int:
                 runtime = start_runtime(broker.port, redis.port, env)
                 topic = f"app/jobs/tracing{n}/commands"
                 try:
-                    wait_ready(broker.port, topic, STORE, ORDER)
+                    wait_ready(broker.port, topic, CALLS)
                     time.sleep(1.0)
                     results[label] = run_load(
-                        broker.port, topic, args.seconds, args.inflight, STORE, ORDER
+                        broker.port, topic, args.seconds, args.inflight, CALLS, expect=STORED
                     )
                 finally:
                     runtime.terminate()
@@ -95,10 +97,11 @@ def main() -> int:
 
     off, on = results["tracing off"], results["tracing on (OTLP/HTTP export)"]
     print(f"\nStore->response, {args.inflight} in flight, {args.seconds:.0f} s each")
-    print(f"{'runtime':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'lost':>6}")
+    print(f"{'runtime':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'lost':>6} {'fail':>6}")
     for name, r in results.items():
         print(
             f"{name:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {int(r['lost']):6d}"
+            f" {int(r['failed']):6d}"
         )
     overhead = 1 - on["rps"] / off["rps"]
     sampled = 1 - results["tracing on, 10% sampled"]["rps"] / off["rps"]

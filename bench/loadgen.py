@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient
@@ -21,33 +22,42 @@ from microdcs.transports.mqtt.client import ClientOptions, MqttClient
 GREETING_TYPE = "com.github.aschamberger.microdcs.greeting.v1"
 
 
+#: One request of an iteration: CloudEvent type and a payload template (``{n}`` = the
+#: iteration's unique id, shared by all its requests, e.g. Store J-n then Cancel J-n).
+Call = tuple[str, str]
+GREETING: list[Call] = [(GREETING_TYPE, '{{"name": "bench"}}')]
+
+
 async def load(
     port: int,
     topic: str,
     seconds: float,
     inflight: int,
-    ce_type: str = GREETING_TYPE,
-    payload: str = '{{"name": "bench"}}',
+    calls: list[Call] | None = None,
+    expect: str | None = None,
+    warmup: bool = True,
 ) -> dict[str, float]:
-    """Keep ``inflight`` requests outstanding for ``seconds``; measure each round trip.
+    """Keep ``inflight`` requesters busy for ``seconds``; measure every round trip.
 
-    ``payload`` is a format string; ``{n}`` becomes the request number (unique ids).
-    Uses microdcs's lean MQTT client so the generator is not the bottleneck; every
-    server measured faces the same generator. Requests that get no response within
-    10 s are counted as lost.
+    Each requester repeats the sequence ``calls`` (default: one greeting) on ``topic``,
+    where ``{slot}`` becomes the requester's number. A reply to the first call that does
+    not contain ``expect`` counts as failed; a request unanswered for 10 s as lost. Uses
+    microdcs's lean MQTT client on uvloop so the generator is not the bottleneck, and
+    every server measured faces the same generator.
     """
+    sequence = calls or GREETING
     loop = asyncio.get_running_loop()
     response_topic = f"bench/responses/{uuid.uuid4().hex}"
-    waiting: dict[bytes, tuple[float, asyncio.Future[None]]] = {}
+    waiting: dict[bytes, tuple[float, asyncio.Future[bytes]]] = {}
     latencies: list[float] = []
-    lost = 0
+    lost = failed = 0
 
     def on_message(message: codec.Publish) -> None:
         entry = waiting.pop(message.correlation_data or b"", None)
         if entry is not None:
             latencies.append(time.perf_counter() - entry[0])
             if not entry[1].done():
-                entry[1].set_result(None)
+                entry[1].set_result(message.payload or b"")
         client.ack(message.packet_id, client.epoch)
 
     client = MqttClient(
@@ -62,39 +72,59 @@ async def load(
     )
     await client.connect()
     await client.subscribe([(response_topic, 1)])
-    static = [("specversion", "1.0"), ("source", "bench/mes"), ("type", ce_type)]
     run_id = uuid.uuid4().hex[:8]
     counter = iter(range(1 << 62))
 
-    async def requester(deadline: float) -> None:
+    async def call(destination: str, ce_type: str, body: bytes) -> bytes | None:
         nonlocal lost
-        while time.perf_counter() < deadline:
-            n = next(counter)
-            key = n.to_bytes(8, "big")
-            props = codec.encode_publish_properties(
-                payload_format=1,
-                content_type="application/json",
-                response_topic=response_topic,
-                correlation_data=key,
-                user_properties=[("id", f"{run_id}-{n}"), *static],
-            )
-            done: asyncio.Future[None] = loop.create_future()
-            waiting[key] = (time.perf_counter(), done)
-            client.publish(topic, payload.format(n=f"{run_id}-{n}").encode(), props, qos=1)
-            timer = loop.call_later(10, done.cancel)
-            try:
-                await done
-            except asyncio.CancelledError:
-                waiting.pop(key, None)
-                lost += 1
-            finally:
-                timer.cancel()
+        n = next(counter)
+        key = n.to_bytes(8, "big")
+        props = codec.encode_publish_properties(
+            payload_format=1,
+            content_type="application/json",
+            response_topic=response_topic,
+            correlation_data=key,
+            user_properties=[
+                ("specversion", "1.0"),
+                ("id", f"{run_id}-{n}"),
+                ("source", "bench/mes"),
+                ("type", ce_type),
+            ],
+        )
+        done: asyncio.Future[bytes] = loop.create_future()
+        waiting[key] = (time.perf_counter(), done)
+        client.publish(destination, body, props, qos=1)
+        timer = loop.call_later(10, done.cancel)
+        try:
+            return await done
+        except asyncio.CancelledError:
+            waiting.pop(key, None)
+            lost += 1
+            return None
+        finally:
+            timer.cancel()
 
-    # warm-up, not measured
-    await asyncio.gather(*(requester(time.perf_counter() + 1.0) for _ in range(inflight)))
+    async def requester(slot: int, deadline: float) -> None:
+        nonlocal failed
+        destination = topic.format(slot=slot)
+        while time.perf_counter() < deadline:
+            iteration = f"{run_id}-{next(counter)}"
+            for i, (ce_type, template) in enumerate(sequence):
+                reply = await call(destination, ce_type, template.format(n=iteration).encode())
+                text = reply.decode("utf-8", "replace") if reply is not None else None
+                if (
+                    i == 0
+                    and expect is not None
+                    and text is not None
+                    and (expect not in text.replace(" ", ""))
+                ):
+                    failed += 1
+
+    if warmup:  # not measured
+        await asyncio.gather(*(requester(s, time.perf_counter() + 1.0) for s in range(inflight)))
     latencies.clear()
     started = time.perf_counter()
-    await asyncio.gather(*(requester(started + seconds) for _ in range(inflight)))
+    await asyncio.gather(*(requester(s, started + seconds) for s in range(inflight)))
     elapsed = time.perf_counter() - started
     await client.disconnect()
     latencies.sort()
@@ -102,10 +132,17 @@ async def load(
     return {
         "requests": n,
         "lost": lost,
+        "failed": failed,
         "rps": n / elapsed,
         "p50_ms": latencies[n // 2] * 1000 if n else float("nan"),
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_load(
@@ -113,26 +150,49 @@ def run_load(
     topic: str,
     seconds: float,
     inflight: int,
-    ce_type: str = GREETING_TYPE,
-    payload: str = '{{"name": "bench"}}',
-) -> dict[str, float]:
-    """The load generator in its own process, so it does not share the server's core."""
+    calls: list[Call] | None = None,
+    *,
+    expect: str | None = None,
+    warmup: bool = True,
+    watch: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """:func:`load` in its own process, so it does not share the server's core.
+
+    With ``watch`` (name -> pid), also the CPU share of each process (and of the load
+    generator) during the measured part: on 2 cores shared by broker, Redis, generator
+    and servers this shows what a configuration is bound by.
+    """
     here = str(Path(__file__).parent)
+    arguments = json.dumps([port, topic, seconds, inflight, calls, expect, warmup])
     code = (
-        f"import json, sys; sys.path.insert(0, {here!r}); import loadgen as g; "
-        f"import uvloop; print(json.dumps(uvloop.run(g.load({port}, {topic!r}, {seconds}, "
-        f"{inflight}, {ce_type!r}, {payload!r}))))"
+        f"import json, sys; sys.path.insert(0, {here!r}); import loadgen as g; import uvloop; "
+        f"print(json.dumps(uvloop.run(g.load(*json.loads({arguments!r})))))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+    gen = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    cpu: dict[str, float] = {}
+    if watch and seconds > 2:
+        pids = {**watch, "load generator": gen.pid}
+        time.sleep(1.5)  # start-up and the 1 s warm-up
+        before, started = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
+        time.sleep(seconds - 1.0)
+        elapsed = time.monotonic() - started
+        cpu = {n: round(100 * (cpu_seconds(p) - before[n]) / elapsed) for n, p in pids.items()}
+    out, _ = gen.communicate()
+    if gen.returncode:
+        raise subprocess.CalledProcessError(gen.returncode, "load generator")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if cpu:
+        result["cpu_percent"] = cpu
+    return result
 
 
 def start_runtime(
     broker: int, redis: int, env_extra: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """``microdcs run`` against the given broker and Redis, isolated by random ids."""
+    """``microdcs run`` against the given broker and Redis, isolated by random ids.
+
+    ``env_extra`` adds or overrides ``APP_*`` settings (e.g. a known key prefix).
+    """
     env = dict(os.environ)
     env.update(
         APP_MQTT_HOSTNAME="127.0.0.1",
@@ -143,8 +203,8 @@ def start_runtime(
         APP_REDIS_KEY_PREFIX=f"bench{uuid.uuid4().hex[:6]}",
         APP_LOG_LEVEL="WARNING",
         APP_HTTP_PORT="0",
-        **(env_extra or {}),
     )
+    env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "microdcs.cli", "run"], env=env)
 
 
@@ -155,14 +215,12 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def wait_ready(
-    port: int, topic: str, ce_type: str = GREETING_TYPE, payload: str = '{{"name": "bench"}}'
-) -> None:
+def wait_ready(port: int, topic: str, calls: list[Call] | None = None) -> None:
     """Until one request gets its response (the server subscribed)."""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            result = run_load(port, topic, 0.2, 1, ce_type, payload)
+            result = run_load(port, topic, 0.2, 1, calls, warmup=False)
             if result["requests"] > 0:
                 return
         except subprocess.CalledProcessError:
