@@ -59,6 +59,7 @@ _PROPERTY_KINDS: Final = {
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_PAIR_HEAD = struct.Struct(">BH")  # property identifier, length of the name
 
 PINGREQ_PACKET: Final = b"\xc0\x00"
 
@@ -161,8 +162,13 @@ def encode_publish_properties(
     if correlation_data is not None:
         parts.append(bytes((CORRELATION_DATA,)) + _binary(correlation_data))
     if user_properties:
-        for name, value in user_properties:
-            parts.append(b"\x26" + _utf8(name) + _utf8(value))
+        add = parts.extend
+        for name, value in user_properties:  # one join for all: a response carries ~10
+            key = name.encode()
+            text = value.encode()
+            if len(key) > 0xFFFF or len(text) > 0xFFFF:
+                raise ValueError("MQTT strings are limited to 65535 bytes")
+            add((_PAIR_HEAD.pack(USER_PROPERTY, len(key)), key, _U16.pack(len(text)), text))
     body = b"".join(parts)
     return encode_varint(len(body)) + body
 
@@ -247,30 +253,21 @@ def encode_disconnect(reason_code: int = 0, *, session_expiry: int | None = None
 
 
 # -- decoding -----------------------------------------------------------------------------
-def _read_utf8(buf: memoryview | bytes, pos: int, end: int) -> tuple[str, int]:
+# Decoders work on ``bytes``: slicing and ``bytes.decode`` are the cheapest way to strings
+# in CPython, and a PUBLISH with a dozen user properties is decoded for every message.
+def _read_utf8(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     if pos + 2 > end:
         raise MalformedPacketError("truncated string")
-    length = (buf[pos] << 8) | buf[pos + 1]
-    stop = pos + 2 + length
+    stop = pos + 2 + ((buf[pos] << 8) | buf[pos + 1])
     if stop > end:
         raise MalformedPacketError("truncated string")
     try:
-        return str(buf[pos + 2 : stop], "utf-8"), stop
+        return buf[pos + 2 : stop].decode(), stop
     except UnicodeDecodeError:
         raise MalformedPacketError("string is not valid UTF-8") from None
 
 
-def _read_binary(buf: memoryview | bytes, pos: int, end: int) -> tuple[bytes, int]:
-    if pos + 2 > end:
-        raise MalformedPacketError("truncated binary data")
-    length = (buf[pos] << 8) | buf[pos + 1]
-    stop = pos + 2 + length
-    if stop > end:
-        raise MalformedPacketError("truncated binary data")
-    return bytes(buf[pos + 2 : stop]), stop
-
-
-def decode_properties(buf: memoryview | bytes, pos: int, end: int) -> tuple[dict[int, object], int]:
+def decode_properties(buf: bytes, pos: int, end: int) -> tuple[dict[int, object], int]:
     """Generic property section decoder (user properties collected in a list)."""
     parsed = _varint(buf, pos, end)
     if parsed is None:
@@ -280,87 +277,98 @@ def decode_properties(buf: memoryview | bytes, pos: int, end: int) -> tuple[dict
     if stop > end:
         raise MalformedPacketError("property length exceeds packet")
     props: dict[int, object] = {}
-    while pos < stop:
-        ident = buf[pos]
-        pos += 1
-        kind = _PROPERTY_KINDS.get(ident)
-        value: object
-        if kind == _BYTE:
-            value = buf[pos]
+    pairs: list[tuple[str, str]] | None = None
+    kinds = _PROPERTY_KINDS
+    value: object
+    try:
+        while pos < stop:
+            ident = buf[pos]
+            kind = kinds.get(ident)
+            if kind == _PAIR:  # the common case: CloudEvent attributes
+                start = pos + 3
+                pos = start + ((buf[pos + 1] << 8) | buf[pos + 2])
+                name = buf[start:pos].decode()
+                start = pos + 2
+                pos = start + ((buf[pos] << 8) | buf[pos + 1])
+                if pos > stop:
+                    raise MalformedPacketError("property overruns its section")
+                if pairs is None:
+                    pairs = []
+                    props[USER_PROPERTY] = pairs
+                pairs.append((name, buf[start:pos].decode()))
+                continue
             pos += 1
-        elif kind == _TWO:
-            value = (buf[pos] << 8) | buf[pos + 1]
-            pos += 2
-        elif kind == _FOUR:
-            value = int.from_bytes(buf[pos : pos + 4], "big")
-            pos += 4
-        elif kind == _VARINT:
-            got = _varint(buf, pos, stop)
-            if got is None:
-                raise MalformedPacketError("truncated property")
-            value, pos = got
-        elif kind == _UTF8:
-            value, pos = _read_utf8(buf, pos, stop)
-        elif kind == _BINARY:
-            value, pos = _read_binary(buf, pos, stop)
-        elif kind == _PAIR:
-            name, pos = _read_utf8(buf, pos, stop)
-            text, pos = _read_utf8(buf, pos, stop)
-            pairs = props.setdefault(USER_PROPERTY, [])
-            assert isinstance(pairs, list)
-            pairs.append((name, text))
-            continue
-        else:
-            raise MalformedPacketError(f"unknown property identifier 0x{ident:02x}")
-        if pos > stop:
-            raise MalformedPacketError("property overruns its section")
-        props[ident] = value
+            if kind == _UTF8:
+                start = pos + 2
+                pos = start + ((buf[pos] << 8) | buf[pos + 1])
+                value = buf[start:pos].decode()
+            elif kind == _BINARY:
+                start = pos + 2
+                pos = start + ((buf[pos] << 8) | buf[pos + 1])
+                value = buf[start:pos]
+            elif kind == _BYTE:
+                value = buf[pos]
+                pos += 1
+            elif kind == _TWO:
+                value = (buf[pos] << 8) | buf[pos + 1]
+                pos += 2
+            elif kind == _FOUR:
+                value = int.from_bytes(buf[pos : pos + 4], "big")
+                pos += 4
+            elif kind == _VARINT:
+                got = _varint(buf, pos, stop)
+                if got is None:
+                    raise MalformedPacketError("truncated property")
+                value, pos = got
+            else:
+                raise MalformedPacketError(f"unknown property identifier 0x{ident:02x}")
+            if pos > stop:
+                raise MalformedPacketError("property overruns its section")
+            props[ident] = value
+    except IndexError:  # a length or value cut off by the end of the packet
+        raise MalformedPacketError("truncated property") from None
+    except UnicodeDecodeError:
+        raise MalformedPacketError("string is not valid UTF-8") from None
     return props, stop
 
 
 def decode_publish(flags: int, data: bytes, payload_size: int) -> Publish:
     """Parse a PUBLISH; ``data`` may stop early (only its head kept) for oversized ones."""
-    body = memoryview(data)
-    end = len(body)
+    end = len(data)
     qos = (flags >> 1) & 0x03
     if qos == 3:
         raise MalformedPacketError("PUBLISH with QoS 3")
-    topic, pos = _read_utf8(body, 0, end)
+    topic, pos = _read_utf8(data, 0, end)
     packet_id = 0
     if qos:
         if pos + 2 > end:
             raise MalformedPacketError("truncated packet identifier")
-        packet_id = (body[pos] << 8) | body[pos + 1]
+        packet_id = (data[pos] << 8) | data[pos + 1]
         pos += 2
-    props, pos = decode_properties(body, pos, end)
-    message = Publish(
-        topic=topic,
-        payload=None,
-        qos=qos,
-        retain=bool(flags & 0x01),
-        dup=bool(flags & 0x08),
-        packet_id=packet_id,
-        payload_size=payload_size - pos,
+    props, pos = decode_properties(data, pos, end)
+    get = props.get
+    return Publish(
+        topic,
+        data[pos:payload_size] if payload_size <= end else None,
+        qos,
+        bool(flags & 0x01),
+        bool(flags & 0x08),
+        packet_id,
+        payload_size - pos,
+        get(CONTENT_TYPE),  # type: ignore[arg-type]
+        get(USER_PROPERTY) or [],  # type: ignore[arg-type]
+        get(MESSAGE_EXPIRY),  # type: ignore[arg-type]
+        get(RESPONSE_TOPIC),  # type: ignore[arg-type]
+        get(CORRELATION_DATA),  # type: ignore[arg-type]
+        get(PAYLOAD_FORMAT),  # type: ignore[arg-type]
     )
-    if props:
-        message.content_type = props.get(CONTENT_TYPE)  # type: ignore[assignment]
-        message.user_properties = props.get(USER_PROPERTY, [])  # type: ignore[assignment]
-        message.message_expiry = props.get(MESSAGE_EXPIRY)  # type: ignore[assignment]
-        message.response_topic = props.get(RESPONSE_TOPIC)  # type: ignore[assignment]
-        message.correlation_data = props.get(CORRELATION_DATA)  # type: ignore[assignment]
-        message.payload_format = props.get(PAYLOAD_FORMAT)  # type: ignore[assignment]
-    message.payload_size = payload_size - pos
-    if payload_size <= end:
-        message.payload = bytes(body[pos:payload_size])
-    return message
 
 
 def decode_connack(data: bytes) -> ConnAck:
-    body = memoryview(data)
-    if len(body) < 2:
+    if len(data) < 2:
         raise MalformedPacketError("truncated CONNACK")
-    props, _ = decode_properties(body, 2, len(body)) if len(body) > 2 else ({}, 2)
-    return ConnAck(session_present=bool(body[0] & 0x01), reason_code=body[1], properties=props)
+    props, _ = decode_properties(data, 2, len(data)) if len(data) > 2 else ({}, 2)
+    return ConnAck(session_present=bool(data[0] & 0x01), reason_code=data[1], properties=props)
 
 
 def decode_ack(body: bytes) -> tuple[int, int]:
@@ -371,12 +379,11 @@ def decode_ack(body: bytes) -> tuple[int, int]:
 
 
 def decode_suback(data: bytes) -> tuple[int, list[int]]:
-    body = memoryview(data)
-    if len(body) < 3:
+    if len(data) < 3:
         raise MalformedPacketError("truncated SUBACK")
-    packet_id = (body[0] << 8) | body[1]
-    _, pos = decode_properties(body, 2, len(body))
-    return packet_id, list(body[pos:])
+    packet_id = (data[0] << 8) | data[1]
+    _, pos = decode_properties(data, 2, len(data))
+    return packet_id, list(data[pos:])
 
 
 # -- streaming framing --------------------------------------------------------------------
