@@ -8,9 +8,10 @@ their canonical string only at the wire.
 
 from __future__ import annotations
 
-import uuid
+import os
+import time as _time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Final
 
 from microdcs.errors import InvalidCloudEventError
@@ -40,14 +41,31 @@ ERROR_KIND: Final = "mdcserrorkind"
 ERROR_MESSAGE: Final = "mdcserrormessage"
 
 
+_UUID_VARIANT: Final = "89ab89ab89ab89ab"
+
+
 def new_event_id() -> str:
-    """A fresh, globally unique event id."""
-    return str(uuid.uuid4())
+    """A fresh, globally unique event id: a random (version 4) UUID in its text form.
+
+    Formatted by hand: ``str(uuid.uuid4())`` costs twice as much, on every event sent.
+    """
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+
+
+@lru_cache(maxsize=4)
+def _utc_second(epoch_second: int) -> str:
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(epoch_second))
 
 
 def now_timestamp() -> str:
-    """The current time as an RFC 3339 timestamp in UTC."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The current time as an RFC 3339 timestamp in UTC, to the microsecond.
+
+    The date and time of day are formatted once per second (cached), only the fraction
+    per event: this runs for every event sent.
+    """
+    second, micros = divmod(_time.time_ns() // 1000, 1_000_000)
+    return f"{_utc_second(second)}.{micros:06d}Z"
 
 
 def is_attribute_name(name: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -35,11 +36,23 @@ def test_a_new_event_has_specversion_1_0_and_a_fresh_uuid_id() -> None:
 
 
 def test_new_event_id_is_a_version_4_uuid() -> None:
-    assert uuid.UUID(new_event_id()).version == 4
+    ids = [new_event_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text  # canonical lower-case hyphenated form
 
 
 def test_now_timestamp_is_rfc3339_utc_with_z() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", now_timestamp())
+
+
+def test_now_timestamp_is_the_current_utc_time() -> None:
+    before = datetime.now(UTC)
+    stamp = datetime.fromisoformat(now_timestamp().replace("Z", "+00:00"))
+    after = datetime.now(UTC)
+    assert before - timedelta(microseconds=1) <= stamp <= after
 
 
 def test_a_minimal_event_is_valid() -> None:
