@@ -39,17 +39,20 @@ class FlakyDedupe:
         self.mark_failures = mark_failures
         self.marked: dict[tuple[str, str], list[CloudEvent]] = {}
 
-    async def lookup(self, source: str, event_id: str) -> list[CloudEvent] | None:
+    def key(self, source: str, event_id: str) -> tuple[str, str]:
+        return (source, event_id)
+
+    async def lookup(self, key: tuple[str, str]) -> list[CloudEvent] | None:
         if self.lookup_failures:
             self.lookup_failures -= 1
             raise StorageUnavailableError("down")
-        return self.marked.get((source, event_id))
+        return self.marked.get(key)
 
-    async def mark(self, source: str, event_id: str, responses: list[CloudEvent]) -> None:
+    async def mark(self, key: tuple[str, str], responses: list[CloudEvent]) -> None:
         if self.mark_failures:
             self.mark_failures -= 1
             raise StorageUnavailableError("down")
-        self.marked[(source, event_id)] = responses
+        self.marked[key] = responses
 
 
 def _pipeline(dedupe: Any, retry: float = 5.0) -> tuple[EventPipeline, TransportStats]:

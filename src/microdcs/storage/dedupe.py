@@ -23,19 +23,20 @@ class Deduplicator:
         self._store = store
         self._ttl = ttl_seconds
 
-    def _key(self, source: str, event_id: str) -> str:
+    def key(self, source: str, event_id: str) -> str:
+        """The Redis key remembering ``source`` + ``id``; computed once per event."""
         # source and id are arbitrary strings: hash them so the key is bounded and safe.
         digest = hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).hexdigest()
         return self._store.key("dedupe", digest)
 
-    async def lookup(self, source: str, event_id: str) -> list[CloudEvent] | None:
+    async def lookup(self, key: str) -> list[CloudEvent] | None:
         """The responses of an already processed event, or ``None`` if it is new."""
-        raw = await self._store.execute("GET", self._key(source, event_id))
+        raw = await self._store.execute("GET", key)
         if raw is None:
             return None
         return [unpack_record(record) for record in msgpack.unpackb(raw, raw=False)]
 
-    async def mark(self, source: str, event_id: str, responses: list[CloudEvent]) -> None:
-        """Record ``source``+``id`` as processed with the responses it produced."""
+    async def mark(self, key: str, responses: list[CloudEvent]) -> None:
+        """Record the event behind ``key`` as processed with the responses it produced."""
         value = msgpack.packb([pack_record(r) for r in responses], use_bin_type=True)
-        await self._store.execute("SET", self._key(source, event_id), value, "EX", self._ttl)
+        await self._store.execute("SET", key, value, "EX", self._ttl)

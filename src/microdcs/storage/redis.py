@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -68,13 +68,14 @@ class RedisStore:
         self.pipeline.close()
         await self.client.aclose()
 
-    async def execute(self, *args: Any) -> Any:
-        """One command, pipelined with those of concurrent callers.
+    def execute(self, *args: Any) -> Coroutine[Any, Any, Any]:
+        """One command (await it), pipelined with those of concurrent callers.
 
         Raises :class:`StorageUnavailableError` when Redis cannot be reached and
-        ``redis.exceptions.ResponseError`` for an error reply.
+        ``redis.exceptions.ResponseError`` for an error reply. A plain function returning
+        the connection's coroutine: one coroutine less on the path of every message.
         """
-        return await self.pipeline.execute(*args)
+        return self.pipeline.execute(*args)
 
     async def ping(self) -> bool:
         """True when Redis answers; never raises."""

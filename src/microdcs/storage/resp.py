@@ -80,6 +80,8 @@ class RespConnection:
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._connecting: asyncio.Lock | None = None
+        #: The loop of the current connection (set when connecting; not looked up per call).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def connected(self) -> bool:
@@ -93,7 +95,7 @@ class RespConnection:
         async with self._connecting:
             if self.connected:
                 return
-            loop = asyncio.get_running_loop()
+            loop = self._loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     transport, _ = await loop.create_connection(
@@ -121,11 +123,22 @@ class RespConnection:
         return list(await asyncio.gather(*self._submit(commands), return_exceptions=True))
 
     async def execute(self, *args: Any) -> Any:
-        await self._ensure_connected()
-        return await self._submit([args])[0]
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            await self._ensure_connected()
+        loop = self._loop
+        assert loop is not None  # set by _ensure_connected
+        future = loop.create_future()
+        self._out.append(encode_command(args))
+        self._pending.append(future)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await future
 
     def _submit(self, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set by _ensure_connected
         futures = [loop.create_future() for _ in commands]
         self._out.extend(encode_command(args) for args in commands)
         self._pending.extend(futures)

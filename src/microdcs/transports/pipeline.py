@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from microdcs.cloudevent import CloudEvent
+from microdcs.cloudevent import TRACEPARENT, CloudEvent
 from microdcs.errors import InputError, StorageUnavailableError
 from microdcs.processor import CloudEventProcessor, MessageContext, error_event
 from microdcs.storage.dedupe import Deduplicator
@@ -82,17 +82,23 @@ class EventPipeline:
         type, and whether the answer is an error.
         """
         started = time.perf_counter()
-        with self._tracing.consume(
-            event, system=context.transport, destination=context.destination
-        ) as span:
+        if not self._tracing.enabled and TRACEPARENT not in event.extensions:
+            # Nothing to record and no trace to continue: skip the span machinery, which
+            # costs more than the rest of a simple handler.
             responses = await self._process(event, processor, context)
             error_kind = responses[0].error_kind if responses else None
-            if error_kind is not None:
-                Tracing.mark_error(
-                    span,
-                    error_kind,
-                    str(responses[0].extensions.get("mdcserrormessage", error_kind)),
-                )
+        else:
+            with self._tracing.consume(
+                event, system=context.transport, destination=context.destination
+            ) as span:
+                responses = await self._process(event, processor, context)
+                error_kind = responses[0].error_kind if responses else None
+                if error_kind is not None:
+                    Tracing.mark_error(
+                        span,
+                        error_kind,
+                        str(responses[0].extensions.get("mdcserrormessage", error_kind)),
+                    )
         if self._latency is not None:
             self._latency.record(event.type, time.perf_counter() - started, error_kind is not None)
         return responses
@@ -108,18 +114,26 @@ class EventPipeline:
         """
         deadline = time.monotonic() + self._retry_seconds
         dedupe = self._dedupe
+        key = ""
         try:
             if dedupe is not None:
-                previous = await self._retrying(
-                    deadline, "look up", event, lambda: dedupe.lookup(event.source, event.id)
-                )
+                key = dedupe.key(event.source, event.id)
+                try:  # the first attempt without the retry machinery: the common case
+                    previous = await dedupe.lookup(key)
+                except StorageUnavailableError as error:
+                    previous = await self._retrying(
+                        deadline, "look up", event, lambda: dedupe.lookup(key), error
+                    )
                 if previous is not None:
                     self._stats.duplicates += 1
                     logger.info("duplicate %s %s from %s", event.type, event.id, event.source)
                     return previous
-            responses = await self._retrying(
-                deadline, "handle", event, lambda: processor.dispatch(event, context)
-            )
+            try:
+                responses = await processor.dispatch(event, context)
+            except StorageUnavailableError as error:
+                responses = await self._retrying(
+                    deadline, "handle", event, lambda: processor.dispatch(event, context), error
+                )
         except InputError as error:
             return [self.reject(event, error)]
         except StorageUnavailableError as error:
@@ -132,12 +146,12 @@ class EventPipeline:
             return [error_event(event, error, source=self._source)]
         if dedupe is not None:
             try:
-                await self._retrying(
-                    deadline,
-                    "record",
-                    event,
-                    lambda: dedupe.mark(event.source, event.id, responses),
-                )
+                try:
+                    await dedupe.mark(key, responses)
+                except StorageUnavailableError as error:
+                    await self._retrying(
+                        deadline, "record", event, lambda: dedupe.mark(key, responses), error
+                    )
             except StorageUnavailableError as error:
                 # The effect happened and its responses go out; only duplicate detection
                 # of this one event is lost.
@@ -146,18 +160,25 @@ class EventPipeline:
         return responses
 
     async def _retrying(
-        self, deadline: float, what: str, event: CloudEvent, step: Callable[[], Awaitable[T]]
+        self,
+        deadline: float,
+        what: str,
+        event: CloudEvent,
+        step: Callable[[], Awaitable[T]],
+        error: StorageUnavailableError,
     ) -> T:
-        """Run ``step``, waiting out Redis outages with back-off until ``deadline``."""
+        """Repeat ``step``, whose first attempt failed with ``error``, with back-off.
+
+        Gives up (re-raises) when the next attempt would start after ``deadline``.
+        """
         delay = 0.1
         while True:
+            if time.monotonic() + delay > deadline:
+                raise error
+            logger.warning("waiting for Redis to %s %s %s: %s", what, event.type, event.id, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
             try:
                 return await step()
-            except StorageUnavailableError as error:
-                if time.monotonic() + delay > deadline:
-                    raise
-                logger.warning(
-                    "waiting for Redis to %s %s %s: %s", what, event.type, event.id, error
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            except StorageUnavailableError as again:
+                error = again
