@@ -135,7 +135,10 @@ async def load(
         "failed": failed,
         "rps": n / elapsed,
         "p50_ms": latencies[n // 2] * 1000 if n else float("nan"),
+        "p90_ms": latencies[min(n - 1, int(n * 0.90))] * 1000 if n else float("nan"),
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+        "p999_ms": latencies[min(n - 1, int(n * 0.999))] * 1000 if n else float("nan"),
+        "max_ms": latencies[-1] * 1000 if n else float("nan"),
     }
 
 
@@ -192,6 +195,8 @@ def start_runtime(
     """``microdcs run`` against the given broker and Redis, isolated by random ids.
 
     ``env_extra`` adds or overrides ``APP_*`` settings (e.g. a known key prefix).
+    ``BENCH_RUNTIME_CMD`` replaces the Python arguments, e.g. with a script that runs the
+    runtime under a profiler.
     """
     env = dict(os.environ)
     env.update(
@@ -205,7 +210,8 @@ def start_runtime(
         APP_HTTP_PORT="0",
     )
     env.update(env_extra or {})
-    return subprocess.Popen([sys.executable, "-m", "microdcs.cli", "run"], env=env)
+    command = os.environ.get("BENCH_RUNTIME_CMD", "-m microdcs.cli run").split()
+    return subprocess.Popen([sys.executable, *command], env=env)
 
 
 def rss_kb(pid: int) -> int:
