@@ -94,15 +94,21 @@ async def load(
         done: asyncio.Future[bytes] = loop.create_future()
         waiting[key] = (time.perf_counter(), done)
         client.publish(destination, body, props, qos=1)
-        timer = loop.call_later(10, done.cancel)
         try:
             return await done
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # by the sweeper: unanswered for 10 s
             waiting.pop(key, None)
             lost += 1
             return None
-        finally:
-            timer.cancel()
+
+    async def sweep_lost() -> None:
+        """Cancel requests unanswered for 10 s (one sweep, not a timer per request)."""
+        while True:
+            await asyncio.sleep(0.5)
+            limit = time.perf_counter() - 10
+            for sent, future in list(waiting.values()):
+                if sent < limit and not future.done():
+                    future.cancel()
 
     async def requester(slot: int, deadline: float) -> None:
         nonlocal failed
@@ -120,12 +126,17 @@ async def load(
                 ):
                     failed += 1
 
-    if warmup:  # not measured
-        await asyncio.gather(*(requester(s, time.perf_counter() + 1.0) for s in range(inflight)))
-    latencies.clear()
-    started = time.perf_counter()
-    await asyncio.gather(*(requester(s, started + seconds) for s in range(inflight)))
-    elapsed = time.perf_counter() - started
+    async with asyncio.TaskGroup() as tasks:
+        sweeper = tasks.create_task(sweep_lost())
+        if warmup:  # not measured
+            await asyncio.gather(
+                *(requester(s, time.perf_counter() + 1.0) for s in range(inflight))
+            )
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(requester(s, started + seconds) for s in range(inflight)))
+        elapsed = time.perf_counter() - started
+        sweeper.cancel()
     await client.disconnect()
     latencies.sort()
     n = len(latencies)

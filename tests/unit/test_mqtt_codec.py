@@ -141,14 +141,11 @@ def test_varint_longer_than_four_bytes_is_malformed() -> None:
         codec._varint(b"\x80\x80\x80\x80\x01", 0, 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encode_varint does not check the MQTT maximum: 268435456 becomes the 5-byte "
-    "b'\\x80\\x80\\x80\\x80\\x01', which every MQTT reader (ours included) rejects",
-)
 def test_varint_encoder_refuses_values_over_the_mqtt_maximum() -> None:
     with pytest.raises(ValueError):
         encode_varint(VARINT_MAX + 1)
+    with pytest.raises(ValueError):
+        encode_varint(-1)
 
 
 # -- PUBLISH encoding: byte layout --------------------------------------------------------
@@ -582,6 +579,24 @@ def test_oversized_publish_tail_is_skipped_across_later_feeds() -> None:
     assert reader.feed(b"\xd0\x00") == [Packet(PINGRESP, 0, b"", 0)]
 
 
+def test_oversized_publish_whose_properties_overrun_the_head_is_still_delivered() -> None:
+    # Closing the connection instead would make the broker re-send it forever.
+    section = encode_publish_properties(user_properties=[("k", "v" * 500)])
+    big = encode_publish("big/topic", b"z" * 5_000, section, qos=1, packet_id=9)
+    head = PacketReader(max_packet=1_000, head_bytes=64).feed(big)[0]
+    message = decode_publish(head.flags, head.body, head.size)
+    assert (message.topic, message.packet_id, message.payload) == ("big/topic", 9, None)
+    assert message.user_properties == []
+    assert message.payload_size > 1_000
+
+
+def test_head_kept_of_an_oversized_publish_is_never_more_than_max_packet() -> None:
+    big = encode_publish("t", b"z" * 1_000, b"\x00", qos=0)
+    (head,) = PacketReader(max_packet=100).feed(big)  # default head_bytes is 64 KiB
+    assert head.truncated
+    assert len(head.body) == 100
+
+
 @given(
     st.lists(st.integers(min_value=0, max_value=4_200), max_size=25),
     st.integers(min_value=8, max_value=300),
@@ -806,14 +821,22 @@ def test_corrupted_byte_in_a_valid_publish_decodes_or_is_malformed(
     assert bytes(body).endswith(message.payload)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MQTT-1.5.4-2: a string containing U+0000 must be treated as malformed; the "
-    "decoder returns the topic 'a\\x00b' for the bytes b'\\x00\\x03a\\x00b'; paho rejects it",
-)
 def test_null_character_in_topic_is_malformed() -> None:
     with pytest.raises(MalformedPacketError):
         decode_body(publish_body(b"a\x00b", b"\x00"))
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        b"\x07\x26\x00\x01\x00\x00\x01x",  # user property name
+        b"\x07\x26\x00\x01x\x00\x01\x00",  # user property value
+        b"\x04\x03\x00\x01\x00",  # content type
+    ],
+)
+def test_null_character_in_a_property_string_is_malformed(section: bytes) -> None:
+    with pytest.raises(MalformedPacketError, match="U\\+0000"):
+        decode_properties(section, 0, len(section))
 
 
 # -- CONNACK, SUBACK, acknowledgements ----------------------------------------------------

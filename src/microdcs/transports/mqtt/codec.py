@@ -95,7 +95,13 @@ class ConnAck:
 
 
 # -- primitives -------------------------------------------------------------------------
+VARINT_MAX: Final = 268_435_455  # four 7-bit groups: the largest remaining length
+
+
 def encode_varint(value: int) -> bytes:
+    """MQTT variable byte integer; ``ValueError`` outside 0..268435455 (no packet fits)."""
+    if not 0 <= value <= VARINT_MAX:
+        raise ValueError(f"{value} is outside the MQTT variable byte integer range")
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -261,8 +267,11 @@ def _read_utf8(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     stop = pos + 2 + ((buf[pos] << 8) | buf[pos + 1])
     if stop > end:
         raise MalformedPacketError("truncated string")
+    raw = buf[pos + 2 : stop]
+    if b"\x00" in raw:
+        raise MalformedPacketError("string contains U+0000")  # MQTT-1.5.4-2
     try:
-        return buf[pos + 2 : stop].decode(), stop
+        return raw.decode(), stop
     except UnicodeDecodeError:
         raise MalformedPacketError("string is not valid UTF-8") from None
 
@@ -287,21 +296,27 @@ def decode_properties(buf: bytes, pos: int, end: int) -> tuple[dict[int, object]
             if kind == _PAIR:  # the common case: CloudEvent attributes
                 start = pos + 3
                 pos = start + ((buf[pos + 1] << 8) | buf[pos + 2])
-                name = buf[start:pos].decode()
+                name = buf[start:pos]
                 start = pos + 2
                 pos = start + ((buf[pos] << 8) | buf[pos + 1])
                 if pos > stop:
                     raise MalformedPacketError("property overruns its section")
+                text = buf[start:pos]
+                if b"\x00" in name or b"\x00" in text:
+                    raise MalformedPacketError("string contains U+0000")  # MQTT-1.5.4-2
                 if pairs is None:
                     pairs = []
                     props[USER_PROPERTY] = pairs
-                pairs.append((name, buf[start:pos].decode()))
+                pairs.append((name.decode(), text.decode()))
                 continue
             pos += 1
             if kind == _UTF8:
                 start = pos + 2
                 pos = start + ((buf[pos] << 8) | buf[pos + 1])
-                value = buf[start:pos].decode()
+                raw = buf[start:pos]
+                if b"\x00" in raw:
+                    raise MalformedPacketError("string contains U+0000")  # MQTT-1.5.4-2
+                value = raw.decode()
             elif kind == _BINARY:
                 start = pos + 2
                 pos = start + ((buf[pos] << 8) | buf[pos + 1])
@@ -345,7 +360,15 @@ def decode_publish(flags: int, data: bytes, payload_size: int) -> Publish:
             raise MalformedPacketError("truncated packet identifier")
         packet_id = (data[pos] << 8) | data[pos + 1]
         pos += 2
-    props, pos = decode_properties(data, pos, end)
+    try:
+        props, pos = decode_properties(data, pos, end)
+    except MalformedPacketError:
+        if payload_size <= end:
+            raise
+        # An oversized PUBLISH whose properties alone overrun the kept head: deliver it
+        # without them (and without payload) so it is rejected and acknowledged; closing
+        # the connection would only make the broker send it again, forever.
+        props, pos = {}, end
     get = props.get
     return Publish(
         topic,
@@ -413,7 +436,7 @@ class PacketReader:
     def __init__(self, max_packet: int, head_bytes: int = 65536) -> None:
         self._buffer = bytearray()
         self._max_packet = max_packet
-        self._head_bytes = head_bytes
+        self._head_bytes = min(head_bytes, max_packet)
         self._skip = 0
 
     def feed(self, data: bytes) -> list[Packet]:
