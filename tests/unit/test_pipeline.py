@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import pytest
+
 from microdcs.cloudevent import CloudEvent
 from microdcs.errors import StorageUnavailableError
 from microdcs.models import Model
@@ -123,3 +125,61 @@ async def test_without_dedupe_every_event_is_handled() -> None:
     await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
     await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
     assert processor.calls == 2
+
+
+class RecordingSink:
+    """A ``send`` callback that notes what it got and whether dedupe had recorded it yet."""
+
+    def __init__(self, dedupe: FlakyDedupe | None) -> None:
+        self.dedupe = dedupe
+        self.calls: list[tuple[list[CloudEvent], bool]] = []
+
+    def __call__(self, responses: list[CloudEvent]) -> None:
+        recorded = self.dedupe is not None and ("mes", "e1") in self.dedupe.marked
+        self.calls.append((responses, recorded))
+
+
+async def test_responses_are_sent_before_the_dedupe_record_and_returned_after_it() -> None:
+    processor = Counter()
+    dedupe = FlakyDedupe(mark_failures=2)  # recording has to wait out an outage
+    pipeline, _ = _pipeline(dedupe)
+    sink = RecordingSink(dedupe)
+    event = _event()
+    returned = await pipeline.process(event, processor, MessageContext(event, "test"), sink)
+    assert len(sink.calls) == 1
+    sent, recorded_when_sent = sink.calls[0]
+    assert sent is returned
+    assert sent[0].data == b'{"n":2}'
+    assert not recorded_when_sent
+    assert ("mes", "e1") in dedupe.marked  # recorded by the time process returned
+
+
+@pytest.mark.parametrize(
+    ("dedupe", "data", "kind"),
+    [
+        (FlakyDedupe(lookup_failures=100), b'{"n": 1}', "storage_unavailable"),
+        (FlakyDedupe(), b"not json", "invalid_payload"),
+        (None, b"not json", "invalid_payload"),
+    ],
+)
+async def test_every_failure_is_sent_exactly_once(
+    dedupe: FlakyDedupe | None, data: bytes, kind: str
+) -> None:
+    pipeline, _ = _pipeline(dedupe, retry=0.2)
+    sink = RecordingSink(dedupe)
+    event = _event()
+    event.data = data
+    returned = await pipeline.process(event, Counter(), MessageContext(event, "test"), sink)
+    assert [sent for sent, _ in sink.calls] == [returned]
+    assert returned[0].extensions["mdcserrorkind"] == kind
+
+
+async def test_a_duplicate_is_sent_exactly_once_with_the_recorded_responses() -> None:
+    processor = Counter()
+    dedupe = FlakyDedupe()
+    pipeline, _ = _pipeline(dedupe)
+    first = await pipeline.process(_event(), processor, MessageContext(_event(), "test"))
+    sink = RecordingSink(dedupe)
+    await pipeline.process(_event(), processor, MessageContext(_event(), "test"), sink)
+    assert [sent for sent, _ in sink.calls] == [first]
+    assert processor.calls == 1

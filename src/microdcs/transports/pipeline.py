@@ -40,6 +40,10 @@ class TransportStats:
         self.failed[kind] += 1
 
 
+#: Receives the responses of an event as soon as they are known (see ``process``).
+ResponseSink = Callable[[list[CloudEvent]], None]
+
+
 class LatencyRecorder(Protocol):
     """Where the pipeline reports each event's handling time (a metrics histogram)."""
 
@@ -74,9 +78,18 @@ class EventPipeline:
         return error_event(event, error, source=self._source)
 
     async def process(
-        self, event: CloudEvent, processor: CloudEventProcessor, context: MessageContext
+        self,
+        event: CloudEvent,
+        processor: CloudEventProcessor,
+        context: MessageContext,
+        send: ResponseSink | None = None,
     ) -> list[CloudEvent]:
         """Responses for ``event``; never raises except on cancellation.
+
+        With ``send``, the responses are handed over as soon as they are known: for a
+        handled event that is before recording it for dedupe, so the reply does not wait
+        a Redis round trip; this method still returns only once the record is stored (or
+        given up), and a transport acknowledges the event only then.
 
         The one per-message measurement of the runtime happens here: handling time by
         type, and whether the answer is an error.
@@ -85,13 +98,13 @@ class EventPipeline:
         if not self._tracing.enabled and TRACEPARENT not in event.extensions:
             # Nothing to record and no trace to continue: skip the span machinery, which
             # costs more than the rest of a simple handler.
-            responses = await self._process(event, processor, context)
+            responses = await self._process(event, processor, context, send)
             error_kind = responses[0].error_kind if responses else None
         else:
             with self._tracing.consume(
                 event, system=context.transport, destination=context.destination
             ) as span:
-                responses = await self._process(event, processor, context)
+                responses = await self._process(event, processor, context, send)
                 error_kind = responses[0].error_kind if responses else None
                 if error_kind is not None:
                     Tracing.mark_error(
@@ -104,9 +117,13 @@ class EventPipeline:
         return responses
 
     async def _process(
-        self, event: CloudEvent, processor: CloudEventProcessor, context: MessageContext
+        self,
+        event: CloudEvent,
+        processor: CloudEventProcessor,
+        context: MessageContext,
+        send: ResponseSink | None,
     ) -> list[CloudEvent]:
-        """:meth:`process` without the measurement.
+        """:meth:`process` without the measurement; calls ``send`` exactly once.
 
         A Redis outage is waited out (with back-off, up to the retry period) at each step,
         and a step that succeeded is never repeated: in particular the handler runs at
@@ -127,7 +144,7 @@ class EventPipeline:
                 if previous is not None:
                     self._stats.duplicates += 1
                     logger.info("duplicate %s %s from %s", event.type, event.id, event.source)
-                    return previous
+                    return _sent(previous, send)
             try:
                 responses = await processor.dispatch(event, context)
             except StorageUnavailableError as error:
@@ -135,15 +152,16 @@ class EventPipeline:
                     deadline, "handle", event, lambda: processor.dispatch(event, context), error
                 )
         except InputError as error:
-            return [self.reject(event, error)]
+            return _sent([self.reject(event, error)], send)
         except StorageUnavailableError as error:
             self._stats.fail(error.kind)
             logger.error("giving up on %s %s: %s", event.type, event.id, error)
-            return [error_event(event, error, source=self._source)]
+            return _sent([error_event(event, error, source=self._source)], send)
         except Exception as error:
             self._stats.fail("internal_error")
             logger.exception("handler of %s failed on %s", event.type, event.id)
-            return [error_event(event, error, source=self._source)]
+            return _sent([error_event(event, error, source=self._source)], send)
+        _sent(responses, send)
         if dedupe is not None:
             try:
                 try:
@@ -153,7 +171,7 @@ class EventPipeline:
                         deadline, "record", event, lambda: dedupe.mark(key, responses), error
                     )
             except StorageUnavailableError as error:
-                # The effect happened and its responses go out; only duplicate detection
+                # The effect happened and its responses went out; only duplicate detection
                 # of this one event is lost.
                 logger.error("could not record %s %s for dedupe: %s", event.type, event.id, error)
         self._stats.processed += 1
@@ -182,3 +200,9 @@ class EventPipeline:
                 return await step()
             except StorageUnavailableError as again:
                 error = again
+
+
+def _sent(responses: list[CloudEvent], send: ResponseSink | None) -> list[CloudEvent]:
+    if send is not None:
+        send(responses)
+    return responses

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from microdcs.cloudevent import CloudEvent
 from microdcs.config import AppConfig
@@ -56,6 +58,29 @@ class _Received:
 
     message: codec.Publish
     epoch: int
+
+
+class _AckGate:
+    """Acknowledges a received message when its last pending step completes.
+
+    The steps: the processing itself (done once the pipeline returned, i.e. after dedupe
+    recorded the event) and the broker's PUBACK of every response. Responses go out
+    before the dedupe record is stored, so the request is acknowledged only after both.
+    """
+
+    __slots__ = ("_ack", "_pending")
+
+    def __init__(self, ack: Callable[[], None]) -> None:
+        self._ack = ack
+        self._pending = 1  # the processing
+
+    def expect(self, count: int) -> None:
+        self._pending += count
+
+    def done(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._ack()
 
 
 class MqttBinding:
@@ -223,13 +248,21 @@ class MqttHandler:
         except InputError as error:
             rejection = self.pipeline.reject(event, error)
             binding = binding or self._binding_for_topic(message.topic)
-            self._send_responses([rejection], message, binding, after=item)
+            gate = _AckGate(partial(self._ack, item))
+            self._send_responses([rejection], message, binding, gate)
+            gate.done()
             return
         context = MessageContext(
             event=event, transport=self.name, intent=intent, destination=message.topic
         )
-        responses = await self.pipeline.process(event, binding.processor, context)
-        self._send_responses(responses, message, binding, after=item)
+        gate = _AckGate(partial(self._ack, item))
+        await self.pipeline.process(
+            event,
+            binding.processor,
+            context,
+            lambda responses: self._send_responses(responses, message, binding, gate),
+        )
+        gate.done()  # processing finished, dedupe recorded
 
     def _binding_for_topic(self, topic: str) -> MqttBinding | None:
         for binding in self.bindings:
@@ -287,10 +320,9 @@ class MqttHandler:
         responses: list[CloudEvent],
         request: codec.Publish,
         binding: MqttBinding | None,
-        *,
-        after: _Received,
+        gate: _AckGate,
     ) -> None:
-        """Publish responses; acknowledge ``after`` once the broker has them all."""
+        """Publish responses; ``gate`` acknowledges the request once the broker has them."""
         topics: list[tuple[str, MqttEnvelope]] = []
         for response in responses:
             envelope = to_binary(response)
@@ -302,19 +334,9 @@ class MqttHandler:
                 topics.append((binding.layout.topic(response.subject, intent), envelope))
             else:
                 logger.info("no Response Topic for %s; response dropped", response.type)
-        if not topics:
-            self._ack(after)
-            return
-        remaining = len(topics)
-
-        def one_done() -> None:
-            nonlocal remaining
-            remaining -= 1
-            if remaining == 0:
-                self._ack(after)
-
+        gate.expect(len(topics))
         for topic, envelope in topics:
-            self._publish_now(topic, envelope, on_ack=one_done)
+            self._publish_now(topic, envelope, on_ack=gate.done)
 
     # -- sending --------------------------------------------------------------------
     def _publish_now(
