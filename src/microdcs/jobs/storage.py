@@ -278,17 +278,33 @@ class JobStore:
 
     async def listed(self, scope: str, job_id: str) -> JobRecord | None:
         """A listed job as it is now (``None`` once it left the list)."""
-        fields = await self.redis.execute(
-            "HMGET", self.keys(scope).job(job_id),
-            "order", "st", "sub", "started", "ended", "rdata", "res",
-        )  # fmt: skip
-        order, st, sub, started, ended, rdata, res = fields
-        if order is None:
-            return None
-        return JobRecord(
-            job_id, bytes(order), _status(st, sub), _text(started) or None,
-            _text(ended) or None, rdata or None, _text(res) == "1",
-        )  # fmt: skip
+        fields = await self.redis.execute("HMGET", self.keys(scope).job(job_id), *_RECORD_FIELDS)
+        return _record(job_id, fields)
+
+    async def listed_many(self, jobs: Sequence[tuple[str, str]]) -> list[JobRecord | None]:
+        """:meth:`listed` for many (scope, job id) pairs in one pipelined round trip."""
+        replies = await self.redis.execute_many(
+            [("HMGET", self.keys(scope).job(job_id), *_RECORD_FIELDS) for scope, job_id in jobs]
+        )
+        records = []
+        for (_, job_id), fields in zip(jobs, replies, strict=True):
+            if isinstance(fields, Exception):
+                raise fields
+            records.append(_record(job_id, fields))
+        return records
+
+
+_RECORD_FIELDS = ("order", "st", "sub", "started", "ended", "rdata", "res")
+
+
+def _record(job_id: str, fields: Sequence[Any]) -> JobRecord | None:
+    order, st, sub, started, ended, rdata, res = fields
+    if order is None:
+        return None
+    return JobRecord(
+        job_id, bytes(order), _status(st, sub), _text(started) or None,
+        _text(ended) or None, rdata or None, _text(res) == "1",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

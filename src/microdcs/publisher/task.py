@@ -49,6 +49,8 @@ BATCH = 1024
 DISCOVERY_SECONDS = 1.0
 #: How long a pass in progress at shutdown may take to finish.
 STOP_GRACE = 2.0
+#: Scopes whose publishes are built between two yields to the event loop.
+YIELD_EVERY = 8
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Publishes = list[asyncio.Future[None]]
@@ -78,6 +80,20 @@ class _Scope:
             job_id: index_entry(job_id, status.path, has_result)
             for job_id, status, has_result in snapshot.jobs
         }
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one pass publishes for one scope."""
+
+    scope: _Scope
+    upserts: list[str]
+    removes: list[str]
+    #: Stream position and change counter the publishes cover (stored as the cursor).
+    cursor: str
+    cursor_seq: int
+    #: The index changed: publish its next revision.
+    changed: bool
 
 
 def _text(value: object) -> str:
@@ -268,40 +284,50 @@ class JobPublisher:
         """Republish every listed job of a scope and its index from a snapshot."""
         snapshot = await self.jobs.snapshot(scope.name)
         scope.reset(snapshot)
-        records = await asyncio.gather(*(self.jobs.listed(scope.name, j) for j in scope.index))
-        jobs = self._job_publishes(scope, records)
-        await self._commit(scope, jobs, snapshot.last_id, snapshot.seq, changed=True)
+        plan = _Plan(scope, list(scope.index), [], snapshot.last_id, snapshot.seq, True)
+        await self._publish([plan])
 
     # -- changes ---------------------------------------------------------------------------
     async def _pass(self, names: Iterable[str]) -> None:
-        """Publish what changed in the named scopes since the last pass."""
+        """Publish what changed in the named scopes since the last pass.
+
+        One pipelined round trip reads the new changes of every scope and one more the
+        changed jobs; no task per scope or job, and the loop is yielded between chunks
+        of scopes, so requests handled by this replica do not wait for a whole pass.
+        """
         names = list(names)
         await asyncio.gather(*(self._load(n) for n in names if n not in self._scopes))
         scopes = [self._scopes[n] for n in names if n in self._scopes]
-        replies = await asyncio.gather(
-            *(
-                self.jobs.redis.execute(
-                    "XREAD", "COUNT", BATCH, "STREAMS", self.jobs.keys(s.name).changes, s.cursor
-                )
+        if not scopes:
+            return
+        replies = await self.jobs.redis.execute_many(
+            [
+                ("XREAD", "COUNT", BATCH, "STREAMS", self.jobs.keys(s.name).changes, s.cursor)
                 for s in scopes
-            )
+            ]
         )
-        work = []
+        plans = []
         for scope, reply in zip(scopes, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
             entries = _entries(reply)
             if len(entries) == BATCH:
                 self._hinted.add(scope.name)  # a backlog: go on in the next pass
-            if entries:
-                work.append(self._apply(scope, entries))
-        await asyncio.gather(*work)
+            if not entries:
+                continue
+            if int(entries[0][1][b"seq"]) > scope.cursor_seq + 1:
+                logger.warning(
+                    "change stream of %s was trimmed past the cursor; resyncing", scope.name
+                )
+                await self._resync(scope)
+                continue
+            plans.append(self._plan(scope, entries))
+        if plans:
+            await self._publish(plans)
 
-    async def _apply(self, scope: _Scope, entries: Entries) -> None:
-        """Publish a batch of a scope's changes, then the index, then store the cursor."""
-        first_seq = int(entries[0][1][b"seq"])
-        if first_seq > scope.cursor_seq + 1:
-            logger.warning("change stream of %s was trimmed past the cursor; resyncing", scope.name)
-            await self._resync(scope)
-            return
+    @staticmethod
+    def _plan(scope: _Scope, entries: Entries) -> _Plan:
+        """Fold a batch of a scope's changes into its index; which jobs to (re)publish."""
         last_op: dict[str, str] = {}
         changed = scope.dirty
         for _, fields in entries:
@@ -317,20 +343,54 @@ class JobPublisher:
             else:
                 has_result = _text(fields[b"res"]) == "1"
                 scope.index[job_id] = index_entry(job_id, _status_path(fields), has_result)
-        upserts = [j for j, op in last_op.items() if op != "remove"]
-        removes = [j for j, op in last_op.items() if op == "remove"]
-        records = await asyncio.gather(*(self.jobs.listed(scope.name, j) for j in upserts))
-        subject = subject_of_scope(scope.name)
-        jobs = self._job_publishes(scope, records)
-        for job_id in removes:
-            jobs.append(
-                self.mqtt.delete_retained_nowait(self.layout.scoped(subject, "order", job_id))
-            )
-            jobs.append(
-                self.mqtt.delete_retained_nowait(self.layout.scoped(subject, "result", job_id))
-            )
-        cursor, cursor_seq = _text(entries[-1][0]), int(entries[-1][1][b"seq"])
-        await self._commit(scope, jobs, cursor, cursor_seq, changed=changed)
+        return _Plan(
+            scope,
+            [j for j, op in last_op.items() if op != "remove"],
+            [j for j, op in last_op.items() if op == "remove"],
+            _text(entries[-1][0]),
+            int(entries[-1][1][b"seq"]),
+            changed,
+        )
+
+    async def _publish(self, plans: list[_Plan]) -> None:
+        """Publish the planned jobs and index revisions; then store the cursors.
+
+        Everything is sent at once, jobs before their scope's index, and the cursors are
+        stored only after the broker acknowledged all of it: a crash in between
+        republishes, never loses.
+        """
+        records = await self.jobs.listed_many(
+            [(plan.scope.name, job_id) for plan in plans for job_id in plan.upserts]
+        )
+        acks: Publishes = []
+        done = 0
+        for n, plan in enumerate(plans):
+            scope = plan.scope
+            subject = subject_of_scope(scope.name)
+            acks += self._job_publishes(scope, records[done : done + len(plan.upserts)])
+            done += len(plan.upserts)
+            for job_id in plan.removes:
+                for kind in ("order", "result"):
+                    topic = self.layout.scoped(subject, kind, job_id)
+                    acks.append(self.mqtt.delete_retained_nowait(topic))
+            if plan.changed:
+                payload = index_payload(scope.revision + 1, subject, scope.index.values())
+                topic = self.layout.scoped(subject, "state-index")
+                acks.append(self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry))
+            if n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let this replica's requests through
+        await asyncio.gather(*acks)
+        cursors = []
+        for plan in plans:
+            scope = plan.scope
+            revision = scope.revision + 1 if plan.changed else scope.revision
+            scope.cursor, scope.cursor_seq, scope.revision = plan.cursor, plan.cursor_seq, revision
+            scope.dirty = False
+            key = self.jobs.keys(scope.name).cursor
+            cursors.append(("SET", key, f"{plan.cursor} {revision} {plan.cursor_seq}"))
+        for reply in await self.jobs.redis.execute_many(cursors):
+            if isinstance(reply, Exception):
+                raise reply
 
     def _job_publishes(self, scope: _Scope, records: Iterable[JobRecord | None]) -> Publishes:
         """Queue the retained publishes of the jobs' current state; their PUBACK futures."""
@@ -349,29 +409,3 @@ class JobPublisher:
                     self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
                 )
         return publishes
-
-    async def _commit(
-        self,
-        scope: _Scope,
-        jobs: Publishes,
-        cursor: str,
-        cursor_seq: int,
-        *,
-        changed: bool,
-    ) -> None:
-        """Publish the jobs and (when ``changed``) the next index revision; store the cursor.
-
-        Everything is sent at once, in this order, and the cursor is stored only after the
-        broker acknowledged all of it: a crash in between republishes, never loses.
-        """
-        revision = scope.revision + 1 if changed else scope.revision
-        if changed:
-            subject = subject_of_scope(scope.name)
-            payload = index_payload(revision, subject, scope.index.values())
-            topic = self.layout.scoped(subject, "state-index")
-            jobs.append(self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry))
-        await asyncio.gather(*jobs)
-        scope.cursor, scope.cursor_seq, scope.revision = cursor, cursor_seq, revision
-        scope.dirty = False
-        key = self.jobs.keys(scope.name).cursor
-        await self.jobs.redis.execute("SET", key, f"{cursor} {revision} {cursor_seq}")

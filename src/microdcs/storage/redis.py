@@ -77,6 +77,11 @@ class RedisStore:
         """
         return self.pipeline.execute(*args)
 
+    def execute_many(self, commands: list[tuple[Any, ...]]) -> Coroutine[Any, Any, list[Any]]:
+        """Commands sent together in one write (await it): each reply, or the exception
+        of its failure (``StorageUnavailableError``, ``ResponseError``), in order."""
+        return self.pipeline.execute_many(commands)
+
     async def ping(self) -> bool:
         """True when Redis answers; never raises."""
         try:
