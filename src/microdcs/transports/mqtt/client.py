@@ -134,6 +134,11 @@ class MqttClient:
             self._all_acked.clear()
             await self._all_acked.wait()
 
+    @property
+    def writable(self) -> bool:
+        """False while the socket's send buffer is full (see :meth:`wait_writable`)."""
+        return self._writable.is_set()
+
     async def wait_writable(self) -> None:
         """Back-pressure: wait while the socket's send buffer is full."""
         await self._writable.wait()

@@ -99,16 +99,25 @@ class MqttBinding:
         Back-pressure still applies when the socket's send buffer is full.
         """
         topic = self.layout.topic(event.subject, intent)
-        await self.handler.client.wait_writable()
-        with self.handler.tracing.produce(event, system="mqtt", destination=topic):
-            envelope = to_binary(event)
-            if expect_response:
-                key = event.id.encode()
-                envelope.response_topic = self.handler.response_topic
-                envelope.correlation_data = key
-                ttl = float(event.expiryinterval or 60)
-                self.handler.tracker.add(key, self.processor, event, ttl)
-            self.handler._publish_now(topic, envelope)
+        client = self.handler.client
+        if not client.writable:
+            await client.wait_writable()
+        tracing = self.handler.tracing
+        if not tracing.enabled:  # the event already carries the context being handled
+            self._send(event, topic, expect_response)
+            return
+        with tracing.produce(event, system="mqtt", destination=topic):
+            self._send(event, topic, expect_response)
+
+    def _send(self, event: CloudEvent, topic: str, expect_response: bool) -> None:
+        envelope = to_binary(event)
+        if expect_response:
+            key = event.id.encode()
+            envelope.response_topic = self.handler.response_topic
+            envelope.correlation_data = key
+            ttl = float(event.expiryinterval or 60)
+            self.handler.tracker.add(key, self.processor, event, ttl)
+        self.handler._publish_now(topic, envelope)
 
 
 class MqttHandler:
