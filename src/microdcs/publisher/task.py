@@ -50,7 +50,7 @@ DISCOVERY_SECONDS = 1.0
 #: How long a pass in progress at shutdown may take to finish.
 STOP_GRACE = 2.0
 #: Scopes whose publishes are built between two yields to the event loop.
-YIELD_EVERY = 8
+YIELD_EVERY = 2
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Publishes = list[asyncio.Future[None]]

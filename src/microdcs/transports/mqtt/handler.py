@@ -60,6 +60,11 @@ class _Received:
     epoch: int
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class _AckGate:
     """Acknowledges a received message when its last pending step completes.
 
@@ -139,6 +144,7 @@ class MqttHandler:
         self.stats = TransportStats()
         self.tracing = tracing or Tracing()
         self.tracker = ResponseTracker()
+        self._retained_properties: dict[tuple[str, int | None], bytes] = {}
         self.pipeline = EventPipeline(
             source=config.resolved_source,
             stats=self.stats,
@@ -401,13 +407,20 @@ class MqttHandler:
         content_type: str = "application/json",
     ) -> asyncio.Future[None]:
         """Queue retained state (QoS 1, Message Expiry Interval); future = acknowledged."""
-        envelope = MqttEnvelope(
-            payload=payload,
-            content_type=content_type,
-            message_expiry=expiry,
-            payload_is_utf8=content_type.startswith("application/json"),
-        )
-        return self.publish_nowait(topic, envelope, retain=True)
+        properties = self._retained_properties.get((content_type, expiry))
+        if properties is None:  # the publisher uses one or two combinations: encode once
+            properties = encode_properties(
+                MqttEnvelope(
+                    payload=b"",
+                    content_type=content_type,
+                    message_expiry=expiry,
+                    payload_is_utf8=content_type.startswith("application/json"),
+                )
+            )
+            self._retained_properties[(content_type, expiry)] = properties
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.client.publish(topic, payload, properties, retain=True, on_ack=partial(_resolve, done))
+        return done
 
     def delete_retained_nowait(self, topic: str) -> asyncio.Future[None]:
         """Queue the removal of a retained message (zero-byte retained publish)."""
