@@ -28,6 +28,18 @@ Call = tuple[str, str]
 GREETING: list[Call] = [(GREETING_TYPE, '{{"name": "bench"}}')]
 
 
+class _Slot:
+    """One requester: which call of its sequence is in flight, until when it goes on."""
+
+    __slots__ = ("deadline", "destination", "iteration", "step")
+
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
+        self.step = 0
+        self.iteration = ""
+        self.deadline = 0.0
+
+
 async def load(
     port: int,
     topic: str,
@@ -41,42 +53,28 @@ async def load(
 
     Each requester repeats the sequence ``calls`` (default: one greeting) on ``topic``,
     where ``{slot}`` becomes the requester's number. A reply to the first call that does
-    not contain ``expect`` counts as failed; a request unanswered for 10 s as lost. Uses
-    microdcs's lean MQTT client on uvloop so the generator is not the bottleneck, and
-    every server measured faces the same generator.
+    not contain ``expect`` counts as failed; a request unanswered for 10 s as lost (and
+    its requester goes on). Requesters are callbacks, not tasks: a reply sends the next
+    request right in the receive callback, so the generator spends its CPU on MQTT and
+    not on task switches, leaving the 2 cores to the servers it measures. It uses
+    microdcs's lean MQTT client on uvloop, and every server measured faces the same
+    generator.
     """
-    sequence = calls or GREETING
+    sequence = [(ce_type, template) for ce_type, template in (calls or GREETING)]
     loop = asyncio.get_running_loop()
     response_topic = f"bench/responses/{uuid.uuid4().hex}"
-    waiting: dict[bytes, tuple[float, asyncio.Future[bytes]]] = {}
+    run_id = uuid.uuid4().hex[:8]
+    waiting: dict[bytes, tuple[float, _Slot]] = {}
     latencies: list[float] = []
+    counter = iter(range(1 << 62))
+    busy = 0
+    idle: asyncio.Future[None] | None = None
     lost = failed = 0
 
-    def on_message(message: codec.Publish) -> None:
-        entry = waiting.pop(message.correlation_data or b"", None)
-        if entry is not None:
-            latencies.append(time.perf_counter() - entry[0])
-            if not entry[1].done():
-                entry[1].set_result(message.payload or b"")
-        client.ack(message.packet_id, client.epoch)
-
-    client = MqttClient(
-        ClientOptions(
-            host="127.0.0.1",
-            port=port,
-            client_id=f"load-{uuid.uuid4().hex[:8]}",
-            clean_start=True,
-            receive_maximum=max(inflight * 2, 64),
-        ),
-        on_message,
-    )
-    await client.connect()
-    await client.subscribe([(response_topic, 1)])
-    run_id = uuid.uuid4().hex[:8]
-    counter = iter(range(1 << 62))
-
-    async def call(destination: str, ce_type: str, body: bytes) -> bytes | None:
-        nonlocal lost
+    def send(slot: _Slot) -> None:
+        if slot.step == 0:
+            slot.iteration = f"{run_id}-{next(counter)}"
+        ce_type, template = sequence[slot.step]
         n = next(counter)
         key = n.to_bytes(8, "big")
         props = codec.encode_publish_properties(
@@ -91,50 +89,79 @@ async def load(
                 ("type", ce_type),
             ],
         )
-        done: asyncio.Future[bytes] = loop.create_future()
-        waiting[key] = (time.perf_counter(), done)
-        client.publish(destination, body, props, qos=1)
-        try:
-            return await done
-        except asyncio.CancelledError:  # by the sweeper: unanswered for 10 s
-            waiting.pop(key, None)
-            lost += 1
-            return None
+        waiting[key] = (time.perf_counter(), slot)
+        body = template.format(n=slot.iteration).encode()
+        client.publish(slot.destination, body, props, qos=1)
+
+    def advance(slot: _Slot, now: float) -> None:
+        """The slot's call is over (answered or lost): the next one, or rest."""
+        nonlocal busy
+        slot.step = (slot.step + 1) % len(sequence)
+        if now < slot.deadline:
+            send(slot)
+            return
+        busy -= 1
+        if busy == 0 and idle is not None and not idle.done():
+            idle.set_result(None)
+
+    def on_message(message: codec.Publish) -> None:
+        nonlocal failed
+        client.ack(message.packet_id, client.epoch)
+        entry = waiting.pop(message.correlation_data or b"", None)
+        if entry is None:
+            return
+        now = time.perf_counter()
+        sent, slot = entry
+        latencies.append(now - sent)
+        if slot.step == 0 and expect is not None:
+            text = (message.payload or b"").decode("utf-8", "replace").replace(" ", "")
+            if expect not in text:
+                failed += 1
+        advance(slot, now)
+
+    async def run_phase(length: float) -> None:
+        nonlocal busy, idle
+        idle = loop.create_future()
+        deadline = time.perf_counter() + length
+        busy = inflight
+        for slot in slots:
+            slot.deadline = deadline
+            send(slot)
+        await idle
 
     async def sweep_lost() -> None:
-        """Cancel requests unanswered for 10 s (one sweep, not a timer per request)."""
+        """Give up on requests unanswered for 10 s (one sweep, not a timer per request)."""
+        nonlocal lost
         while True:
             await asyncio.sleep(0.5)
-            limit = time.perf_counter() - 10
-            for sent, future in list(waiting.values()):
-                if sent < limit and not future.done():
-                    future.cancel()
+            now = time.perf_counter()
+            for key, (sent, slot) in list(waiting.items()):
+                if sent < now - 10:
+                    del waiting[key]
+                    lost += 1
+                    advance(slot, now)
 
-    async def requester(slot: int, deadline: float) -> None:
-        nonlocal failed
-        destination = topic.format(slot=slot)
-        while time.perf_counter() < deadline:
-            iteration = f"{run_id}-{next(counter)}"
-            for i, (ce_type, template) in enumerate(sequence):
-                reply = await call(destination, ce_type, template.format(n=iteration).encode())
-                text = reply.decode("utf-8", "replace") if reply is not None else None
-                if (
-                    i == 0
-                    and expect is not None
-                    and text is not None
-                    and (expect not in text.replace(" ", ""))
-                ):
-                    failed += 1
-
+    client = MqttClient(
+        ClientOptions(
+            host="127.0.0.1",
+            port=port,
+            client_id=f"load-{uuid.uuid4().hex[:8]}",
+            clean_start=True,
+            receive_maximum=max(inflight * 2, 64),
+        ),
+        on_message,
+    )
+    await client.connect()
+    await client.subscribe([(response_topic, 1)])
+    slots = [_Slot(topic.format(slot=n)) for n in range(inflight)]
     async with asyncio.TaskGroup() as tasks:
         sweeper = tasks.create_task(sweep_lost())
         if warmup:  # not measured
-            await asyncio.gather(
-                *(requester(s, time.perf_counter() + 1.0) for s in range(inflight))
-            )
+            await run_phase(1.0)
         latencies.clear()
+        lost = failed = 0
         started = time.perf_counter()
-        await asyncio.gather(*(requester(s, started + seconds) for s in range(inflight)))
+        await run_phase(seconds)
         elapsed = time.perf_counter() - started
         sweeper.cancel()
     await client.disconnect()
