@@ -22,16 +22,21 @@ from microdcs.errors import StorageUnavailableError
 def encode_command(args: tuple[Any, ...]) -> bytes:
     """One command as a RESP array of bulk strings."""
     parts = [b"*%d\r\n" % len(args)]
+    add = parts.extend
     for arg in args:
-        if isinstance(arg, bytes):
+        if type(arg) is str:  # the common cases first, without isinstance chains
+            data = arg.encode()
+        elif type(arg) is bytes:
             data = arg
+        elif isinstance(arg, bytes | bytearray | memoryview):
+            data = bytes(arg)
         elif isinstance(arg, str):
-            data = arg.encode("utf-8")
+            data = arg.encode()
         elif isinstance(arg, int | float):
             data = repr(arg).encode("ascii")
         else:
             raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+        add((b"$%d\r\n" % len(data), data, b"\r\n"))
     return b"".join(parts)
 
 

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
@@ -47,6 +48,8 @@ class Tracing:
     @staticmethod
     def inject(event: CloudEvent) -> None:
         """Write the current span's context into an outgoing event."""
+        if not otel_context.get_current():
+            return  # no span is current (the common case when tracing is off): cheap exit
         context = trace.get_current_span().get_span_context()
         if not context.is_valid:
             return
