@@ -137,8 +137,7 @@ class RespConnection:
         self._out.append(encode_command(args))
         self._pending.append(future)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            self._schedule_flush(loop)
         return await future
 
     def _submit(self, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
@@ -148,9 +147,13 @@ class RespConnection:
         self._out.extend(encode_command(args) for args in commands)
         self._pending.extend(futures)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            self._schedule_flush(loop)
         return futures
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Everything queued in this loop iteration leaves in one write, at its end."""
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

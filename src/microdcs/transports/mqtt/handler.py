@@ -383,12 +383,7 @@ class MqttHandler:
         Many of these can be awaited together (``gather``) without a task per message.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def acknowledged() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        self._publish_now(topic, envelope, qos=qos, retain=retain, on_ack=acknowledged)
+        self._publish_now(topic, envelope, qos=qos, retain=retain, on_ack=partial(_resolve, done))
         return done
 
     async def publish(
