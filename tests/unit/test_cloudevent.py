@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -179,3 +180,20 @@ def test_method_is_upper_cased() -> None:
 
 def test_error_kind_reads_mdcserrorkind() -> None:
     assert make(extensions={"mdcserrorkind": "unknown_type"}).error_kind == "unknown_type"
+
+
+def test_a_forked_child_does_not_repeat_the_parents_event_ids() -> None:
+    """Ids come from the ``random`` generator, which must be re-seeded in a forked child
+    (replicas started by fork would otherwise send the same ids and be deduplicated)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.write(write_end, ",".join(new_event_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parent = [new_event_id() for _ in range(3)]
+    with os.fdopen(read_end, "rb") as pipe:
+        child = pipe.read().decode().split(",")
+    os.waitpid(pid, 0)
+    assert len(child) == 3
+    assert not set(child) & set(parent)
