@@ -124,29 +124,45 @@ def decode_json(payload: bytes) -> CloudEvent:
     return from_dict(raw)
 
 
-def pack_record(event: CloudEvent) -> bytes:
-    """Compact msgpack record of an event, for storing it (e.g. a cached response)."""
+def pack_records(events: list[CloudEvent]) -> bytes:
+    """Compact msgpack of events, for storing them (e.g. the responses kept for dedupe).
+
+    One ``packb`` call for the whole list: this runs for every handled message.
+    """
     return bytes(
         msgpack.packb(
             [
-                event.type,
-                event.source,
-                event.id,
-                event.datacontenttype,
-                event.dataschema,
-                event.subject,
-                event.time,
-                event.data,
-                event.extensions,
+                [
+                    event.type,
+                    event.source,
+                    event.id,
+                    event.datacontenttype,
+                    event.dataschema,
+                    event.subject,
+                    event.time,
+                    event.data,
+                    event.extensions,
+                ]
+                for event in events
             ],
             use_bin_type=True,
         )
     )
 
 
-def unpack_record(record: bytes) -> CloudEvent:
-    """Inverse of :func:`pack_record`."""
-    fields = msgpack.unpackb(record, raw=False)
+def unpack_records(raw: bytes) -> list[CloudEvent]:
+    """Inverse of :func:`pack_records`.
+
+    Also reads the earlier layout, where each event was a msgpack blob of its own, so
+    records written before an upgrade stay readable until they expire.
+    """
+    return [
+        _from_record(msgpack.unpackb(item, raw=False) if isinstance(item, bytes) else item)
+        for item in msgpack.unpackb(raw, raw=False)
+    ]
+
+
+def _from_record(fields: list[Any]) -> CloudEvent:
     return CloudEvent(
         type=fields[0],
         source=fields[1],

@@ -15,9 +15,9 @@ from microdcs.eventformat import (
     decode_json,
     encode_json,
     from_dict,
-    pack_record,
+    pack_records,
     to_dict,
-    unpack_record,
+    unpack_records,
 )
 
 BASE: dict[str, Any] = {"specversion": "1.0", "id": "1", "source": "src", "type": "t"}
@@ -246,7 +246,7 @@ def test_decode_json_rejects_a_json_value_that_is_not_an_object() -> None:
         decode_json(b"[1,2]")
 
 
-# -- pack_record / unpack_record --------------------------------------------------------
+# -- pack_records / unpack_records ------------------------------------------------------
 
 
 def test_record_round_trips_an_event_with_typed_extensions_and_binary_data() -> None:
@@ -258,14 +258,41 @@ def test_record_round_trips_an_event_with_typed_extensions_and_binary_data() -> 
         data=b"\x00\xff",
         extensions={"correlationid": "c", "expiryinterval": 7, "flag": True},
     )
-    assert unpack_record(pack_record(original)) == original
+    assert unpack_records(pack_records([original])) == [original]
 
 
 def test_record_round_trips_an_event_without_optional_attributes() -> None:
     original = event()
-    assert unpack_record(pack_record(original)) == original
+    assert unpack_records(pack_records([original])) == [original]
 
 
 def test_record_is_more_compact_than_the_json_format() -> None:
     original = event(datacontenttype="application/json", data=b'{"a":1}', subject="x")
-    assert len(pack_record(original)) < len(encode_json(original))
+    assert len(pack_records([original])) < len(encode_json(original))
+
+
+def test_records_keep_several_events_in_order() -> None:
+    events = [
+        CloudEvent(type="t", source="src", id="1", subject="a"),
+        CloudEvent(type="t", source="src", id="2", data=b"x"),
+        CloudEvent(type="u", source="src", id="3"),
+    ]
+    assert unpack_records(pack_records(events)) == events
+    assert unpack_records(pack_records([])) == []
+
+
+def test_records_written_in_the_earlier_one_blob_per_event_layout_are_still_read() -> None:
+    original = event(subject="a", extensions={"correlationid": "c", "expiryinterval": 7})
+    fields = [
+        original.type,
+        original.source,
+        original.id,
+        original.datacontenttype,
+        original.dataschema,
+        original.subject,
+        original.time,
+        original.data,
+        original.extensions,
+    ]
+    earlier = msgpack.packb([msgpack.packb(fields, use_bin_type=True)], use_bin_type=True)
+    assert unpack_records(earlier) == [original]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -68,12 +68,13 @@ class RedisStore:
         self.pipeline.close()
         await self.client.aclose()
 
-    def execute(self, *args: Any) -> Coroutine[Any, Any, Any]:
+    def execute(self, *args: Any) -> Awaitable[Any]:
         """One command (await it), pipelined with those of concurrent callers.
 
         Raises :class:`StorageUnavailableError` when Redis cannot be reached and
         ``redis.exceptions.ResponseError`` for an error reply. A plain function returning
-        the connection's coroutine: one coroutine less on the path of every message.
+        the connection's awaitable (the reply's future while connected): no coroutine on
+        the path of every message.
         """
         return self.pipeline.execute(*args)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -127,10 +128,13 @@ class RespConnection:
         await self._ensure_connected()
         return list(await asyncio.gather(*self._submit(commands), return_exceptions=True))
 
-    async def execute(self, *args: Any) -> Any:
+    def execute(self, *args: Any) -> Awaitable[Any]:
+        """One command; await the result. While connected, this is the reply's future
+        itself (no coroutine per command on the hot path); otherwise a coroutine that
+        connects first."""
         transport = self._transport
         if transport is None or transport.is_closing():
-            await self._ensure_connected()
+            return self._execute_connecting(args)
         loop = self._loop
         assert loop is not None  # set by _ensure_connected
         future = loop.create_future()
@@ -138,6 +142,11 @@ class RespConnection:
         self._pending.append(future)
         if not self._flush_scheduled:
             self._schedule_flush(loop)
+        return future
+
+    async def _execute_connecting(self, args: tuple[Any, ...]) -> Any:
+        await self._ensure_connected()
+        (future,) = self._submit([args])
         return await future
 
     def _submit(self, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
