@@ -96,3 +96,42 @@ async def test_event_without_response_topic_is_processed_and_acknowledged(
         assert published.json()["greeting"] == "Hello, N!"
         await asyncio.sleep(0.1)
         assert runtime.mqtt.stats.processed == 1
+
+
+async def test_a_burst_mixing_new_and_duplicate_requests_gets_each_its_own_answer(
+    config: AppConfig,
+) -> None:
+    """Requests arriving together are looked up for dedupe in one batch (MGET): every
+    reply must still belong to its own request, duplicates to the first processing."""
+    topic = f"{config.greeting_prefix}/commands"
+    async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
+        first = await asyncio.gather(
+            *(
+                mes.request(topic, GREETING_TYPE, {"name": f"n{i}"}, event_id=f"burst-{i}")
+                for i in range(10)
+            )
+        )
+        # Even ids again (duplicates, deliberately with another name), odd ones new.
+        second = await asyncio.gather(
+            *(
+                mes.request(
+                    topic,
+                    GREETING_TYPE,
+                    {"name": f"other{i}"},
+                    event_id=f"burst-{i}" if i % 2 == 0 else f"burst-new-{i}",
+                )
+                for i in range(10)
+            )
+        )
+        assert runtime.mqtt.stats.duplicates == 5
+        assert runtime.mqtt.stats.processed == 15
+    for i, reply in enumerate(first):
+        assert reply.json()["greeting"] == f"Hello, n{i}!"
+        assert reply.attributes["causationid"] == f"burst-{i}"
+    for i, reply in enumerate(second):
+        if i % 2 == 0:  # the recorded answer of the first processing, byte for byte
+            assert reply.payload == first[i].payload
+            assert reply.attributes["id"] == first[i].attributes["id"]
+        else:
+            assert reply.json()["greeting"] == f"Hello, other{i}!"
+            assert reply.attributes["causationid"] == f"burst-new-{i}"

@@ -8,11 +8,10 @@ effect. Marks expire after a configurable TTL.
 from __future__ import annotations
 
 import hashlib
-
-import msgpack
+from collections.abc import Awaitable
 
 from microdcs.cloudevent import CloudEvent
-from microdcs.eventformat import pack_record, unpack_record
+from microdcs.eventformat import pack_records, unpack_records
 from microdcs.storage.redis import RedisStore
 
 
@@ -31,12 +30,18 @@ class Deduplicator:
 
     async def lookup(self, key: str) -> list[CloudEvent] | None:
         """The responses of an already processed event, or ``None`` if it is new."""
-        raw = await self._store.execute("GET", key)
-        if raw is None:
-            return None
-        return [unpack_record(record) for record in msgpack.unpackb(raw, raw=False)]
+        return self.recorded(await self._store.execute("GET", key))
+
+    def fetch_many(self, keys: list[str]) -> Awaitable[list[bytes | None]]:
+        """The stored records of several keys in one command (``MGET``), for
+        :meth:`recorded`: a transport looks up a whole batch of received events at once."""
+        return self._store.execute("MGET", *keys)
+
+    @staticmethod
+    def recorded(raw: bytes | None) -> list[CloudEvent] | None:
+        """The responses kept in a stored record, ``None`` for no record (a new event)."""
+        return None if raw is None else unpack_records(raw)
 
     async def mark(self, key: str, responses: list[CloudEvent]) -> None:
         """Record the event behind ``key`` as processed with the responses it produced."""
-        value = msgpack.packb([pack_record(r) for r in responses], use_bin_type=True)
-        await self._store.execute("SET", key, value, "EX", self._ttl)
+        await self._store.execute("SET", key, pack_records(responses), "EX", self._ttl)

@@ -44,6 +44,14 @@ class TransportStats:
 ResponseSink = Callable[[list[CloudEvent]], None]
 
 
+@dataclass(slots=True)
+class Prefetched:
+    """A dedupe lookup a transport already made, e.g. for a whole batch in one command."""
+
+    key: str
+    record: bytes | None  # what Redis holds under ``key``: None for a new event
+
+
 class LatencyRecorder(Protocol):
     """Where the pipeline reports each event's handling time (a metrics histogram)."""
 
@@ -70,6 +78,11 @@ class EventPipeline:
         self._latency = latency
         self._tracing = tracing or Tracing()
 
+    @property
+    def dedupe(self) -> Deduplicator | None:
+        """The duplicate registry, for transports that look up a batch of events at once."""
+        return self._dedupe
+
     def reject(self, event: CloudEvent | None, error: InputError) -> CloudEvent:
         """Count and log a rejected input; return the error response to send."""
         self._stats.fail(error.kind)
@@ -83,13 +96,15 @@ class EventPipeline:
         processor: CloudEventProcessor,
         context: MessageContext,
         send: ResponseSink | None = None,
+        prefetched: Prefetched | None = None,
     ) -> list[CloudEvent]:
         """Responses for ``event``; never raises except on cancellation.
 
         With ``send``, the responses are handed over as soon as they are known: for a
         handled event that is before recording it for dedupe, so the reply does not wait
         a Redis round trip; this method still returns only once the record is stored (or
-        given up), and a transport acknowledges the event only then.
+        given up), and a transport acknowledges the event only then. With ``prefetched``
+        the dedupe lookup is already made (it must be the record of this event's key).
 
         The one per-message measurement of the runtime happens here: handling time by
         type, and whether the answer is an error.
@@ -98,13 +113,13 @@ class EventPipeline:
         if not self._tracing.enabled and TRACEPARENT not in event.extensions:
             # Nothing to record and no trace to continue: skip the span machinery, which
             # costs more than the rest of a simple handler.
-            responses = await self._process(event, processor, context, send)
+            responses = await self._process(event, processor, context, send, prefetched)
             error_kind = responses[0].error_kind if responses else None
         else:
             with self._tracing.consume(
                 event, system=context.transport, destination=context.destination
             ) as span:
-                responses = await self._process(event, processor, context, send)
+                responses = await self._process(event, processor, context, send, prefetched)
                 error_kind = responses[0].error_kind if responses else None
                 if error_kind is not None:
                     Tracing.mark_error(
@@ -122,6 +137,7 @@ class EventPipeline:
         processor: CloudEventProcessor,
         context: MessageContext,
         send: ResponseSink | None,
+        prefetched: Prefetched | None,
     ) -> list[CloudEvent]:
         """:meth:`process` without the measurement; calls ``send`` exactly once.
 
@@ -134,13 +150,17 @@ class EventPipeline:
         key = ""
         try:
             if dedupe is not None:
-                key = dedupe.key(event.source, event.id)
-                try:  # the first attempt without the retry machinery: the common case
-                    previous = await dedupe.lookup(key)
-                except StorageUnavailableError as error:
-                    previous = await self._retrying(
-                        deadline, "look up", event, lambda: dedupe.lookup(key), error
-                    )
+                if prefetched is not None:
+                    key = prefetched.key
+                    previous = dedupe.recorded(prefetched.record)
+                else:
+                    key = dedupe.key(event.source, event.id)
+                    try:  # the first attempt without the retry machinery: the common case
+                        previous = await dedupe.lookup(key)
+                    except StorageUnavailableError as error:
+                        previous = await self._retrying(
+                            deadline, "look up", event, lambda: dedupe.lookup(key), error
+                        )
                 if previous is not None:
                     self._stats.duplicates += 1
                     logger.info("duplicate %s %s from %s", event.type, event.id, event.source)

@@ -44,20 +44,36 @@ from microdcs.transports.mqtt.mapping import (
     to_binary,
 )
 from microdcs.transports.mqtt.topics import TopicLayout
-from microdcs.transports.pipeline import EventPipeline, LatencyRecorder, TransportStats
+from microdcs.transports.pipeline import (
+    EventPipeline,
+    LatencyRecorder,
+    Prefetched,
+    TransportStats,
+)
 from microdcs.transports.tracker import ResponseTracker
+from microdcs.transports.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
 
 RETAINED_EXPIRY_DEFAULT = 172800
+#: Distinct topics whose routing is remembered before the memory starts over.
+TOPIC_CACHE_SIZE = 4096
 
 
 @dataclass(slots=True)
 class _Received:
-    """One received PUBLISH and the connection it arrived on."""
+    """One received PUBLISH and the connection it arrived on.
+
+    A request that decoded and routed in the receive callback carries its event, binding
+    and intent, and then its dedupe record, looked up together with the rest of its batch.
+    """
 
     message: codec.Publish
     epoch: int
+    event: CloudEvent | None = None
+    binding: MqttBinding | None = None
+    intent: Intent | None = None
+    prefetched: Prefetched | None = None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -156,7 +172,10 @@ class MqttHandler:
         self.bindings: list[MqttBinding] = []
         self.connected = asyncio.Event()
         self._accepting = True
-        self._queue: asyncio.Queue[_Received] = asyncio.Queue()
+        self._queue: WorkQueue[_Received] = WorkQueue()
+        self._lookups: list[_Received] = []  # requests whose dedupe lookup is being batched
+        #: topic -> what each binding's layout makes of it (a topic's meaning never changes)
+        self._topics: dict[str, list[tuple[MqttBinding, str | None, Intent]]] = {}
         self._client: MqttClient | None = None
 
     # -- wiring -----------------------------------------------------------------
@@ -170,6 +189,7 @@ class MqttHandler:
                 raise ConfigurationError("prefix", f"topic prefixes {a!r} and {b!r} overlap")
         binding = MqttBinding(self, processor, layout)
         self.bindings.append(binding)
+        self._topics.clear()
         processor.attach_sink(binding)
         return binding
 
@@ -221,7 +241,63 @@ class MqttHandler:
             self.stats.dropped += 1  # QoS 0 is at-most-once; QoS 1 is bounded by Receive Maximum
             return
         self.stats.received += 1
-        self._queue.put_nowait(_Received(message, self.client.epoch))
+        item = _Received(message, self.client.epoch)
+        dedupe = self.pipeline.dedupe
+        if dedupe is None or message.topic == self.response_topic or not self._decode(item):
+            self._queue.put(item)
+            return
+        # Look the whole batch up in one MGET at the end of this loop iteration; the
+        # workers get the items with their records (one wake-up less per message).
+        assert item.event is not None
+        item.prefetched = Prefetched(dedupe.key(item.event.source, item.event.id), None)
+        self._queue.reserve()
+        self._lookups.append(item)
+        if len(self._lookups) == 1:
+            asyncio.get_running_loop().call_soon(self._look_up_batch, dedupe)
+
+    def _decode(self, item: _Received) -> bool:
+        """Decode and route a request early; False leaves it to the worker (and its errors)."""
+        message = item.message
+        if message.payload is None or message.payload_size > self.config.mqtt.max_payload_bytes:
+            return False
+        try:
+            event = from_mqtt(
+                message.payload,
+                message.content_type,
+                message.user_properties,
+                message.message_expiry,
+            )
+            item.binding, item.intent = self._route(message.topic, event)
+        except Exception:  # InputError or worse: the worker decodes again and answers it
+            return False
+        item.event = event
+        return True
+
+    def _look_up_batch(self, dedupe: Deduplicator) -> None:
+        batch, self._lookups = self._lookups, []
+        keys = [item.prefetched.key for item in batch if item.prefetched is not None]
+        try:
+            lookup = asyncio.ensure_future(dedupe.fetch_many(keys))
+        except Exception:  # cannot even send: each worker looks up (and retries) alone
+            self._looked_up(batch, None)
+            return
+        lookup.add_done_callback(partial(self._looked_up, batch))
+
+    def _looked_up(
+        self, batch: list[_Received], lookup: asyncio.Future[list[bytes | None]] | None
+    ) -> None:
+        records: list[bytes | None] | None = None
+        if lookup is not None and not lookup.cancelled() and lookup.exception() is None:
+            records = lookup.result()
+        if records is None or len(records) != len(batch):
+            for item in batch:
+                item.prefetched = None  # Redis unavailable: the pipeline waits it out
+        else:
+            for item, record in zip(batch, records, strict=True):
+                if item.prefetched is not None:
+                    item.prefetched.record = record
+        for item in batch:
+            self._queue.put(item, reserved=True)
 
     def _ack(self, item: _Received) -> None:
         if item.message.qos > 0:
@@ -238,12 +314,15 @@ class MqttHandler:
                 logger.exception("unexpected failure handling a message on %s", item.message.topic)
                 self._ack(item)
             finally:
-                self._queue.task_done()
+                self._queue.done()
 
     async def _handle(self, item: _Received) -> None:
         message = item.message
         if message.topic == self.response_topic:
             await self._handle_response(item)
+            return
+        if item.event is not None and item.binding is not None and item.intent is not None:
+            await self._process(item, item.event, item.binding, item.intent)
             return
         event: CloudEvent | None = None
         binding: MqttBinding | None = None
@@ -267,6 +346,12 @@ class MqttHandler:
             self._send_responses([rejection], message, binding, gate)
             gate.done()
             return
+        await self._process(item, event, binding, intent)
+
+    async def _process(
+        self, item: _Received, event: CloudEvent, binding: MqttBinding, intent: Intent
+    ) -> None:
+        message = item.message
         context = MessageContext(
             event=event, transport=self.name, intent=intent, destination=message.topic
         )
@@ -276,25 +361,33 @@ class MqttHandler:
             binding.processor,
             context,
             lambda responses: self._send_responses(responses, message, binding, gate),
+            item.prefetched,
         )
         gate.done()  # processing finished, dedupe recorded
 
+    def _parsed(self, topic: str) -> list[tuple[MqttBinding, str | None, Intent]]:
+        """``(binding, subject, intent)`` for every binding whose layout the topic fits."""
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            parsed = []
+            for binding in self.bindings:
+                fit = binding.layout.parse(topic)
+                if fit is not None:
+                    parsed.append((binding, *fit))
+            if len(self._topics) >= TOPIC_CACHE_SIZE:
+                self._topics.clear()  # scopes come and go; stay bounded
+            self._topics[topic] = parsed
+        return parsed
+
     def _binding_for_topic(self, topic: str) -> MqttBinding | None:
-        for binding in self.bindings:
-            if binding.layout.parse(topic) is not None:
-                return binding
-        return None
+        parsed = self._parsed(topic)
+        return parsed[0][0] if parsed else None
 
     def _route(self, topic: str, event: CloudEvent) -> tuple[MqttBinding, Intent]:
         """The binding whose processor handles ``event`` on ``topic``; fills the subject."""
-        on_topic = False
+        parsed = self._parsed(topic)
         mismatch: str | None = None
-        for binding in self.bindings:
-            parsed = binding.layout.parse(topic)
-            if parsed is None:
-                continue
-            on_topic = True
-            subject, intent = parsed
+        for binding, subject, intent in parsed:
             if not binding.processor.handles_type(event.type):
                 continue
             if event.subject is not None and event.subject != subject:
@@ -304,7 +397,7 @@ class MqttHandler:
             return binding, intent
         if mismatch is not None:
             raise InvalidRequestError(mismatch)
-        if not on_topic:
+        if not parsed:
             raise InvalidRequestError(f"no processor is bound to topic {topic!r}")
         raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r} on {topic!r}")
 
