@@ -146,6 +146,27 @@ def _fixed_header(first: int, body_len: int) -> bytes:
 
 
 # -- encoding -----------------------------------------------------------------------------
+class PairCache:
+    """Encoded user properties whose values repeat from message to message, kept.
+
+    Only pairs with one of ``names`` are kept (e.g. an event's type, source and subject,
+    not its id): a response carries about ten user properties, and encoding them is the
+    largest part of building a PUBLISH. Bounded: it starts over after ``limit`` pairs.
+    """
+
+    __slots__ = ("_limit", "names", "pairs")
+
+    def __init__(self, names: frozenset[str], limit: int = 4096) -> None:
+        self.names = names
+        self.pairs: dict[tuple[str, str], bytes] = {}
+        self._limit = limit
+
+    def remember(self, pair: tuple[str, str], encoded: bytes) -> None:
+        if len(self.pairs) >= self._limit:
+            self.pairs.clear()
+        self.pairs[pair] = encoded
+
+
 def encode_publish_properties(
     *,
     payload_format: int | None = None,
@@ -154,6 +175,7 @@ def encode_publish_properties(
     response_topic: str | None = None,
     correlation_data: bytes | None = None,
     user_properties: list[tuple[str, str]] | None = None,
+    repeating: PairCache | None = None,
 ) -> bytes:
     """The property section (with its length prefix) of a PUBLISH."""
     parts: list[bytes] = []
@@ -169,12 +191,24 @@ def encode_publish_properties(
         parts.append(bytes((CORRELATION_DATA,)) + _binary(correlation_data))
     if user_properties:
         add = parts.extend
-        for name, value in user_properties:  # one join for all: a response carries ~10
-            key = name.encode()
-            text = value.encode()
+        names = repeating.names if repeating is not None else frozenset()
+        for pair in user_properties:  # one join for all: a response carries ~10
+            kept = pair[0] in names
+            if kept:
+                assert repeating is not None
+                encoded = repeating.pairs.get(pair)
+                if encoded is not None:
+                    parts.append(encoded)
+                    continue
+            key = pair[0].encode()
+            text = pair[1].encode()
             if len(key) > 0xFFFF or len(text) > 0xFFFF:
                 raise ValueError("MQTT strings are limited to 65535 bytes")
-            add((_PAIR_HEAD.pack(USER_PROPERTY, len(key)), key, _U16.pack(len(text)), text))
+            chunk = (_PAIR_HEAD.pack(USER_PROPERTY, len(key)), key, _U16.pack(len(text)), text)
+            if kept:
+                assert repeating is not None
+                repeating.remember(pair, b"".join(chunk))
+            add(chunk)
     body = b"".join(parts)
     return encode_varint(len(body)) + body
 

@@ -38,6 +38,7 @@ from microdcs.transports.mqtt.client import (
     MqttConnectionError,
 )
 from microdcs.transports.mqtt.mapping import (
+    REPEATING_ATTRIBUTES,
     MqttEnvelope,
     encode_properties,
     from_mqtt,
@@ -161,6 +162,7 @@ class MqttHandler:
         self.tracing = tracing or Tracing()
         self.tracker = ResponseTracker()
         self._retained_properties: dict[tuple[str, int | None], bytes] = {}
+        self._repeating = codec.PairCache(REPEATING_ATTRIBUTES)
         self.pipeline = EventPipeline(
             source=config.resolved_source,
             stats=self.stats,
@@ -460,7 +462,7 @@ class MqttHandler:
         self.client.publish(
             topic,
             envelope.payload,
-            encode_properties(envelope),
+            encode_properties(envelope, self._repeating),
             qos=qos,
             retain=retain,
             on_ack=on_ack,

@@ -25,6 +25,12 @@ from microdcs.transports.mqtt import codec
 
 MAX_EXPIRY = 2**32 - 1
 
+#: Attributes whose values repeat from event to event (per processor, type or scope), so
+#: a :class:`codec.PairCache` for them pays off; ids, times and correlation do not repeat.
+REPEATING_ATTRIBUTES = frozenset(
+    {"specversion", "source", "type", "dataschema", "subject", "method", "datacontenttype"}
+)
+
 
 @dataclass(slots=True)
 class MqttEnvelope:
@@ -68,8 +74,11 @@ def to_binary(event: CloudEvent) -> MqttEnvelope:
     )
 
 
-def encode_properties(envelope: MqttEnvelope) -> bytes:
-    """The PUBLISH property section carrying an envelope's metadata."""
+def encode_properties(envelope: MqttEnvelope, repeating: codec.PairCache | None = None) -> bytes:
+    """The PUBLISH property section carrying an envelope's metadata.
+
+    ``repeating`` (for :data:`REPEATING_ATTRIBUTES`) keeps what repeats already encoded.
+    """
     return codec.encode_publish_properties(
         payload_format=1 if envelope.payload_is_utf8 else None,
         message_expiry=envelope.message_expiry,
@@ -77,6 +86,7 @@ def encode_properties(envelope: MqttEnvelope) -> bytes:
         response_topic=envelope.response_topic,
         correlation_data=envelope.correlation_data,
         user_properties=envelope.user_properties,
+        repeating=repeating,
     )
 
 
