@@ -19,17 +19,22 @@ def media_type(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip().lower() or None
 
 
+# The classifiers run several times per message on a handful of distinct strings:
+# remembered whole, each is one cache hit.
+@lru_cache(maxsize=512)
 def is_json(content_type: str | None) -> bool:
     """JSON data: ``application/json`` or any ``+json`` suffix."""
     mt = media_type(content_type)
     return mt is not None and (mt == JSON or mt.endswith("+json"))
 
 
+@lru_cache(maxsize=512)
 def is_msgpack(content_type: str | None) -> bool:
     mt = media_type(content_type)
     return mt in (MSGPACK, "application/x-msgpack", "application/vnd.msgpack")
 
 
+@lru_cache(maxsize=512)
 def is_structured(content_type: str | None) -> bool:
     """Structured-mode CloudEvents (the whole event is the payload)."""
     mt = media_type(content_type)
