@@ -53,4 +53,4 @@ generate: install
 	$(VENV)/bin/microdcs config-docs > docs/configuration.md
 
 clean:
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache bench/.build

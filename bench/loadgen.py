@@ -1,7 +1,18 @@
 """The shared load generator of the request/response benchmarks.
 
-Runs in its own process (``run_load``) with microdcs's lean MQTT client on uvloop, so it is
-never the bottleneck and every server measured in a run faces the same generator.
+``run_load`` runs the generator in its own process, so every server measured in a run faces
+the same generator and does not share its event loop. Two implementations behave the same
+and print the same JSON line:
+
+- ``mqttload.c``, in C: compiled on first use with ``cc``/``gcc`` into
+  ``bench/.build/mqttload`` (again whenever the source is newer). It needs a fraction of the
+  CPU of the Python one, which on a 2-core box shared with Mosquitto, Redis and the server
+  under test would otherwise distort the measured latency.
+- :func:`load`, in Python with microdcs's lean MQTT client on uvloop: the reference, and the
+  fallback when no compiler is there or the build fails (with a one-line notice on stderr).
+
+``BENCH_LOADGEN=python`` forces the Python generator, ``BENCH_LOADGEN=c`` requires the C one
+(an error if it cannot be built). The result says which one ran (``generator``).
 """
 
 from __future__ import annotations
@@ -9,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +32,8 @@ from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient
 
 GREETING_TYPE = "com.github.aschamberger.microdcs.greeting.v1"
+C_SOURCE = Path(__file__).resolve().parent / "mqttload.c"
+C_BINARY = C_SOURCE.parent / ".build" / "mqttload"
 
 
 #: One request of an iteration: CloudEvent type and a payload template (``{n}`` = the
@@ -186,6 +200,57 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def build_c_generator() -> Path:
+    """The C generator's binary, compiled first if missing or older than its source.
+
+    Raises ``RuntimeError`` when there is no compiler (``cc`` or ``gcc``) or the build fails.
+    """
+    if C_BINARY.exists() and C_BINARY.stat().st_mtime >= C_SOURCE.stat().st_mtime:
+        return C_BINARY
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (cc or gcc) on PATH")
+    C_BINARY.parent.mkdir(exist_ok=True)
+    partial = C_BINARY.with_name(f".mqttload-{os.getpid()}")  # concurrent builds don't clash
+    build = subprocess.run(
+        [compiler, "-O2", "-Wall", "-Wextra", "-o", str(partial), str(C_SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode:
+        partial.unlink(missing_ok=True)
+        lines = build.stderr.strip().splitlines()
+        detail = next((line for line in lines if "error" in line), lines[0] if lines else "")
+        raise RuntimeError(f"{Path(compiler).name} failed to compile {C_SOURCE.name}: {detail}")
+    os.replace(partial, C_BINARY)
+    return C_BINARY
+
+
+_c_unavailable: str | None = None  # why the C generator could not be built, once noticed
+
+
+def _c_generator() -> Path | None:
+    """The C generator to run, or ``None`` for the Python one (``BENCH_LOADGEN`` decides)."""
+    global _c_unavailable
+    choice = os.environ.get("BENCH_LOADGEN", "").strip().lower()
+    if choice == "python":
+        return None
+    if choice not in ("", "auto", "c"):
+        raise ValueError(f"BENCH_LOADGEN={choice!r}: use 'c' or 'python' (or leave it unset)")
+    if _c_unavailable is not None and choice != "c":
+        return None  # the build failed before: don't try (and notify) on every run
+    try:
+        return build_c_generator()
+    except (RuntimeError, OSError) as exc:
+        if choice == "c":
+            raise RuntimeError(
+                f"BENCH_LOADGEN=c: cannot build the C load generator: {exc}"
+            ) from exc
+        _c_unavailable = str(exc)
+        print(f"loadgen: using the Python load generator ({exc})", file=sys.stderr, flush=True)
+        return None
+
+
 def run_load(
     port: int,
     topic: str,
@@ -197,19 +262,30 @@ def run_load(
     warmup: bool = True,
     watch: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """:func:`load` in its own process, so it does not share the server's core.
+    """The load generator (:func:`load` or its C twin) in its own process.
 
     With ``watch`` (name -> pid), also the CPU share of each process (and of the load
     generator) during the measured part: on 2 cores shared by broker, Redis, generator
     and servers this shows what a configuration is bound by.
     """
-    here = str(Path(__file__).parent)
-    arguments = json.dumps([port, topic, seconds, inflight, calls, expect, warmup])
-    code = (
-        f"import json, sys; sys.path.insert(0, {here!r}); import loadgen as g; import uvloop; "
-        f"print(json.dumps(uvloop.run(g.load(*json.loads({arguments!r})))))"
-    )
-    gen = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    binary = _c_generator()
+    command: list[str]
+    if binary is not None:
+        command = [str(binary), str(port), topic, repr(float(seconds)), str(inflight)]
+        command.append("1" if warmup else "0")
+        if expect is not None:
+            command += ["--expect", expect]
+        for ce_type, template in calls or GREETING:
+            command += ["--call", ce_type, template]
+    else:
+        here = str(Path(__file__).parent)
+        arguments = json.dumps([port, topic, seconds, inflight, calls, expect, warmup])
+        code = (
+            f"import json, sys; sys.path.insert(0, {here!r}); import loadgen as g; "
+            f"import uvloop; print(json.dumps(uvloop.run(g.load(*json.loads({arguments!r})))))"
+        )
+        command = [sys.executable, "-c", code]
+    gen = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     cpu: dict[str, float] = {}
     if watch and seconds > 2:
         pids = {**watch, "load generator": gen.pid}
@@ -222,6 +298,7 @@ def run_load(
     if gen.returncode:
         raise subprocess.CalledProcessError(gen.returncode, "load generator")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["generator"] = "python" if binary is None else "c"
     if cpu:
         result["cpu_percent"] = cpu
     return result
