@@ -49,3 +49,14 @@ def test_any_arguments_round_trip(arguments: list[str | bytes | int]) -> None:
         for a in arguments
     ]
     assert _parse(encode_command(tuple(arguments))) == expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 1023, 1024, 1025, 70000])
+def test_arguments_on_both_sides_of_the_prebuilt_length_headers(size: int) -> None:
+    assert _parse(encode_command(("SET", "k", b"v" * size))) == [b"SET", b"k", b"v" * size]
+
+
+@pytest.mark.parametrize("count", [63, 64, 65, 200])
+def test_commands_on_both_sides_of_the_prebuilt_array_headers(count: int) -> None:
+    arguments = tuple(f"a{n}" for n in range(count))
+    assert _parse(encode_command(arguments)) == [a.encode() for a in arguments]

@@ -19,16 +19,25 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from microdcs.errors import StorageUnavailableError
 
+#: RESP length headers, built once: formatting them was most of the cost of encoding.
+_BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(1024))
+_ARRAY_HEADERS = tuple(b"*%d\r\n" % count for count in range(64))
+_CRLF = b"\r\n"
+
 
 def encode_command(args: tuple[Any, ...]) -> bytes:
     """One command as a RESP array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    add = parts.extend
+    count = len(args)
+    parts = [_ARRAY_HEADERS[count] if count < 64 else b"*%d\r\n" % count]
+    add = parts.append
     for arg in args:
-        if type(arg) is str:  # the common cases first, without isinstance chains
+        kind = type(arg)
+        if kind is str:  # the common cases first, without isinstance chains
             data = arg.encode()
-        elif type(arg) is bytes:
+        elif kind is bytes:
             data = arg
+        elif kind is int:
+            data = b"%d" % arg
         elif isinstance(arg, bytes | bytearray | memoryview):
             data = bytes(arg)
         elif isinstance(arg, str):
@@ -37,7 +46,10 @@ def encode_command(args: tuple[Any, ...]) -> bytes:
             data = repr(arg).encode("ascii")
         else:
             raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-        add((b"$%d\r\n" % len(data), data, b"\r\n"))
+        size = len(data)
+        add(_BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size)
+        add(data)
+        add(_CRLF)
     return b"".join(parts)
 
 
