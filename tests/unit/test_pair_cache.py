@@ -12,7 +12,10 @@ NAMES = frozenset({"type", "source"})
 pairs = st.lists(
     st.tuples(
         st.sampled_from(["type", "source", "id", "time"]),
-        st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20),
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+            max_size=20,
+        ),
     ),
     max_size=8,
 )

@@ -42,6 +42,10 @@ class Deduplicator:
         """The responses kept in a stored record, ``None`` for no record (a new event)."""
         return None if raw is None else unpack_records(raw)
 
-    async def mark(self, key: str, responses: list[CloudEvent]) -> None:
-        """Record the event behind ``key`` as processed with the responses it produced."""
-        await self._store.execute("SET", key, pack_records(responses), "EX", self._ttl)
+    def mark(self, key: str, responses: list[CloudEvent]) -> Awaitable[None]:
+        """Record the event behind ``key`` as processed with the responses it produced.
+
+        Await the result. A plain function returning the command's future: no coroutine
+        of its own on the path of every message.
+        """
+        return self._store.execute("SET", key, pack_records(responses), "EX", self._ttl)
