@@ -9,12 +9,20 @@ SCHEMAS := $(wildcard schemas/*.schema.json)
 
 .PHONY: install services test run lint format bench generate clean
 
-install: $(VENV)/.installed services
+# The modules setup.py compiles with mypyc: rebuilt whenever one of them changes, so an
+# edited module never hides behind its stale compiled twin.
+HOT_PATH := $(shell sed -n 's/^    "\(src\/.*\.py\)",$$/\1/p' setup.py)
 
-$(VENV)/.installed: pyproject.toml
+install: $(VENV)/.installed $(VENV)/.compiled services
+
+$(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.compiled
+
+$(VENV)/.compiled: $(VENV)/.installed $(HOT_PATH)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 services:
@@ -32,8 +40,8 @@ run: install
 	$(VENV)/bin/microdcs demo
 
 lint: install
-	$(PY) -m ruff check src tests bench
-	$(PY) -m ruff format --check src tests bench
+	$(PY) -m ruff check src tests bench setup.py
+	$(PY) -m ruff format --check src tests bench setup.py
 	$(PY) -m mypy
 
 format: install

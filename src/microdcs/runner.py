@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from microdcs import compiled
 from microdcs.app import AdditionalTask, Application
 from microdcs.config import AppConfig, load_config
 from microdcs.errors import ConfigurationError
@@ -162,9 +163,24 @@ async def serve(
     async with open_runtime(config, factories, tracing=tracing) as runtime:
         add_telemetry_server(runtime)
         logger.info("microdcs %s starting", config.resolved_instance_id)
+        report_compiled_modules()
         settle_garbage_collector()
         await runtime.app.run()
         logger.info("microdcs %s stopped", config.resolved_instance_id)
+
+
+def report_compiled_modules() -> None:
+    """Say whether the hot path runs compiled, and warn about compiled code older than
+    its source (an edit without ``make install``: the old code would run)."""
+    modules = compiled.compiled()
+    logger.info("hot path: %s", f"{len(modules)} modules compiled" if modules else "pure Python")
+    outdated = compiled.stale()
+    if outdated:
+        logger.warning(
+            "compiled modules older than their source, the old code runs: %s "
+            "(rebuild with make install)",
+            ", ".join(outdated),
+        )
 
 
 def settle_garbage_collector() -> None:
