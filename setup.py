@@ -29,9 +29,10 @@ def _extensions() -> list[object]:
     try:
         from mypyc.build import mypycify
 
-        # Third-party imports are typed as Any here: the build environment need not
-        # have the runtime dependencies installed.
-        return list(mypycify(["--ignore-missing-imports", *COMPILED], opt_level="3"))
+        # No config file: pyproject's strict lint settings are for the lint, and the build
+        # environment need not have the runtime dependencies (their types become Any).
+        options = ["--config-file=", "--ignore-missing-imports"]
+        return list(mypycify([*options, *COMPILED], opt_level="3"))
     except (Exception, SystemExit) as exc:  # mypyc reports some failures by exiting
         print(f"microdcs: hot path not compiled ({exc}); installing pure Python", file=sys.stderr)
         return []
