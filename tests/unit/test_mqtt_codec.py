@@ -1014,3 +1014,40 @@ def test_connect_without_credentials_or_clean_start_has_no_flags() -> None:
 
 def test_pingreq_is_the_two_byte_constant() -> None:
     assert codec.PINGREQ_PACKET == b"\xc0\x00"
+
+
+@pytest.mark.parametrize(
+    "single",
+    [
+        b"\x01\x01",  # payload format
+        b"\x02\x00\x00\x00\x05",  # message expiry
+        b"\x03\x00\x01a",  # content type
+        b"\x08\x00\x01t",  # response topic
+        b"\x09\x00\x01c",  # correlation data
+    ],
+)
+def test_a_property_that_may_appear_once_appearing_twice_is_malformed(single: bytes) -> None:
+    section = single * 2
+    body = b"\x00\x01t" + bytes((len(section),)) + section + b"data"
+    with pytest.raises(codec.MalformedPacketError, match="twice"):
+        codec.decode_publish(0, body, len(body))
+
+
+def test_repeated_user_properties_and_subscription_identifiers_are_allowed() -> None:
+    section = b"\x26\x00\x01k\x00\x01a" + b"\x26\x00\x01k\x00\x01b" + b"\x0b\x01\x0b\x02"
+    body = b"\x00\x01t" + bytes((len(section),)) + section
+    message = codec.decode_publish(0, body, len(body))
+    assert message.user_properties == [("k", "a"), ("k", "b")]
+
+
+@pytest.mark.parametrize(("qos", "packet_id"), [(3, 1), (-1, 1), (1, 0), (1, 65536), (2, -5)])
+def test_encoding_a_publish_with_an_impossible_qos_or_packet_id_is_refused(
+    qos: int, packet_id: int
+) -> None:
+    with pytest.raises(ValueError):
+        codec.encode_publish("t", b"", b"\x00", qos=qos, packet_id=packet_id)
+
+
+def test_a_qos_0_publish_needs_no_packet_id() -> None:
+    packet = codec.encode_publish("t", b"p", b"\x00", qos=0)
+    assert packet == b"\x30\x05\x00\x01t\x00p"  # topic "t", no properties, payload "p"

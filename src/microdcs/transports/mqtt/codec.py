@@ -224,6 +224,10 @@ def encode_publish(
     dup: bool = False,
 ) -> bytes:
     """A complete PUBLISH packet; ``properties`` from :func:`encode_publish_properties`."""
+    if qos not in (0, 1, 2):
+        raise ValueError(f"QoS {qos} does not exist")
+    if qos and not 0 < packet_id <= 0xFFFF:
+        raise ValueError(f"packet identifier {packet_id} is outside 1..65535")
     first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
     variable = _utf8(topic) + (_U16.pack(packet_id) if qos else b"") + properties
     return _fixed_header(first, len(variable) + len(payload)) + variable + payload
@@ -373,6 +377,8 @@ def decode_properties(buf: bytes, pos: int, end: int) -> tuple[dict[int, object]
                 raise MalformedPacketError(f"unknown property identifier 0x{ident:02x}")
             if pos > stop:
                 raise MalformedPacketError("property overruns its section")
+            if ident in props and ident != SUBSCRIPTION_ID:  # the one that may repeat
+                raise MalformedPacketError(f"property 0x{ident:02x} included twice")
             props[ident] = value
     except IndexError:  # a length or value cut off by the end of the packet
         raise MalformedPacketError("truncated property") from None
