@@ -137,7 +137,12 @@ async def _follow(messages: Any, job: str, responses: str, stop: asyncio.Event) 
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "microdcs.cli", *args], env=env)
+    # Out of the terminal's process group: Ctrl-C reaches only the demo, which then stops
+    # runtime, simulator, Redis and broker in order (the runtime drains while the broker
+    # is still up).
+    return subprocess.Popen(
+        [sys.executable, "-m", "microdcs.cli", *args], env=env, start_new_session=True
+    )
 
 
 def run_demo(workdir: Path) -> int:

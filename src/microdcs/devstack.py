@@ -72,8 +72,14 @@ class LocalService:
         if shutil.which(executable) is None:
             raise ServiceError(f"{executable} is not installed (make install-services)")
         log = (self.workdir / f"{self.name}.log").open("ab")
+        # A session of its own: a terminal's Ctrl-C goes to the foreground process group,
+        # and the server must not die before its owner has stopped what uses it.
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
         )
         log.close()
         try:

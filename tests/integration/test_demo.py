@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, like a terminal's job
     )
     assert demo.stdout is not None
     lines: list[str] = []
@@ -47,9 +49,10 @@ def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) 
         raise AssertionError("no demo output:\n" + "".join(lines))
     spawned = _children(demo.pid)
     assert spawned, "the demo started no servers"
-    demo.send_signal(signal.SIGINT)
+    os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
     out, _ = demo.communicate(timeout=40)
     assert demo.returncode == 0, "".join(lines) + out
     assert "[demo] stopped" in out
+    assert "Traceback" not in out, out
     still_running = {pid for pid in spawned if Path(f"/proc/{pid}").exists()}
     assert not still_running, f"left behind: {still_running}"

@@ -633,12 +633,17 @@ class MqttHandler:
                     if self.stats.received == quiet_since and self._queue.empty():
                         break
                     quiet_since = self.stats.received
-        except (TimeoutError, MqttConnectionError):
+        except (TimeoutError, MqttConnectionError) as exc:
             self._accepting = False
+            reason = (
+                f"shutdown grace of {grace:.1f}s over"
+                if isinstance(exc, TimeoutError)
+                else f"broker gone while draining ({exc})"
+            )
             logger.warning(
-                "shutdown grace of %.1fs over: %d messages left unacknowledged for redelivery",
-                grace,
-                self._queue.qsize(),
+                "%s: %d messages left unacknowledged for redelivery",
+                reason,
+                self._queue.unfinished,
             )
             return False
         self._accepting = False
