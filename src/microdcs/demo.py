@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,12 @@ async def recipe_client(port: int, prefix: str, stop: asyncio.Event) -> None:
                              properties=_properties(WORK_MASTER_CONFIG))  # fmt: skip
         print("[mes] configured work master WM-BOARD with a 4-step SFC recipe", flush=True)
         messages = client.messages
+        # Redis keeps its data across `make run`s: job ids of this run must be new ones.
+        run = time.strftime("%H%M%S")
         n = 0
         while not stop.is_set():
             n += 1
-            job = f"BOARD-{n}"
+            job = f"BOARD-{run}-{n}"
             order = {"JobOrder": {"JobOrderID": job, "WorkMasterID": [{"ID": "WM-BOARD"}]}}
             props = _properties(f"{JC}.StoreAndStart.v2", responses)
             await client.publish(f"{base}/commands", orjson.dumps(order), qos=1, properties=props)
@@ -124,7 +127,10 @@ async def _follow(messages: Any, job: str, responses: str, stop: asyncio.Event) 
     async for message in messages:
         data = orjson.loads(message.payload)
         if str(message.topic) == responses:
-            print(f"[mes] StoreAndStart {job}: ReturnStatus {data.get('ReturnStatus')}", flush=True)
+            status = data.get("ReturnStatus")
+            print(f"[mes] StoreAndStart {job}: ReturnStatus {status}", flush=True)
+            if status != 1:  # not OK (ReturnStatus bits, jobs.md): refused, nothing to follow
+                return
             continue
         if data.get("JobOrder", {}).get("JobOrderID") != job:
             continue

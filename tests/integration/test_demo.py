@@ -28,9 +28,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def _demo_until(workdir: Path, wanted: str) -> str:
+    """Run ``microdcs demo`` until a line containing ``wanted``, then press Ctrl-C.
+
+    Checks that everything stops cleanly; returns the whole output.
+    """
     demo = subprocess.Popen(
-        [sys.executable, "-m", "microdcs.cli", "demo", "--workdir", str(tmp_path / "run")],
+        [sys.executable, "-m", "microdcs.cli", "demo", "--workdir", str(workdir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -42,11 +46,11 @@ def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) 
     while time.monotonic() < deadline:
         line = demo.stdout.readline()
         lines.append(line)
-        if line.startswith("[mes]"):
+        if wanted in line:
             break
     else:
         demo.kill()
-        raise AssertionError("no demo output:\n" + "".join(lines))
+        raise AssertionError(f"no {wanted!r} in the demo output:\n" + "".join(lines))
     spawned = _children(demo.pid)
     assert spawned, "the demo started no servers"
     os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
@@ -56,3 +60,18 @@ def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) 
     assert "Traceback" not in out, out
     still_running = {pid for pid in spawned if Path(f"/proc/{pid}").exists()}
     assert not still_running, f"left behind: {still_running}"
+    return "".join(lines) + out
+
+
+def test_demo_serves_the_mes_client_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    _demo_until(tmp_path / "run", "[mes]")
+
+
+def test_a_second_demo_on_the_kept_data_runs_new_jobs_to_the_end(tmp_path: Path) -> None:
+    """`make run` keeps Redis data: a second run must not reuse the first run's job ids."""
+    first = _demo_until(tmp_path / "run", "Ended/Completed")
+    second = _demo_until(tmp_path / "run", "Ended/Completed")
+    assert "ReturnStatus 16" not in second, second  # UnableToAcceptJobOrder: id taken
+    ended = {line.split(":")[0] for line in second.splitlines() if "Ended/Completed" in line}
+    assert ended
+    assert not ended & {line.split(":")[0] for line in first.splitlines()}
