@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from microdcs.config import AppConfig
 from microdcs.equipment.contract import CANCEL_TYPE
+from microdcs.sfc.engine.plan import WorkItem
+from microdcs.sfc.state import ExecutionStatus
 from tests.conftest import running
 from tests.integration.sfc_helpers import (
     action,
@@ -129,3 +132,42 @@ async def test_a_running_recipe_counts_as_active_until_it_ends(config: AppConfig
         assert await engine_store.active_count({"woodworking"}) == 1
         await states_until(events, "JA", 5)
         assert await engine_store.active_count({"woodworking"}) == 0
+
+
+async def test_a_claimed_pause_that_a_resume_already_undid_is_not_applied_again(
+    config: AppConfig,
+) -> None:
+    """A replica applies Pause and dies before acknowledging it; Resume is applied after;
+    then the Pause item is claimed. It must count as applied, not pause the job again."""
+    async with (
+        running(config) as runtime,
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None),
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        commands = await mes.watch(f"{config.equipment_prefix}/woodworking/commands")
+        await configure_and_start(station, "P2", two_step_recipe(10_000))  # "first" runs 10 s
+        await next_message(commands)  # "first" is out
+        engine = runtime.sfc_engine
+        assert engine is not None
+        assert await station.do("Pause", "P2") == 1
+        assert await station.do("Resume", "P2") == 1
+        before = await engine.store.load(station.scope, "P2")
+        for _ in range(100):  # until the engine applied the Resume
+            before = await engine.store.load(station.scope, "P2")
+            if before is not None and len(before.recent) >= 3:  # start, pause, resume
+                break
+            await asyncio.sleep(0.05)
+        assert before is not None and before.execution.status is ExecutionStatus.RUNNING
+        work = engine.store.keys(station.scope).work
+        entries = await engine.store.redis.client.xrange(work)
+        (pause_id, pause_fields), *_ = [
+            (entry_id, fields) for entry_id, fields in entries if fields.get(b"k") == b"pause"
+        ]
+        entry_id = pause_id.decode() if isinstance(pause_id, bytes) else pause_id
+        assert entry_id in before.recent
+        # What a claim does with the item: process it again.
+        assert await engine._process(station.scope, entry_id, WorkItem.from_fields(pause_fields))
+        after = await engine.store.load(station.scope, "P2")
+        assert after is not None and after.version == before.version  # nothing applied
+        assert after.execution.status is ExecutionStatus.RUNNING

@@ -275,6 +275,11 @@ class SfcEngine:
                 fx = await self.store.field(scope, item.job_id, "fx")
                 await self._perform(subject, item.job_id, decode_effects(fx or b"", item.job_id))
                 return True
+            if entry_id in stored.recent:
+                # Applied before, and later changes were stored on top of it (e.g. a claimed
+                # Pause that a Resume already undid): applying it again would be wrong.
+                # Commands it may have left unsent are re-sent as overdue.
+                return True
             recipe = await self._recipe(scope, item.job_id)
             old = stored.execution
             new, effects = evolve(recipe, old, event, self.clock())

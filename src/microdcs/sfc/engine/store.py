@@ -43,6 +43,8 @@ class Stored:
     subject: str
     #: The job's trace: the context its start item carried (``tp``/``ts`` of the hash).
     trace: Carried = NONE
+    #: The last work entries applied (``applied`` among them), oldest first.
+    recent: tuple[str, ...] = ()
 
 
 class EngineStore:
@@ -109,15 +111,15 @@ class EngineStore:
 
     # -- executions -----------------------------------------------------------------------
     async def load(self, scope: str, job_id: str) -> Stored | None:
-        v, state, applied, subject, tp, ts = await self.redis.execute(
+        v, state, applied, subject, tp, ts, recent = await self.redis.execute(
             "HMGET", self.keys(scope).execution(job_id), "v", "state", "applied", "subject",
-            "tp", "ts",
+            "tp", "ts", "recent",
         )  # fmt: skip
         if v is None or state is None:
             return None
         return Stored(
             Execution.from_dict(orjson.loads(state)), _text(v), _text(applied), _text(subject),
-            Carried(_text(tp), _text(ts)) if tp else NONE,
+            Carried(_text(tp), _text(ts)) if tp else NONE, tuple(_text(recent).split()),
         )  # fmt: skip
 
     async def field(self, scope: str, job_id: str, name: str) -> bytes | None:

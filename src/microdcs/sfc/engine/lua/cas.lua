@@ -7,13 +7,23 @@
 -- then triples (op, a, b): za member score | zr member - | ha corr job | hr corr - |
 -- sa keyindex corr | sr keyindex corr.
 -- Returns {1} when stored, {0, current version} when the version did not match.
+-- 'applied' is the entry of this change; 'recent' keeps the last RECENT entries applied
+-- (space-separated), so a claimed entry that later changes superseded is not applied again.
+local RECENT = 32
 local current = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
   if current then return {0, current} end
 elseif current ~= ARGV[1] then
   return {0, current or ''}
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'state', ARGV[3], 'applied', ARGV[4], 'fx', ARGV[5])
+local recent = {}
+for id in string.gmatch(redis.call('HGET', KEYS[1], 'recent') or '', '%S+') do
+  recent[#recent + 1] = id
+end
+recent[#recent + 1] = ARGV[4]
+local first = math.max(1, #recent - RECENT + 1)
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'state', ARGV[3], 'applied', ARGV[4], 'fx', ARGV[5],
+  'recent', table.concat(recent, ' ', first, #recent))
 local n = tonumber(ARGV[6])
 local i = 7
 for _ = 1, n do
