@@ -1,13 +1,13 @@
 # microdcs developer commands. Every target works on a fresh Debian machine:
-# it creates .venv, installs the Python dependencies, and installs Mosquitto and Redis
-# with apt when they are missing.
+# it creates .venv, installs the Python dependencies, and installs Mosquitto, Redis, gcc
+# and the Python headers with apt when they are missing.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCHEMAS := $(wildcard schemas/*.schema.json)
 
-.PHONY: install services test run lint format bench generate clean
+.PHONY: install toolchain services test run lint format bench generate clean
 
 # The modules setup.py compiles with mypyc: rebuilt whenever one of them changes, so an
 # edited module never hides behind its stale compiled twin.
@@ -15,7 +15,7 @@ HOT_PATH := $(shell sed -n 's/^    "\(src\/.*\.py\)",$$/\1/p' setup.py)
 
 install: $(VENV)/.installed $(VENV)/.compiled services
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py | toolchain
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -24,6 +24,20 @@ $(VENV)/.installed: pyproject.toml setup.py
 $(VENV)/.compiled: $(VENV)/.installed $(HOT_PATH)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+# A C compiler and the Python headers: setup.py compiles the hot path with them (pure
+# Python without), and the benchmarks' load generator is C.
+toolchain:
+	@if ! command -v cc >/dev/null && ! command -v gcc >/dev/null; then \
+	  echo "installing gcc with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcc libc6-dev; \
+	fi
+	@python3 -c "import os, sys, sysconfig; \
+	  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+	|| { echo "installing the Python headers with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-dev; }
 
 services:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] \
