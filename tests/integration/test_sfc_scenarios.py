@@ -152,7 +152,7 @@ async def test_a_claimed_pause_that_a_resume_already_undid_is_not_applied_again(
         assert engine is not None
         assert await station.do("Pause", "P2") == 1
         assert await station.do("Resume", "P2") == 1
-        before = await engine.store.load(station.scope, "P2")
+        before = None
         for _ in range(100):  # until the engine applied the Resume
             before = await engine.store.load(station.scope, "P2")
             if before is not None and len(before.recent) >= 3:  # start, pause, resume

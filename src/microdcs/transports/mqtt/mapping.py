@@ -28,7 +28,7 @@ MAX_EXPIRY = 2**32 - 1
 #: Attributes whose values repeat from event to event (per processor, type or scope), so
 #: a :class:`codec.PairCache` for them pays off; ids, times and correlation do not repeat.
 REPEATING_ATTRIBUTES = frozenset(
-    {"specversion", "source", "type", "dataschema", "subject", "method", "datacontenttype"}
+    {"specversion", "source", "type", "dataschema", "subject", "method"}
 )
 
 
