@@ -73,6 +73,23 @@ class InvalidRequestError(InputError):
     kind = "invalid_request"
 
 
+class ExpiredRequestError(InputError):
+    """The request's Message Expiry Interval ran out before it was processed."""
+
+    kind = "expired"
+
+
+class OutgoingEventError(MicroDCSError):
+    """An event a processor produced cannot be sent on the wire (e.g. a wildcard topic,
+    a control character or an oversized string); it is refused before the broker sees it."""
+
+    kind = "invalid_outgoing"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class UnavailableError(MicroDCSError):
     """A dependency is down; waiting and retrying can succeed."""
 

@@ -179,6 +179,9 @@ class MqttHandler:
         #: topic -> what each binding's layout makes of it (a topic's meaning never changes)
         self._topics: dict[str, list[tuple[MqttBinding, str | None, Intent]]] = {}
         self._client: MqttClient | None = None
+        #: Called after every (re)connect and subscribe with the CONNACK's Session Present
+        #: flag (False: the broker holds nothing of ours, maybe not even retained state).
+        self.session_listeners: list[Callable[[bool], None]] = []
 
     # -- wiring -----------------------------------------------------------------
     def bind(self, processor: CloudEventProcessor, *, prefix: str | None = None) -> MqttBinding:
@@ -567,6 +570,8 @@ class MqttHandler:
                 await self._subscribe(client)
                 self.connected.set()
                 delay = 0.1
+                for listener in self.session_listeners:
+                    listener(connack.session_present)
                 logger.info(
                     "connected to %s:%s as %s (session present: %s)",
                     self.config.mqtt.hostname,
