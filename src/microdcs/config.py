@@ -42,9 +42,12 @@ class MqttConfig:
     keepalive: int = setting("APP_MQTT_KEEPALIVE", 30, "MQTT keep-alive in seconds.")
     session_expiry: int = setting(
         "APP_MQTT_SESSION_EXPIRY",
-        3600,
-        "Session Expiry Interval (s): how long the broker keeps messages for a "
-        "disconnected replica.",
+        10,
+        "Session Expiry Interval (s): how long the broker keeps a disconnected replica's "
+        "session, and with it the replica's share of the shared subscription. Short, so a "
+        "replica that died stops receiving within seconds; a replica that restarts within "
+        "it gets what its session holds. Longer suits a single replica with a stable "
+        "APP_INSTANCE_ID.",
     )
     receive_maximum: int = setting(
         "APP_MQTT_RECEIVE_MAXIMUM",
@@ -71,6 +74,20 @@ class MqttConfig:
         "a replica that does not come back (new pod name, scale-down) receives nothing. Set "
         "false for a single replica with a stable APP_INSTANCE_ID: its session then queues "
         "messages while it restarts.",
+    )
+    response_topic_allow: str = setting(
+        "APP_MQTT_RESPONSE_TOPIC_ALLOW",
+        "",
+        "Comma-separated MQTT topic filters a request's Response Topic must match (e.g. "
+        "'mes/+/responses,mes/+/responses/#'). Empty: any valid topic. Topics under the "
+        "runtime's own prefixes and response topics are always refused.",
+    )
+    publish_attempts: int = setting(
+        "APP_MQTT_PUBLISH_ATTEMPTS",
+        5,
+        "Connections a QoS 1 publish of ours may be sent on without the broker "
+        "acknowledging it; then it is dropped (logged, counted) so a message the broker "
+        "refuses by disconnecting cannot keep the replica offline.",
     )
     reconnect_max_seconds: float = setting(
         "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
@@ -125,6 +142,41 @@ class RpcConfig:
         "APP_RPC_MAX_CONCURRENT_REQUESTS",
         64,
         "Requests one client may have in progress; reading pauses beyond it.",
+    )
+    tokens_file: str | None = setting(
+        "APP_RPC_TOKENS_FILE",
+        None,
+        "JSON file of per-sidecar tokens: {name: {token, scopes}}; a sidecar may publish and "
+        "receive only events whose subject is within its scopes ('*': all). See "
+        "docs/sidecar.md. APP_RPC_TOKEN, when also set, keeps acting on all scopes.",
+    )
+    max_connections: int = setting(
+        "APP_RPC_MAX_CONNECTIONS",
+        256,
+        "Open connections the server keeps; a connection beyond it is closed at once "
+        "(logged once per burst, counted), so idle sockets cannot exhaust file descriptors.",
+    )
+    auth_timeout: float = setting(
+        "APP_RPC_AUTH_TIMEOUT_SECONDS",
+        5.0,
+        "With a token required: a connection not authenticated within it is closed.",
+    )
+    idle_timeout: float = setting(
+        "APP_RPC_IDLE_TIMEOUT_SECONDS",
+        300.0,
+        "A connection that sends nothing for this long (and has no request in progress) "
+        "is closed; sidecars send a heartbeat more often. 0: off.",
+    )
+    auth_backoff: float = setting(
+        "APP_RPC_AUTH_BACKOFF_SECONDS",
+        1.0,
+        "After a wrong token, authenticate from the same peer address is refused for this "
+        "long, doubling with each further failure up to APP_RPC_AUTH_BACKOFF_MAX_SECONDS.",
+    )
+    auth_backoff_max: float = setting(
+        "APP_RPC_AUTH_BACKOFF_MAX_SECONDS",
+        60.0,
+        "Upper bound of the failed-token back-off of one peer address.",
     )
 
 
@@ -327,6 +379,17 @@ def _valid_topic_prefix(prefix: str) -> bool:
     )
 
 
+def _valid_topic_filter(pattern: str) -> bool:
+    levels = pattern.split("/")
+    for index, level in enumerate(levels):
+        if level in ("+", "#"):
+            if level == "#" and index != len(levels) - 1:
+                return False
+        elif "+" in level or "#" in level or "\x00" in level:
+            return False
+    return True
+
+
 def validate(config: AppConfig) -> None:
     """Range checks that a type alone cannot express."""
     checks: list[tuple[str, bool, str]] = [
@@ -335,6 +398,16 @@ def validate(config: AppConfig) -> None:
         ("APP_MQTT_RECEIVE_MAXIMUM", 0 < config.mqtt.receive_maximum < 65536, "must be 1..65535"),
         ("APP_MQTT_SESSION_EXPIRY", config.mqtt.session_expiry > 0, "must be > 0"),
         ("APP_MQTT_KEEPALIVE", config.mqtt.keepalive > 0, "must be > 0"),
+        ("APP_MQTT_PUBLISH_ATTEMPTS", config.mqtt.publish_attempts > 0, "must be > 0"),
+        (
+            "APP_MQTT_RESPONSE_TOPIC_ALLOW",
+            all(
+                _valid_topic_filter(p.strip())
+                for p in config.mqtt.response_topic_allow.split(",")
+                if p.strip()
+            ),
+            "must be comma-separated MQTT topic filters",
+        ),
         ("APP_MQTT_MAX_PAYLOAD_BYTES", config.mqtt.max_payload_bytes > 0, "must be > 0"),
         ("APP_WORKERS", config.workers > 0, "must be > 0"),
         ("APP_RPC_PORT", 0 <= config.rpc.port < 65536, "must be 0..65535"),
@@ -343,6 +416,15 @@ def validate(config: AppConfig) -> None:
             "APP_RPC_MAX_CONCURRENT_REQUESTS",
             config.rpc.max_concurrent_requests > 0,
             "must be > 0",
+        ),
+        ("APP_RPC_MAX_CONNECTIONS", config.rpc.max_connections > 0, "must be > 0"),
+        ("APP_RPC_AUTH_TIMEOUT_SECONDS", config.rpc.auth_timeout > 0, "must be > 0"),
+        ("APP_RPC_IDLE_TIMEOUT_SECONDS", config.rpc.idle_timeout >= 0, "must be >= 0 (0: off)"),
+        ("APP_RPC_AUTH_BACKOFF_SECONDS", config.rpc.auth_backoff > 0, "must be > 0"),
+        (
+            "APP_RPC_AUTH_BACKOFF_MAX_SECONDS",
+            config.rpc.auth_backoff_max >= config.rpc.auth_backoff,
+            "must be >= APP_RPC_AUTH_BACKOFF_SECONDS",
         ),
         ("APP_QUEUE_SIZE", config.queue_size > 0, "must be > 0"),
         ("APP_SHUTDOWN_GRACE_SECONDS", config.shutdown_grace >= 0, "must be >= 0"),

@@ -29,6 +29,7 @@ from microdcs.errors import InputError, UnknownEventTypeError
 from microdcs.models.base import Model
 from microdcs.routing import Direction, Intent
 from microdcs.telemetry.tracing import Tracing
+from microdcs.wiretext import sanitize_text
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +313,8 @@ def error_event(
 ) -> CloudEvent:
     """An error response/event: the request's type when known, ``mdcserror*`` set."""
     kind = getattr(error, "kind", "internal_error")
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    # Our own text, but it may quote input or a multi-line Redis reply: one wire-safe line.
+    message = sanitize_text(getattr(error, "message", None) or str(error) or type(error).__name__)
     ext: dict[str, ExtensionValue] = {ERROR_KIND: kind, ERROR_MESSAGE: message}
     if request is not None and request.id:
         ext[CORRELATION_ID] = request.correlationid or request.id

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from microdcs.boundedlog import RateLimitedLog
 from microdcs.cloudevent import TRACEPARENT, CloudEvent
-from microdcs.errors import InputError, StorageUnavailableError
+from microdcs.errors import InputError, OutgoingEventError, StorageUnavailableError
 from microdcs.processor import CloudEventProcessor, MessageContext, error_event
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.telemetry.tracing import Tracing
@@ -77,17 +78,43 @@ class EventPipeline:
         self._retry_seconds = storage_retry_seconds
         self._latency = latency
         self._tracing = tracing or Tracing()
+        self._rejections = RateLimitedLog(logger)
 
     @property
     def dedupe(self) -> Deduplicator | None:
         """The duplicate registry, for transports that look up a batch of events at once."""
         return self._dedupe
 
+    @property
+    def source(self) -> str:
+        """The ``source`` of the events this runtime sends."""
+        return self._source
+
     def reject(self, event: CloudEvent | None, error: InputError) -> CloudEvent:
-        """Count and log a rejected input; return the error response to send."""
+        """Count and log a rejected input; return the error response to send.
+
+        The log is bounded: a few lines per kind and period, each value clipped, since
+        a client can send bad input as fast as the broker carries it.
+        """
         self._stats.fail(error.kind)
-        ident = f"{event.type} {event.id}" if event is not None else "undecodable message"
-        logger.warning("rejected %s: %s (%s)", ident, error.message, error.kind)
+        if event is not None:
+            self._rejections.log(
+                logging.WARNING,
+                error.kind,
+                "rejected %s %s: %s (%s)",
+                event.type,
+                event.id,
+                error.message,
+                error.kind,
+            )
+        else:
+            self._rejections.log(
+                logging.WARNING,
+                error.kind,
+                "rejected undecodable message: %s (%s)",
+                error.message,
+                error.kind,
+            )
         return error_event(event, error, source=self._source)
 
     async def process(
@@ -176,6 +203,19 @@ class EventPipeline:
         except StorageUnavailableError as error:
             self._stats.fail(error.kind)
             logger.error("giving up on %s %s: %s", event.type, event.id, error)
+            return _sent([error_event(event, error, source=self._source)], send)
+        except OutgoingEventError as error:
+            # The handler tried to send something the broker would refuse: its bug, but
+            # it must neither reach the broker nor pass for an internal crash.
+            self._stats.fail(error.kind)
+            self._rejections.log(
+                logging.ERROR,
+                error.kind,
+                "handler of %s refused an outgoing event on %s: %s",
+                event.type,
+                event.id,
+                error.message,
+            )
             return _sent([error_event(event, error, source=self._source)], send)
         except Exception as error:
             self._stats.fail("internal_error")

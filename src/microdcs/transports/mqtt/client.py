@@ -56,6 +56,8 @@ class ClientOptions:
     clean_start: bool = False
     max_packet_bytes: int = 1_114_112
     connect_timeout: float = 10.0
+    #: Connections one QoS 1 publish may be sent on unacknowledged before it is dropped.
+    publish_attempts: int = 5
 
 
 @dataclass(slots=True)
@@ -63,6 +65,7 @@ class _Outgoing:
     packet: bytes
     on_ack: AckCallback | None
     sent: bool = False  # sent at least once: a re-send carries DUP
+    attempts: int = 0  # connections it was sent on
 
 
 class _Protocol(asyncio.Protocol):
@@ -113,6 +116,13 @@ class MqttClient:
         self._next_id = 0
         self._last_received = 0.0
         self._ping_handle: asyncio.TimerHandle | None = None
+        self._reading_paused = False
+        #: Publishes the broker refused with a PUBACK reason code >= 0x80.
+        self.rejected_publishes = 0
+        #: Publishes dropped after ``publish_attempts`` connections without a PUBACK.
+        self.abandoned_publishes = 0
+        #: Told ``"publish_rejected"`` or ``"publish_abandoned"`` for each (for metrics).
+        self.on_publish_failure: Callable[[str], None] | None = None
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -143,6 +153,29 @@ class MqttClient:
         """Back-pressure: wait while the socket's send buffer is full."""
         await self._writable.wait()
 
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket: the application's own bound is reached.
+
+        The broker may send more than our Receive Maximum allows (Mosquitto counts it
+        loosely); with reading paused TCP flow control holds the rest at the broker.
+        The keep-alive check is suspended meanwhile, since nothing is read.
+        """
+        if not self._reading_paused:
+            self._reading_paused = True
+            if self._transport is not None:
+                self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._last_received = asyncio.get_running_loop().time()
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> codec.ConnAck:
         """Open a connection for this session; raises :class:`MqttConnectionError`."""
@@ -152,6 +185,7 @@ class MqttClient:
         self._out.clear()
         self._closed = loop.create_future()
         self._connack = loop.create_future()
+        self._reading_paused = False
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 transport, _ = await loop.create_connection(
@@ -229,7 +263,10 @@ class MqttClient:
         if not self.connected:
             return
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_received > self.options.keepalive * 1.5:
+        if (
+            not self._reading_paused
+            and loop.time() - self._last_received > self.options.keepalive * 1.5
+        ):
             logger.warning(
                 "broker silent for %.0fs; dropping the connection", self.options.keepalive * 1.5
             )
@@ -304,9 +341,30 @@ class MqttClient:
                 continue
             self._write(codec.set_dup(item.packet) if item.sent else item.packet)
             item.sent = True
+            item.attempts += 1
 
     def _requeue_inflight(self) -> None:
-        """After a reconnect everything unacknowledged goes out again, in order."""
+        """After a reconnect everything unacknowledged goes out again, in order.
+
+        A publish already sent on ``publish_attempts`` connections, none of which
+        acknowledged it, is dropped: a broker that disconnects on a message it refuses
+        would otherwise get it again on every reconnect. Its ``on_ack`` still runs, so
+        whatever waits for it (a request's acknowledgement) is released.
+        """
+        limit = self.options.publish_attempts
+        for packet_id, item in list(self._inflight.items()):
+            if item.attempts >= limit:
+                del self._inflight[packet_id]
+                self.abandoned_publishes += 1
+                if self.on_publish_failure is not None:
+                    self.on_publish_failure("publish_abandoned")
+                logger.error(
+                    "dropping publish %d: sent on %d connections without an acknowledgement",
+                    packet_id,
+                    item.attempts,
+                )
+                if item.on_ack is not None:
+                    item.on_ack()
         self._unsent = collections.deque(self._inflight)
 
     def ack(self, packet_id: int, epoch: int) -> None:
@@ -357,7 +415,16 @@ class MqttClient:
             packet_id, reason = codec.decode_ack(packet.body)
             item = self._inflight.pop(packet_id, None)
             if reason >= 0x80:
-                logger.warning("broker rejected publish %d: reason 0x%02x", packet_id, reason)
+                self.rejected_publishes += 1
+                if self.on_publish_failure is not None:
+                    self.on_publish_failure("publish_rejected")
+                if self.rejected_publishes <= 10 or self.rejected_publishes % 1000 == 0:
+                    logger.warning(
+                        "broker rejected publish %d: reason 0x%02x (%d so far)",
+                        packet_id,
+                        reason,
+                        self.rejected_publishes,
+                    )
             if item is not None and item.on_ack is not None:
                 item.on_ack()
             if not self._inflight:

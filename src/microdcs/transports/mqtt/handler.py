@@ -17,16 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from microdcs.cloudevent import CloudEvent
+from microdcs.boundedlog import RateLimitedLog
+from microdcs.cloudevent import EXPIRY_INTERVAL, CloudEvent
 from microdcs.config import AppConfig
 from microdcs.errors import (
     ConfigurationError,
+    ExpiredRequestError,
     InputError,
     InvalidRequestError,
+    InvalidResponseTopicError,
+    OutgoingEventError,
     PayloadTooLargeError,
     UnknownEventTypeError,
 )
-from microdcs.processor import CloudEventProcessor, MessageContext
+from microdcs.processor import CloudEventProcessor, MessageContext, error_event
 from microdcs.routing import Intent
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.telemetry.tracing import Tracing
@@ -44,7 +48,9 @@ from microdcs.transports.mqtt.mapping import (
     from_mqtt,
     to_binary,
 )
+from microdcs.transports.mqtt.responsetopics import ResponseTopicPolicy, parse_patterns
 from microdcs.transports.mqtt.topics import TopicLayout
+from microdcs.transports.mqtt.wirecheck import check_envelope, check_topic
 from microdcs.transports.pipeline import (
     EventPipeline,
     LatencyRecorder,
@@ -59,6 +65,8 @@ logger = logging.getLogger(__name__)
 RETAINED_EXPIRY_DEFAULT = 172800
 #: Distinct topics whose routing is remembered before the memory starts over.
 TOPIC_CACHE_SIZE = 4096
+#: Message Expiry Interval (s) of an ``expired`` answer: nobody may be waiting for it.
+EXPIRED_ANSWER_SECONDS = 10
 
 
 @dataclass(slots=True)
@@ -71,6 +79,7 @@ class _Received:
 
     message: codec.Publish
     epoch: int
+    arrived: float  # loop time of receipt: the Message Expiry runs on while it waits
     event: CloudEvent | None = None
     binding: MqttBinding | None = None
     intent: Intent | None = None
@@ -121,6 +130,7 @@ class MqttBinding:
         Back-pressure still applies when the socket's send buffer is full.
         """
         topic = self.layout.topic(event.subject, intent)
+        check_topic(topic)  # OutgoingEventError to the emitting processor
         client = self.handler.client
         if not client.writable:
             await client.wait_writable()
@@ -133,6 +143,7 @@ class MqttBinding:
 
     def _send(self, event: CloudEvent, topic: str, expect_response: bool) -> None:
         envelope = to_binary(event)
+        check_envelope(envelope)
         if expect_response:
             key = event.id.encode()
             envelope.response_topic = self.handler.response_topic
@@ -175,6 +186,14 @@ class MqttHandler:
         self.connected = asyncio.Event()
         self._accepting = True
         self._queue: WorkQueue[_Received] = WorkQueue()
+        #: Reading stops at this many received messages held (queued or being looked up)
+        #: and resumes at half of it: memory stays bounded whatever the broker sends.
+        self._high_water = config.queue_size
+        self._low_water = max(1, config.queue_size // 2)
+        self.response_topics = ResponseTopicPolicy(
+            [config.mqtt.response_topic_base], parse_patterns(config.mqtt.response_topic_allow)
+        )
+        self._rejections = RateLimitedLog(logger)
         self._lookups: list[_Received] = []  # requests whose dedupe lookup is being batched
         #: topic -> what each binding's layout makes of it (a topic's meaning never changes)
         self._topics: dict[str, list[tuple[MqttBinding, str | None, Intent]]] = {}
@@ -194,6 +213,7 @@ class MqttHandler:
                 raise ConfigurationError("prefix", f"topic prefixes {a!r} and {b!r} overlap")
         binding = MqttBinding(self, processor, layout)
         self.bindings.append(binding)
+        self.response_topics.deny_prefix(layout.prefix)
         self._topics.clear()
         processor.attach_sink(binding)
         return binding
@@ -227,10 +247,13 @@ class MqttHandler:
             keepalive=mqtt.keepalive,
             session_expiry=mqtt.session_expiry,
             receive_maximum=mqtt.receive_maximum,
+            publish_attempts=mqtt.publish_attempts,
             # Oversized publishes are cut by the reader and answered with an error.
             max_packet_bytes=mqtt.max_payload_bytes + 65536,
         )
-        return MqttClient(options, self._on_message)
+        client = MqttClient(options, self._on_message)
+        client.on_publish_failure = self.stats.fail
+        return client
 
     @property
     def client(self) -> MqttClient:
@@ -246,7 +269,10 @@ class MqttHandler:
             self.stats.dropped += 1  # QoS 0 is at-most-once; QoS 1 is bounded by Receive Maximum
             return
         self.stats.received += 1
-        item = _Received(message, self.client.epoch)
+        client = self.client
+        item = _Received(message, client.epoch, asyncio.get_running_loop().time())
+        if self._queue.qsize() + len(self._lookups) + 1 >= self._high_water:
+            client.pause_reading()
         dedupe = self.pipeline.dedupe
         if dedupe is None or message.topic == self.response_topic or not self._decode(item):
             self._queue.put(item)
@@ -320,11 +346,17 @@ class MqttHandler:
                 self._ack(item)
             finally:
                 self._queue.done()
+                if self._queue.qsize() <= self._low_water and self._client is not None:
+                    self._client.resume_reading()
 
     async def _handle(self, item: _Received) -> None:
         message = item.message
         if message.topic == self.response_topic:
             await self._handle_response(item)
+            return
+        if message.response_topic is not None and self._refuse_response_topic(item):
+            return
+        if message.message_expiry is not None and self._expired(item):
             return
         if item.event is not None and item.binding is not None and item.intent is not None:
             await self._process(item, item.event, item.binding, item.intent)
@@ -369,6 +401,70 @@ class MqttHandler:
             item.prefetched,
         )
         gate.done()  # processing finished, dedupe recorded
+
+    def _refuse_response_topic(self, item: _Received) -> bool:
+        """A request naming a Response Topic it may not have: no reply, an error event."""
+        message = item.message
+        assert message.response_topic is not None
+        problem = self.response_topics.problem(message.response_topic)
+        if problem is None:
+            return False
+        self.stats.fail("invalid_response_topic")
+        self._rejections.log(
+            logging.WARNING,
+            "invalid_response_topic",
+            "refused Response Topic %s on %s: %s",
+            message.response_topic,
+            message.topic,
+            problem,
+        )
+        binding = item.binding or self._binding_for_topic(message.topic)
+        gate = _AckGate(partial(self._ack, item))
+        if binding is not None:
+            error = InvalidResponseTopicError(f"Response Topic refused: {problem}")
+            event = error_event(item.event, error, source=self.pipeline.source)
+            try:
+                intent = binding.processor.direction.default_intent
+                topic = binding.layout.topic(event.subject, intent)
+                envelope = to_binary(event)
+                check_envelope(envelope, topic)
+            except (InputError, OutgoingEventError):
+                pass  # nowhere valid to report it: counted and logged above
+            else:
+                gate.expect(1)
+                self._publish_now(topic, envelope, on_ack=gate.done)
+        gate.done()
+        return True
+
+    def _expired(self, item: _Received) -> bool:
+        """A request whose Message Expiry ran out while queued is not processed.
+
+        It is counted and answered ``expired`` (with a short expiry of its own, so the
+        broker discards the answer if nobody waits for it any more).
+        """
+        message = item.message
+        assert message.message_expiry is not None
+        waited = asyncio.get_running_loop().time() - item.arrived
+        if waited < message.message_expiry:
+            return False
+        self.stats.fail("expired")
+        self._rejections.log(
+            logging.WARNING,
+            "expired",
+            "request on %s expired after %.1fs in the queue; not processed",
+            message.topic,
+            waited,
+        )
+        error = ExpiredRequestError(
+            f"the request expired after waiting {waited:.1f}s for a worker; not processed"
+        )
+        response = error_event(item.event, error, source=self.pipeline.source)
+        response.extensions[EXPIRY_INTERVAL] = EXPIRED_ANSWER_SECONDS
+        binding = item.binding or self._binding_for_topic(message.topic)
+        gate = _AckGate(partial(self._ack, item))
+        self._send_responses([response], message, binding, gate)
+        gate.done()
+        return True
 
     def _parsed(self, topic: str) -> list[tuple[MqttBinding, str | None, Intent]]:
         """``(binding, subject, intent)`` for every binding whose layout the topic fits."""
@@ -438,18 +534,51 @@ class MqttHandler:
         """Publish responses; ``gate`` acknowledges the request once the broker has them."""
         topics: list[tuple[str, MqttEnvelope]] = []
         for response in responses:
-            envelope = to_binary(response)
-            if request.response_topic:
-                envelope.correlation_data = request.correlation_data
-                topics.append((request.response_topic, envelope))
-            elif binding is not None:
-                intent = binding.processor.direction.default_intent
-                topics.append((binding.layout.topic(response.subject, intent), envelope))
-            else:
+            try:
+                topic, envelope = self._response_envelope(response, request, binding)
+            except (InputError, OutgoingEventError) as error:
+                # Refused at the boundary: the processor's answer holds something the
+                # broker would disconnect us for. Answer with an error that can travel.
+                self._refused_response(response, error)
+                try:
+                    replacement = error_event(None, error, source=self.pipeline.source)
+                    replacement.subject = None
+                    topic, envelope = self._response_envelope(replacement, request, binding)
+                except (InputError, OutgoingEventError):
+                    continue
+            if topic is None:
                 logger.info("no Response Topic for %s; response dropped", response.type)
+                continue
+            topics.append((topic, envelope))
         gate.expect(len(topics))
         for topic, envelope in topics:
             self._publish_now(topic, envelope, on_ack=gate.done)
+
+    def _response_envelope(
+        self, response: CloudEvent, request: codec.Publish, binding: MqttBinding | None
+    ) -> tuple[str | None, MqttEnvelope]:
+        """Where a response goes and what it carries, checked for the wire."""
+        envelope = to_binary(response)
+        topic: str | None = None
+        if request.response_topic:
+            envelope.correlation_data = request.correlation_data
+            topic = request.response_topic
+        elif binding is not None:
+            intent = binding.processor.direction.default_intent
+            topic = binding.layout.topic(response.subject, intent)
+        check_envelope(envelope, topic)
+        return topic, envelope
+
+    def _refused_response(self, response: CloudEvent, error: Exception) -> None:
+        self.stats.fail("invalid_outgoing")
+        self._rejections.log(
+            logging.ERROR,
+            "invalid_outgoing",
+            "refused to send %s %s: %s",
+            response.type,
+            response.id,
+            getattr(error, "message", error),
+        )
 
     # -- sending --------------------------------------------------------------------
     def _publish_now(
@@ -499,7 +628,11 @@ class MqttHandler:
         expiry: int | None = RETAINED_EXPIRY_DEFAULT,
         content_type: str = "application/json",
     ) -> asyncio.Future[None]:
-        """Queue retained state (QoS 1, Message Expiry Interval); future = acknowledged."""
+        """Queue retained state (QoS 1, Message Expiry Interval); future = acknowledged.
+
+        Raises :class:`OutgoingEventError` for a topic the broker would refuse.
+        """
+        check_topic(topic)
         properties = self._retained_properties.get((content_type, expiry))
         if properties is None:  # the publisher uses one or two combinations: encode once
             properties = encode_properties(
@@ -517,6 +650,7 @@ class MqttHandler:
 
     def delete_retained_nowait(self, topic: str) -> asyncio.Future[None]:
         """Queue the removal of a retained message (zero-byte retained publish)."""
+        check_topic(topic)
         return self.publish_nowait(topic, MqttEnvelope(payload=b""), retain=True)
 
     async def publish_retained(
