@@ -110,6 +110,21 @@ class LocalService:
         self.stop()
         self.start()
 
+    def crash_restart(self, down_seconds: float = 0.0) -> None:
+        """SIGKILL, stay down ``down_seconds``, start again on the same port and data:
+        what a crashed and rescheduled server looks like to its clients."""
+        self.kill()
+        if down_seconds > 0:
+            time.sleep(down_seconds)
+        self.start()
+
+    @property
+    def pid(self) -> int:
+        """Process id of the running server (for RSS and CPU sampling)."""
+        if self.process is None:
+            raise ServiceError(f"{self.name} is not running")
+        return self.process.pid
+
     def __enter__(self) -> Self:
         self.start()
         return self
