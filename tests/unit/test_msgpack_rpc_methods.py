@@ -1,4 +1,4 @@
-"""Parameter checks of publish/heartbeat and the token check."""
+"""Parameter checks of publish/heartbeat."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from microdcs.routing import Intent
-from microdcs.transports.msgpack_rpc.auth import TokenCheck
 from microdcs.transports.msgpack_rpc.errors import RpcError
 from microdcs.transports.msgpack_rpc.methods import decode_event, heartbeat_result, parse_publish
 from microdcs.transports.msgpack_rpc.protocol import UnhashableMap
@@ -63,20 +62,3 @@ def test_msgpack_data_travels_natively() -> None:
 def test_heartbeat_request_echoes_its_timestamp() -> None:
     assert heartbeat_result([1700000000.5]) == 1700000000.5
     assert heartbeat_result([]) is None
-
-
-def test_token_check_accepts_only_the_configured_token() -> None:
-    check = TokenCheck("s3cret")
-    assert check.required
-    assert check.accepts(["s3cret"])
-    assert check.accepts([b"s3cret"])
-    assert not check.accepts(["s3cre"])
-    assert not check.accepts([])
-    assert not check.accepts([123])
-    assert not check.accepts(["s3cret", "extra"])
-
-
-def test_without_a_token_everything_is_accepted() -> None:
-    check = TokenCheck(None)
-    assert not check.required
-    assert check.accepts([])

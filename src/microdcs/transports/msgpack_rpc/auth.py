@@ -1,40 +1,20 @@
-"""Who may talk to the RPC server: TLS contexts and the shared-token check.
+"""Who may talk to the RPC server: TLS contexts and the name of the token method.
 
-With ``APP_RPC_TOKEN`` set, a connection is unauthenticated until it called
-``authenticate(token)``; until then every other request gets an ``unauthenticated``
-error and no events are pushed to it. A wrong token closes the connection, so one
-connection cannot be used to guess tokens.
+With a token configured (``APP_RPC_TOKEN`` or ``APP_RPC_TOKENS_FILE``), a connection is
+unauthenticated until it called ``authenticate(token)``; until then every other request
+gets an ``unauthenticated`` error and no events are pushed to it. A wrong token closes
+the connection, and the peer address is refused for a growing back-off
+(:mod:`.limits`), so tokens cannot be guessed quickly over many connections. Which
+token maps to which scopes is in :mod:`.tokens`.
 """
 
 from __future__ import annotations
 
-import hmac
 import ssl
-from typing import Any
 
 from microdcs.config import RpcConfig
 
 AUTHENTICATE = "authenticate"
-
-
-class TokenCheck:
-    """Compares presented tokens with the configured one in constant time."""
-
-    def __init__(self, token: str | None) -> None:
-        self._token = token.encode() if token else None
-
-    @property
-    def required(self) -> bool:
-        return self._token is not None
-
-    def accepts(self, params: list[Any]) -> bool:
-        """True for ``[token]`` matching the configured token (or when none is set)."""
-        if self._token is None:
-            return True
-        if len(params) != 1 or not isinstance(params[0], str | bytes):
-            return False
-        presented = params[0].encode() if isinstance(params[0], str) else params[0]
-        return hmac.compare_digest(presented, self._token)
 
 
 def server_ssl_context(config: RpcConfig) -> ssl.SSLContext | None:

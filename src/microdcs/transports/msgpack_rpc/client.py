@@ -6,6 +6,10 @@ bounded queue of server notifications read with ``async for``. Calls in progress
 the connection drops fail with :class:`RpcConnectionError`; they are not re-sent,
 because only the caller knows whether repeating one is safe (``publish`` is, thanks to
 the server's deduplication on ``source`` + ``id``).
+
+While connected it sends a ``heartbeat`` notification every ``heartbeat_interval``
+seconds, so the server's idle timeout (``APP_RPC_IDLE_TIMEOUT_SECONDS``) never closes a
+quiet but healthy sidecar.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from typing import Any, Self
 
 from microdcs.transports.msgpack_rpc.auth import AUTHENTICATE
 from microdcs.transports.msgpack_rpc.errors import (
+    AUTH_THROTTLED,
     RpcAuthenticationError,
     RpcConnectionError,
     RpcError,
     RpcTimeoutError,
 )
-from microdcs.transports.msgpack_rpc.methods import PUBLISH
+from microdcs.transports.msgpack_rpc.methods import HEARTBEAT, PUBLISH
 from microdcs.transports.msgpack_rpc.protocol import (
     MAX_MSGID,
     FrameDecoder,
@@ -61,6 +66,7 @@ class MessagePackRpcClient:
         reconnect_max_seconds: float = 5.0,
         max_buffer_bytes: int = 8 * 1024 * 1024,
         max_notifications: int = 10_000,
+        heartbeat_interval: float | None = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -73,6 +79,7 @@ class MessagePackRpcClient:
         self._connect_timeout = connect_timeout
         self._reconnect_max = reconnect_max_seconds
         self._max_buffer = max_buffer_bytes
+        self._heartbeat_interval = heartbeat_interval
         self._notifications: asyncio.Queue[Notified | None] = asyncio.Queue(max_notifications)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count()
@@ -259,6 +266,9 @@ class MessagePackRpcClient:
                 self._connected.set()
                 if not first.done():
                     first.set_result(None)
+                if self._heartbeat_interval:
+                    beating = tasks.create_task(self._heartbeat(out, self._heartbeat_interval))
+                    reading.add_done_callback(lambda _: beating.cancel())
                 await asyncio.wait({reading})
             except (RpcError, RpcConnectionError) as exc:
                 refused = exc  # raised below: inside the group it would become a group
@@ -277,9 +287,17 @@ class MessagePackRpcClient:
             async with asyncio.timeout(self._connect_timeout):
                 await self._call_on(out, AUTHENTICATE, [self._token])
         except RpcError as exc:
+            if exc.kind == AUTH_THROTTLED:  # the address is in its back-off: retry later
+                raise RpcConnectionError(exc.message) from None
             raise RpcAuthenticationError(exc.kind, exc.message) from None
         except TimeoutError:
             raise RpcConnectionError("no answer to authenticate") from None
+
+    async def _heartbeat(self, out: FrameWriter, interval: float) -> None:
+        """Tell the server we are alive, so its idle timeout keeps the connection."""
+        while not out.broken:
+            await asyncio.sleep(interval)
+            out.send(self._encoder.notification(HEARTBEAT, [time.time()]))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         decoder = FrameDecoder(self._max_buffer)

@@ -4,6 +4,10 @@ The read loop decodes frames and starts one task per request in the connection's
 group. When ``max_concurrent_requests`` are in progress, or the peer does not read what
 we send, the loop stops reading from the socket: TCP flow control then slows the client
 down (back-pressure) instead of a queue growing in our memory.
+
+Two deadlines keep a connection from holding a socket for nothing: one to authenticate
+(when a token is required) and one for silence (nothing received, nothing in progress).
+Either sends an ``error`` notification saying why, then closes.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from microdcs.transports.msgpack_rpc.auth import AUTHENTICATE, TokenCheck
+from microdcs.transports.msgpack_rpc.auth import AUTHENTICATE
 from microdcs.transports.msgpack_rpc.errors import (
+    AUTH_THROTTLED,
+    AUTH_TIMEOUT,
+    IDLE_TIMEOUT,
     INTERNAL_ERROR,
     INVALID_FRAME,
     UNAUTHENTICATED,
     RpcError,
 )
+from microdcs.transports.msgpack_rpc.limits import AuthBackoff, BurstLog, peer_address
 from microdcs.transports.msgpack_rpc.methods import ERROR, HEARTBEAT, heartbeat_result
 from microdcs.transports.msgpack_rpc.protocol import (
     FrameDecoder,
@@ -32,11 +40,14 @@ from microdcs.transports.msgpack_rpc.protocol import (
     Notification,
     Request,
 )
+from microdcs.transports.msgpack_rpc.tokens import UNRESTRICTED, SidecarGrant, TokenCheck
 from microdcs.transports.msgpack_rpc.writer import FrameWriter
 
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+#: After the goodbye notification of a timeout, how long the peer gets to take it.
+CLOSE_GRACE = 1.0
 
 
 class Dispatcher(Protocol):
@@ -61,6 +72,25 @@ class ConnectionStats:
     streams_closed_on_error: int = 0
     auth_failures: int = 0
     slow_consumers: int = 0
+    #: ``authenticate`` refused because the peer address was in its back-off.
+    auth_throttled: int = 0
+    auth_timeouts: int = 0
+    idle_timeouts: int = 0
+    #: Connections closed at accept because ``APP_RPC_MAX_CONNECTIONS`` were open.
+    refused_connections: int = 0
+    #: Events a sidecar published outside its scopes.
+    forbidden: int = 0
+
+
+@dataclass(slots=True)
+class ConnectionPolicy:
+    """What every connection of a server shares: token check, limits, bounded logs."""
+
+    token: TokenCheck
+    backoff: AuthBackoff
+    auth_timeout: float
+    idle_timeout: float
+    auth_log: BurstLog
 
 
 class RpcConnection:
@@ -72,19 +102,24 @@ class RpcConnection:
         writer: asyncio.StreamWriter,
         *,
         dispatcher: Dispatcher,
-        token: TokenCheck,
+        policy: ConnectionPolicy,
         encoder: FrameEncoder,
         max_buffer_bytes: int,
         max_concurrent_requests: int,
         stats: ConnectionStats,
     ) -> None:
         self.peer = writer.get_extra_info("peername")
-        self.authenticated = not token.required
+        #: Which sidecar this is and what it may act on; ``None`` until authenticated.
+        self.grant: SidecarGrant | None = None if policy.token.required else UNRESTRICTED
         self.last_heartbeat: float | None = None
         self._reader = reader
         self._transport = writer.transport
         self._dispatcher = dispatcher
-        self._token = token
+        self._policy = policy
+        self._loop = asyncio.get_running_loop()
+        self._last_received = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
         self._stats = stats
         self._decoder = FrameDecoder(max_buffer_bytes)
         self._encoder = encoder
@@ -102,6 +137,14 @@ class RpcConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @property
+    def authenticated(self) -> bool:
+        return self.grant is not None
+
+    def receives(self, subject: str | None) -> bool:
+        """Whether an event with ``subject`` may be pushed to this connection."""
+        return self.grant is not None and self.grant.covers(subject)
+
+    @property
     def in_flight(self) -> int:
         """Requests of this connection in progress."""
         return self._active
@@ -111,6 +154,7 @@ class RpcConnection:
         """Read until the stream ends, let in-flight requests finish, flush, close."""
         self._stats.accepted += 1
         self._stats.open += 1
+        self._arm()
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -120,6 +164,8 @@ class RpcConnection:
                 await self._idle.wait()
                 self._out.close()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             self._stats.open -= 1
             self._transport.close()
 
@@ -133,6 +179,43 @@ class RpcConnection:
         self._out.broken = True
         self.stop_reading()
         self._transport.abort()
+
+    # -- deadlines --------------------------------------------------------------------
+    def _arm(self) -> None:
+        """Schedule the next deadline check: authentication first, then silence."""
+        if not self.authenticated:
+            delay = self._policy.auth_timeout
+        elif self._policy.idle_timeout > 0:
+            delay = self._last_received + self._policy.idle_timeout - self._loop.time()
+        else:
+            return
+        self._timer = self._loop.call_later(max(delay, 0.0), self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._closing:
+            return
+        if not self.authenticated:
+            self._stats.auth_timeouts += 1
+            logger.info("client %s did not authenticate in time; closing", self.peer)
+            self._close_with(AUTH_TIMEOUT, "authenticate(token) did not come in time")
+            return
+        silent = self._loop.time() - self._last_received
+        if silent >= self._policy.idle_timeout and self._active == 0:
+            self._stats.idle_timeouts += 1
+            logger.info("client %s sent nothing for %.0fs; closing", self.peer, silent)
+            self._close_with(IDLE_TIMEOUT, "nothing received; send heartbeats more often")
+            return
+        if self._active:  # a request in progress is not silence
+            self._last_received = self._loop.time()
+        self._arm()
+
+    def _close_with(self, kind: str, message: str) -> None:
+        """Say why, stop reading, close; abort if the peer does not take the goodbye."""
+        self._closing = True
+        self._out.send(self._encoder.notification(ERROR, [{"kind": kind, "message": message}]))
+        self.stop_reading()
+        self._timer = self._loop.call_later(CLOSE_GRACE, self.abort)
 
     def push(self, frame: bytes) -> None:
         """Send a server-initiated notification; a client too slow to take it is dropped.
@@ -160,6 +243,7 @@ class RpcConnection:
                 return
             if not data or self._out.broken:
                 return
+            self._last_received = self._loop.time()
             for item in self._decoder.feed(data):
                 if not await self._handle(item):
                     return
@@ -185,14 +269,7 @@ class RpcConnection:
 
     async def _request(self, request: Request) -> bool:
         if request.method == AUTHENTICATE:
-            if self._token.accepts(request.params):
-                self.authenticated = True
-                self._respond(request.msgid, None, True)
-                return True
-            self._stats.auth_failures += 1
-            logger.warning("client %s presented a wrong token; closing", self.peer)
-            self._respond(request.msgid, RpcError(UNAUTHENTICATED, "invalid token").to_wire())
-            return False
+            return self._authenticate(request)
         if not self.authenticated:
             error = RpcError(UNAUTHENTICATED, "call authenticate(token) first")
             self._respond(request.msgid, error.to_wire())
@@ -203,6 +280,35 @@ class RpcConnection:
             return True
         await self._acquire_slot()
         self._spawn(self._run_request(request))
+        return True
+
+    def _authenticate(self, request: Request) -> bool:
+        """Check the token unless the peer is in its back-off; False closes the stream."""
+        address = peer_address(self.peer)
+        backoff = self._policy.backoff
+        wait = backoff.retry_in(address)
+        if wait > 0:
+            self._stats.auth_throttled += 1
+            self._policy.auth_log.warning("authenticate from %s refused: back-off", address)
+            message = f"too many wrong tokens from {address}; retry in {wait:.1f}s"
+            self._respond(request.msgid, RpcError(AUTH_THROTTLED, message).to_wire())
+            return False
+        grant = self._policy.token.grant_for(request.params)
+        if grant is None:
+            self._stats.auth_failures += 1
+            delay = backoff.failed(address)
+            self._policy.auth_log.warning(
+                "client %s presented a wrong token; closing, back-off %.1fs", address, delay
+            )
+            self._respond(request.msgid, RpcError(UNAUTHENTICATED, "invalid token").to_wire())
+            return False
+        backoff.succeeded(address)
+        first = self.grant is None
+        self.grant = grant
+        if first and self._timer is not None:  # the authentication deadline is met
+            self._timer.cancel()
+            self._arm()
+        self._respond(request.msgid, None, True)
         return True
 
     async def _acquire_slot(self) -> None:

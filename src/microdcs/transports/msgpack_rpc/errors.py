@@ -17,6 +17,13 @@ INVALID_PARAMS = "invalid_params"
 UNAUTHENTICATED = "unauthenticated"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 INTERNAL_ERROR = "internal_error"
+#: The sidecar's token does not grant the event's subject (see ``APP_RPC_TOKENS_FILE``).
+FORBIDDEN = "forbidden"
+#: ``authenticate`` refused unseen: the peer address is in its failed-token back-off.
+AUTH_THROTTLED = "auth_throttled"
+#: Sent (as an ``error`` notification) just before the server closes the connection.
+AUTH_TIMEOUT = "auth_timeout"
+IDLE_TIMEOUT = "idle_timeout"
 
 
 class RpcError(MicroDCSError):

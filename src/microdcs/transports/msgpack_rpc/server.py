@@ -3,13 +3,18 @@
 Bound like the MQTT handler: ``publish`` routes an incoming CloudEvent by its ``type``
 to the one bound processor that handles it (never to all), through the shared
 :class:`EventPipeline` (dedupe, dispatch, error mapping). Events the processors emit are
-pushed to every connected, authenticated client as ``cloudevent`` notifications.
+pushed to every connected, authenticated client whose grant covers the event's subject
+as ``cloudevent`` notifications; a sidecar publishing outside its scopes gets
+``forbidden``.
 
 RPC errors versus error events: an event that never reached a processor (bad params,
 invalid envelope, unknown type) gets an RPC *error*. Once a processor took it, whatever
 the pipeline returns is the *result*, error CloudEvents (``mdcserrorkind``) included,
 exactly as MQTT returns them on the Response Topic; a processor may also map invalid
 input to a typed response (e.g. a ReturnStatus), which must arrive as a result.
+
+At most ``APP_RPC_MAX_CONNECTIONS`` connections are served; one beyond it is closed as
+soon as it is accepted, so its file descriptor is returned at once.
 """
 
 from __future__ import annotations
@@ -26,9 +31,14 @@ from microdcs.processor import CloudEventProcessor, MessageContext
 from microdcs.routing import Intent
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.telemetry.tracing import Tracing
-from microdcs.transports.msgpack_rpc.auth import TokenCheck, server_ssl_context
-from microdcs.transports.msgpack_rpc.connection import ConnectionStats, RpcConnection
-from microdcs.transports.msgpack_rpc.errors import UNKNOWN_METHOD, RpcError
+from microdcs.transports.msgpack_rpc.auth import server_ssl_context
+from microdcs.transports.msgpack_rpc.connection import (
+    ConnectionPolicy,
+    ConnectionStats,
+    RpcConnection,
+)
+from microdcs.transports.msgpack_rpc.errors import FORBIDDEN, UNKNOWN_METHOD, RpcError
+from microdcs.transports.msgpack_rpc.limits import AuthBackoff, BurstLog
 from microdcs.transports.msgpack_rpc.methods import (
     CLOUDEVENT,
     PUBLISH,
@@ -36,6 +46,7 @@ from microdcs.transports.msgpack_rpc.methods import (
     parse_publish,
 )
 from microdcs.transports.msgpack_rpc.protocol import FrameEncoder
+from microdcs.transports.msgpack_rpc.tokens import TokenCheck
 from microdcs.transports.pipeline import EventPipeline, LatencyRecorder, TransportStats
 from microdcs.transports.tracker import ResponseTracker
 
@@ -87,7 +98,16 @@ class MessagePackRpcHandler:
         )
         self.bindings: list[RpcBinding] = []
         self._routes: dict[str, RpcBinding] = {}
-        self._token = TokenCheck(config.rpc.token)
+        rpc = config.rpc
+        self._policy = ConnectionPolicy(
+            token=TokenCheck.from_config(rpc.token, rpc.tokens_file),
+            backoff=AuthBackoff(initial=rpc.auth_backoff, maximum=rpc.auth_backoff_max),
+            auth_timeout=rpc.auth_timeout,
+            idle_timeout=rpc.idle_timeout,
+            auth_log=BurstLog(logger),
+        )
+        self._refusal_log = BurstLog(logger)
+        self._forbidden_log = BurstLog(logger)
         self._encoder = FrameEncoder()
         self._connections: dict[RpcConnection, asyncio.Task[None]] = {}
         self._tasks: asyncio.TaskGroup | None = None
@@ -134,30 +154,31 @@ class MessagePackRpcHandler:
 
     # -- outgoing events --------------------------------------------------------------
     def broadcast(self, event: CloudEvent, intent: Intent) -> None:
-        """Push ``event`` to every authenticated client (packed once for all)."""
-        if not self._connections:
+        """Push ``event`` to every authenticated client granted its subject (packed once)."""
+        receivers = [c for c in self._connections if c.receives(event.subject)]
+        if not receivers:
             return
         frame = self._encoder.notification(
             CLOUDEVENT, [to_dict(event, native_bytes=True), str(intent)]
         )
-        for connection in list(self._connections):
+        for connection in receivers:
             connection.push(frame)
 
     # -- methods (the connections' Dispatcher) ---------------------------------------
     async def call(self, connection: RpcConnection, method: str, params: list[Any]) -> Any:
         if method == PUBLISH:
-            responses = await self._publish(params)
+            responses = await self._publish(connection, params)
             return [to_dict(response, native_bytes=True) for response in responses]
         raise RpcError(UNKNOWN_METHOD, f"unknown method {method!r}")
 
     async def notify(self, connection: RpcConnection, method: str, params: list[Any]) -> None:
         """A ``publish`` notification is processed; its responses are not sent anywhere."""
         if method == PUBLISH:
-            await self._publish(params)
+            await self._publish(connection, params)
             return
         raise RpcError(UNKNOWN_METHOD, f"unknown method {method!r}")
 
-    async def _publish(self, params: list[Any]) -> list[CloudEvent]:
+    async def _publish(self, connection: RpcConnection, params: list[Any]) -> list[CloudEvent]:
         publish = parse_publish(params)
         self.stats.received += 1
         try:
@@ -165,6 +186,13 @@ class MessagePackRpcHandler:
         except RpcError as rejected:
             self.stats.fail(rejected.kind)
             raise
+        grant = connection.grant
+        if grant is None or not grant.covers(event.subject):
+            self.stats.fail(FORBIDDEN)
+            self.connection_stats.forbidden += 1
+            name = grant.name if grant else "?"
+            self._forbidden_log.warning("sidecar %s published outside its scopes", name)
+            raise RpcError(FORBIDDEN, f"subject {event.subject!r} is outside this token's scopes")
         if event.causationid is not None and len(self.tracker):
             awaited = self.tracker.pop(event.causationid.encode())
             if awaited is not None:
@@ -238,11 +266,17 @@ class MessagePackRpcHandler:
         if not self._accepting or self._tasks is None:
             writer.transport.abort()
             return
+        limit = self.config.rpc.max_connections
+        if len(self._connections) >= limit:
+            self.connection_stats.refused_connections += 1
+            self._refusal_log.warning("%d RPC connections open: refusing new ones", limit)
+            writer.transport.abort()
+            return
         connection = RpcConnection(
             reader,
             writer,
             dispatcher=self,
-            token=self._token,
+            policy=self._policy,
             encoder=self._encoder,
             max_buffer_bytes=self.config.rpc.max_buffer_bytes,
             max_concurrent_requests=self.config.rpc.max_concurrent_requests,
