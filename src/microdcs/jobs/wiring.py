@@ -30,4 +30,6 @@ def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
         runtime.app.add_task(AdditionalTask("jobs-publisher", publisher.run))
         runtime.metrics.observe("microdcs.publisher.lag_seconds", publisher.lag_seconds)
         runtime.metrics.observe("microdcs.publisher.leader", lambda: int(publisher.leading))
+        runtime.metrics.observe("microdcs.publisher.skipped", lambda: publisher.skipped)
+        runtime.metrics.observe("microdcs.publisher.rebuilds", lambda: publisher.rebuilds)
     return processor

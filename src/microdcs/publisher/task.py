@@ -13,6 +13,14 @@ index. The revision is stored with the cursor, so a restart or a takeover contin
 numbering, and republishes (never skips) what the stored cursor does not cover yet.
 Processors in the same replica wake the publisher through :meth:`JobPublisher.notify`;
 changes made by other replicas are polled for.
+
+The task survives Redis and broker outages: a pass that fails is given up, the outage
+logged once, and publishing starts over from what Redis stores once both are back. A
+job whose retained publish cannot be sent (an ID too long for a topic) is skipped and
+counted, never stopping the others. After every takeover, and whenever the broker comes
+back without our session, the leader checks a retained marker (see
+:mod:`~microdcs.publisher.marker`); a broker that lost its retained messages gets the
+full retained state of every scope again.
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microdcs.config import AppConfig
+from microdcs.errors import OutgoingEventError, UnavailableError
 from microdcs.jobs.keys import subject_of_scope
 from microdcs.jobs.states import JobState, JobStatus
 from microdcs.jobs.storage import JobRecord, JobStore, Snapshot
 from microdcs.processor import CloudEventProcessor
 from microdcs.publisher.lease import Lease
+from microdcs.publisher.marker import RetainedMarker, new_marker
 from microdcs.publisher.payloads import (
     index_entry,
     index_payload,
@@ -38,6 +48,8 @@ from microdcs.publisher.payloads import (
     order_payload,
     result_payload,
 )
+from microdcs.storage.outage import OutageLog
+from microdcs.storage.redis import UNAVAILABLE_ERRORS
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.topics import TopicLayout
 
@@ -51,6 +63,10 @@ DISCOVERY_SECONDS = 1.0
 STOP_GRACE = 2.0
 #: Scopes whose publishes are built between two yields to the event loop.
 YIELD_EVERY = 2
+#: Scopes republished concurrently when the broker lost the retained state.
+REBUILD_CONCURRENCY = 16
+#: What a pass survives: Redis or the broker away (the pass starts over later).
+TRANSIENT = (UnavailableError, *UNAVAILABLE_ERRORS)
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Publishes = list[asyncio.Future[None]]
@@ -112,6 +128,15 @@ def _entries(reply: Any) -> Entries:
     return entries
 
 
+def _entry_time(entry_id: object) -> float:
+    """Wall-clock time (s) Redis added a stream entry: its ID is ``<ms>-<n>``."""
+    return int(_text(entry_id).split("-", 1)[0]) / 1000
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _status_path(fields: dict[bytes, bytes]) -> str:
     sub = int(fields[b"sub"]) or None
     return JobStatus(JobState(int(fields[b"st"])), sub).path
@@ -141,6 +166,17 @@ class JobPublisher:
             config.publisher_lease_seconds,
         )
         self.leading = False
+        self.marker = RetainedMarker(
+            jobs.redis,
+            jobs.redis.key("jobs", "publisher", "marker"),
+            f"{self.layout.prefix}/retained-marker",
+        )
+        #: Jobs whose retained state could not be published (exported as a counter).
+        self.skipped = 0
+        #: Full republishes because the broker had lost the retained state.
+        self.rebuilds = 0
+        self._check_retained = False
+        self._outage = OutageLog(logger, "retained-topic publisher: Redis or the broker")
         self._scopes: dict[str, _Scope] = {}
         self._hinted: set[str] = set()
         self._wake = asyncio.Event()
@@ -148,23 +184,33 @@ class JobPublisher:
         self._polled_at = 0.0
         self._passed_at = 0.0
         self._stopping = False
-        self._pending_since: float | None = None
+        self._restart = False
+        #: Per scope, the wall-clock time of its oldest change not yet published.
+        self._oldest: dict[str, float] = {}
+        mqtt.session_listeners.append(self._on_session)
 
     def notify(self, scope: str) -> None:
         """A processor of this replica changed ``scope``: publish without waiting a poll."""
         self._hinted.add(scope)
-        if self._pending_since is None:
-            self._pending_since = time.monotonic()
+        self._oldest.setdefault(scope, time.time())
         self._wake.set()
 
     def lag_seconds(self) -> float:
-        """Age of the oldest change this replica knows is not yet published (0 if none).
+        """Age of the oldest change known not to be published yet (0 if none).
 
-        Only the lease holder publishes, so only its lag means anything; others report 0.
+        Measured from the change itself (its stream entry's time, or the local hint), so
+        passes that keep failing make it grow until an alert fires. Only the lease holder
+        publishes, so only its lag means anything; others report 0.
         """
-        if not self.leading or self._pending_since is None:
+        if not self.leading or not self._oldest:
             return 0.0
-        return time.monotonic() - self._pending_since
+        return max(0.0, time.time() - min(self._oldest.values()))
+
+    def _on_session(self, session_present: bool) -> None:
+        """MQTT handler listener: a broker that forgot our session may have lost more."""
+        if not session_present:
+            self._check_retained = True
+            self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, shutdown: asyncio.Event) -> None:
@@ -192,7 +238,8 @@ class JobPublisher:
             await asyncio.gather(work, stop, return_exceptions=True)
             if self.leading:
                 self.leading = False
-                await self.lease.release()
+                with contextlib.suppress(*TRANSIENT):  # the lease then expires on its own
+                    await self.lease.release()
         if not work.cancelled() and (error := work.exception()) is not None:
             raise error  # crashed while leading: the application restarts the task
 
@@ -208,28 +255,72 @@ class JobPublisher:
 
     async def _compete(self) -> None:
         """Hold the lease and lead, or stand by until it is free."""
+        while not self._stopping:
+            try:
+                await self._turn()
+            except TRANSIENT as exc:
+                # What Redis stores is the truth: start over from it once it is back,
+                # as a takeover does. The lag keeps growing meanwhile.
+                self._restart = True
+                await asyncio.sleep(self._outage.failed(exc))
+            else:
+                self._outage.recovered()
+
+    async def _turn(self) -> None:
+        """Renew the lease and lead until the next renewal, or stand by for a while."""
         renew = self.lease.seconds / 3
         standby = max(0.05, self.lease.seconds / 10)
-        while not self._stopping:
-            if await self.lease.hold():
+        if await self.lease.hold():
+            if not self.leading or self._restart:
                 if not self.leading:
                     logger.info("%s now publishes retained job state", self.lease.holder)
-                    self.leading = True
-                    await self._take_over()
-                await self._lead(time.monotonic() + renew)
-            else:
-                if self.leading:
-                    logger.warning("%s lost the publisher lease", self.lease.holder)
-                self.leading = False
-                self._scopes.clear()
-                await asyncio.sleep(standby)
+                self.leading = True
+                await self._take_over()
+            await self._lead(time.monotonic() + renew)
+        else:
+            if self.leading:
+                logger.warning("%s lost the publisher lease", self.lease.holder)
+            self.leading = False
+            self._scopes.clear()
+            await asyncio.sleep(standby)
 
     async def _take_over(self) -> None:
+        self._scopes.clear()
+        self._discovered_at = self._polled_at = 0.0
+        self._check_retained = True  # whatever the last holder left, is it still there?
+        await self._publish_metadata()
+        self._restart = False
+
+    async def _publish_metadata(self) -> None:
         await self.mqtt.publish_retained(
             f"{self.layout.prefix}/metadata", metadata_payload(self.processor), expiry=self.expiry
         )
+
+    # -- retained state lost by the broker ----------------------------------------------
+    async def _verify_retained(self) -> None:
+        """Republish every scope if the broker lost the retained marker (and so all)."""
+        self._check_retained = False  # a listener may ask again while this runs
+        try:
+            if not await self.marker.intact(self.mqtt.client.options):
+                await self._rebuild()
+        except BaseException:
+            self._check_retained = True
+            raise
+
+    async def _rebuild(self) -> None:
+        """The full retained state of every scope from Redis, then a new marker."""
+        logger.warning("the broker holds no retained job state of ours; republishing all")
+        names = sorted(await self.jobs.scopes())
         self._scopes.clear()
-        self._discovered_at = self._polled_at = 0.0
+        for start in range(0, len(names), REBUILD_CONCURRENCY):
+            chunk = names[start : start + REBUILD_CONCURRENCY]
+            await asyncio.gather(*(self._load(name, republish=True) for name in chunk))
+        await self._publish_metadata()
+        marker = new_marker()
+        await self.mqtt.publish_retained(self.marker.topic, marker, expiry=None)
+        await self.marker.remember(marker)  # only after the broker has all of it
+        self.rebuilds += 1
+        logger.info("republished the retained state of %d scopes", len(names))
 
     async def _lead(self, until: float) -> None:
         """Publish in passes until ``until`` (when the lease is renewed).
@@ -238,6 +329,9 @@ class JobPublisher:
         other replicas' changes, but never sooner than ``interval`` after the last one.
         """
         while (now := time.monotonic()) < until and not self._stopping:
+            if self._check_retained:
+                await self._verify_retained()
+                continue
             poll_due = self._polled_at + self.poll
             if not self._hinted and now < poll_due:
                 self._wake.clear()
@@ -254,8 +348,6 @@ class JobPublisher:
                 self._polled_at = now
                 names |= self._scopes.keys() | await self._discover()
             await self._pass(names)
-            # Hints that came in during the pass are younger than its start.
-            self._pending_since = now if self._hinted else None
 
     # -- scopes -----------------------------------------------------------------------------
     async def _discover(self) -> set[str]:
@@ -265,17 +357,19 @@ class JobPublisher:
         self._discovered_at = time.monotonic()
         return await self.jobs.scopes() - self._scopes.keys()
 
-    async def _load(self, name: str) -> None:
-        """Start following a scope: from its stored cursor, or by a full republish."""
+    async def _load(self, name: str, *, republish: bool = False) -> None:
+        """Start following a scope: from its stored cursor, or by a full republish
+        (always with ``republish``; the index revisions go on from the stored one)."""
         scope = _Scope(name)
         stored = await self.jobs.redis.execute("GET", self.jobs.keys(name).cursor)
-        if stored is None:
-            await self._resync(scope)
-        else:
+        if stored is not None:
             # "<stream id> <revision> <change seq>"; before revisions: "<stream id> <seq>".
             parts = _text(stored).split(" ")
             scope.cursor, scope.revision = parts[0], int(parts[1])
             scope.cursor_seq = int(parts[2]) if len(parts) > 2 else scope.revision
+        if stored is None or republish:
+            await self._resync(scope)
+        else:
             scope.reset(await self.jobs.snapshot(name))
             scope.dirty = scope.seq > scope.cursor_seq
         self._scopes[name] = scope
@@ -314,7 +408,11 @@ class JobPublisher:
             if len(entries) == BATCH:
                 self._hinted.add(scope.name)  # a backlog: go on in the next pass
             if not entries:
+                if scope.name not in self._hinted:
+                    self._oldest.pop(scope.name, None)  # nothing left to publish
                 continue
+            first = _entry_time(entries[0][0])
+            self._oldest[scope.name] = min(self._oldest.get(scope.name, first), first)
             if int(entries[0][1][b"seq"]) > scope.cursor_seq + 1:
                 logger.warning(
                     "change stream of %s was trimmed past the cursor; resyncing", scope.name
@@ -370,13 +468,21 @@ class JobPublisher:
             acks += self._job_publishes(scope, records[done : done + len(plan.upserts)])
             done += len(plan.upserts)
             for job_id in plan.removes:
-                for kind in ("order", "result"):
-                    topic = self.layout.scoped(subject, kind, job_id)
-                    acks.append(self.mqtt.delete_retained_nowait(topic))
+                try:
+                    for kind in ("order", "result"):
+                        topic = self.layout.scoped(subject, kind, job_id)
+                        acks.append(self.mqtt.delete_retained_nowait(topic))
+                except (OutgoingEventError, ValueError) as exc:
+                    self._skip(scope.name, job_id, exc)
             if plan.changed:
                 payload = index_payload(scope.revision + 1, subject, scope.index.values())
                 topic = self.layout.scoped(subject, "state-index")
-                acks.append(self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry))
+                try:
+                    acks.append(
+                        self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
+                    )
+                except (OutgoingEventError, ValueError) as exc:
+                    self._skip(scope.name, "state-index", exc)
             if n % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # let this replica's requests through
         await asyncio.gather(*acks)
@@ -391,6 +497,13 @@ class JobPublisher:
         for reply in await self.jobs.redis.execute_many(cursors):
             if isinstance(reply, Exception):
                 raise reply
+        for plan in plans:
+            name = plan.scope.name
+            if name in self._hinted:  # more to come: at the latest after what is published
+                last = _entry_time(plan.cursor)
+                self._oldest[name] = last if last > 0 else time.time()
+            else:
+                self._oldest.pop(name, None)
 
     def _job_publishes(self, scope: _Scope, records: Iterable[JobRecord | None]) -> Publishes:
         """Queue the retained publishes of the jobs' current state; their PUBACK futures."""
@@ -399,13 +512,29 @@ class JobPublisher:
         for record in records:
             if record is None:
                 continue  # left the list meanwhile: its removal follows in the stream
-            topic = self.layout.scoped(subject, "order", record.job_id)
-            payload = order_payload(record)
-            publishes.append(self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry))
-            if record.has_response:
-                topic = self.layout.scoped(subject, "result", record.job_id)
-                payload = result_payload(record)
+            try:
+                topic = self.layout.scoped(subject, "order", record.job_id)
+                payload = order_payload(record)
                 publishes.append(
                     self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
                 )
+                if record.has_response:
+                    topic = self.layout.scoped(subject, "result", record.job_id)
+                    payload = result_payload(record)
+                    publishes.append(
+                        self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
+                    )
+            except (OutgoingEventError, ValueError) as exc:
+                self._skip(scope.name, record.job_id, exc)
         return publishes
+
+    def _skip(self, scope: str, job_id: str, error: Exception) -> None:
+        """A retained topic that cannot be sent (refused before the broker sees it): the
+        rest of the pass goes on. Logged once per change of the job, and counted."""
+        self.skipped += 1
+        logger.error(
+            "retained state %s of scope %s cannot be published; skipped: %s",
+            _short(job_id),
+            _short(scope),
+            error,
+        )

@@ -13,21 +13,39 @@ import logging
 from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from microdcs.config import RedisConfig
-from microdcs.storage.resp import RespConnection
+from microdcs.errors import StorageUnavailableError
+from microdcs.storage.resp import RespConnection, is_transient_reply
 from microdcs.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-#: Errors that mean "Redis is not reachable right now" (as opposed to a bad command).
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+#: redis-py errors that mean "Redis is not serving right now" (as opposed to a bad
+#: command): unreachable, loading its dataset (``BusyLoadingError`` is a
+#: ``ConnectionError``), or in a failover (read-only replica, cluster down, try again).
+UNAVAILABLE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    TryAgainError,
+    ClusterDownError,
+    ConnectionError,
+    OSError,
+)
 
 
 class RedisStore:
@@ -82,6 +100,20 @@ class RedisStore:
         """Commands sent together in one write (await it): each reply, or the exception
         of its failure (``StorageUnavailableError``, ``ResponseError``), in order."""
         return self.pipeline.execute_many(commands)
+
+    async def guarded(self, operation: Awaitable[T]) -> T:
+        """Await a call of ``client`` (redis-py) with its errors mapped like those of the
+        pipelined connection: everything that waiting cures (unreachable, ``LOADING``,
+        ``BUSY``, failover) becomes :class:`StorageUnavailableError`; other error replies
+        stay ``ResponseError``."""
+        try:
+            return await operation
+        except UNAVAILABLE_ERRORS as exc:
+            raise StorageUnavailableError(f"Redis unavailable: {exc}") from exc
+        except ResponseError as exc:
+            if is_transient_reply(str(exc)):
+                raise StorageUnavailableError(f"Redis not serving: {exc}") from exc
+            raise
 
     async def ping(self) -> bool:
         """True when Redis answers; never raises."""

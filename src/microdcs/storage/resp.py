@@ -53,9 +53,24 @@ def encode_command(args: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _reply_error(message: str) -> ResponseError:
+#: Error replies that mean "not serving right now, the same command will succeed later":
+#: loading the dataset after a restart, a long script running, a failover in progress.
+#: They reject the command without effect, so waiting and retrying is always safe.
+TRANSIENT_REPLIES = frozenset(
+    {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "UNBLOCKED"}
+)
+
+
+def is_transient_reply(message: str) -> bool:
+    """Whether an error reply (``"LOADING Redis is loading..."``) is to be waited out."""
+    return message.split(" ", 1)[0] in TRANSIENT_REPLIES
+
+
+def _reply_error(message: str) -> Exception:
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
+    if is_transient_reply(message):
+        return StorageUnavailableError(f"Redis not serving: {message}")
     return ResponseError(message)
 
 
@@ -131,8 +146,12 @@ class RespConnection:
             if self._db:
                 setup.append(("SELECT", self._db))
             if setup:
-                for reply in await asyncio.gather(*self._submit(setup)):
+                replies = await asyncio.gather(*self._submit(setup), return_exceptions=True)
+                for reply in replies:
                     if isinstance(reply, Exception):
+                        # Not usable unauthenticated or on the wrong database: the next
+                        # command connects (and sets up) again.
+                        self.close()
                         raise StorageUnavailableError(f"Redis refused set-up: {reply}")
 
     async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -151,6 +151,8 @@ class Metrics:
         counter("microdcs.sfc.steps_fired", "1", "SFC work items that advanced an execution.")
         gauge("microdcs.publisher.lag_seconds", "s", "Age of the oldest unpublished change.")
         gauge("microdcs.publisher.leader", "1", "1 while this replica holds the publisher lease.")
+        counter("microdcs.publisher.skipped", "1", "Retained topics skipped as unsendable.")
+        counter("microdcs.publisher.rebuilds", "1", "Full republishes after a broker lost them.")
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         sources = self._sources.setdefault(name, [])

@@ -59,6 +59,7 @@ from microdcs.sfc.engine.store import EngineStore, Entry, Stored
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
 from microdcs.sfc.work import dispatch_effect
+from microdcs.storage.outage import OutageLog
 from microdcs.storage.redis import UNAVAILABLE_ERRORS
 from microdcs.telemetry.tracing import Tracing
 from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
@@ -117,6 +118,8 @@ class SfcEngine:
         self._compiled: dict[str, CompiledRecipe] = {}
         self._by_job: OrderedDict[tuple[str, str], CompiledRecipe] = OrderedDict()
         self._wake = asyncio.Event()
+        #: Shared by every loop: one warning per Redis outage, however many loops retry.
+        self.redis_outage = OutageLog(logger, "Redis (SFC engine)")
         equipment.set_receiver(self.on_equipment)
 
     # -- inputs from other components ---------------------------------------------------
@@ -160,8 +163,9 @@ class SfcEngine:
                         for loop in (self._read_loop, self._claim_loop, self._timer_loop):
                             group.create_task(loop(scope, shutdown))
                     self.active_executions = await self.store.active_count(started)
+                    self.redis_outage.recovered()
                 except TRANSIENT as exc:
-                    logger.warning("SFC engine waiting for Redis: %s", exc)
+                    self.redis_outage.failed(exc)
                 self._wake.clear()
                 await _wait_any(shutdown, self._wake, self.scope_scan)
 
@@ -190,14 +194,18 @@ class SfcEngine:
             await _wait_any(shutdown, None, self.timer_poll)
 
     async def _guard(self, operation: Awaitable[T], fallback: T) -> T:
-        """Run a Redis operation; on an outage log, pause briefly and return ``fallback``."""
+        """Run a Redis operation; on an outage back off and return ``fallback``.
+
+        The loops survive any outage (unreachable, restarting, ``LOADING``, ``BUSY``);
+        the outage is logged once, when it starts, and once when it ends.
+        """
         try:
             result: T = await operation
-            return result
         except TRANSIENT as exc:
-            logger.warning("SFC engine waiting for Redis: %s", exc)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self.redis_outage.failed(exc))
             return fallback
+        self.redis_outage.recovered()
+        return result
 
     # -- processing -------------------------------------------------------------------------
     async def _process_batch(self, scope: str, entries: Sequence[Entry]) -> None:
@@ -218,7 +226,8 @@ class SfcEngine:
                 if await self._process(scope, entry_id, item):
                     done.append(entry_id)
             except TRANSIENT as exc:
-                logger.warning("work item %s of %s left for later: %s", entry_id, scope, exc)
+                # Left unacknowledged: read again (claimed) once Redis is back.
+                self.redis_outage.failed(exc)
                 break
             except Exception:
                 logger.exception("work item %s (%s) of job %s failed", entry_id, item.kind,

@@ -75,10 +75,19 @@ class EngineStore:
 
     async def ensure_group(self, scope: str) -> None:
         try:
-            await self.redis.client.xgroup_create(self.keys(scope).work, GROUP, "0", mkstream=True)
+            await self.redis.guarded(
+                self.redis.client.xgroup_create(self.keys(scope).work, GROUP, "0", mkstream=True)
+            )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def _regroup(self, scope: str, error: ResponseError) -> None:
+        """The consumer group is gone (Redis restarted without the stream): create it
+        again rather than fail every read until a restart of the engine."""
+        if "NOGROUP" not in str(error):
+            raise error
+        await self.ensure_group(scope)
 
     # -- work -----------------------------------------------------------------------------
     async def enqueue(self, scope: str, item: WorkItem) -> None:
@@ -87,9 +96,15 @@ class EngineStore:
         )
 
     async def read(self, scope: str, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
-        reply: Any = await self.redis.client.xreadgroup(
-            GROUP, consumer, {self.keys(scope).work: ">"}, count=count, block=block_ms
-        )
+        try:
+            reply: Any = await self.redis.guarded(
+                self.redis.client.xreadgroup(
+                    GROUP, consumer, {self.keys(scope).work: ">"}, count=count, block=block_ms
+                )
+            )
+        except ResponseError as exc:
+            await self._regroup(scope, exc)
+            return []
         entries: list[Entry] = []
         for _, items in reply or ():
             entries += [(_text(i), WorkItem.from_fields(f)) for i, f in items if f]
@@ -99,9 +114,15 @@ class EngineStore:
         self, scope: str, consumer: str, *, min_idle_ms: int, count: int
     ) -> list[Entry]:
         """Entries another (dead or stuck) consumer left unacknowledged for ``min_idle_ms``."""
-        reply: Any = await self.redis.client.xautoclaim(
-            self.keys(scope).work, GROUP, consumer, min_idle_ms, "0-0", count=count
-        )
+        try:
+            reply: Any = await self.redis.guarded(
+                self.redis.client.xautoclaim(
+                    self.keys(scope).work, GROUP, consumer, min_idle_ms, "0-0", count=count
+                )
+            )
+        except ResponseError as exc:
+            await self._regroup(scope, exc)
+            return []
         items = reply[1] if reply else []
         return [(_text(i), WorkItem.from_fields(f)) for i, f in items if f]
 
