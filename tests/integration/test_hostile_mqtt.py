@@ -321,3 +321,13 @@ async def test_session_expiry_is_short_by_default_and_sent_to_the_broker(
     mqtt = replace(config.mqtt, session_expiry=default)
     async with running(replace(config, mqtt=mqtt)) as runtime:
         assert runtime.mqtt.client.options.session_expiry == default
+
+
+async def test_an_overlong_topic_scope_is_an_invalid_request(config: AppConfig) -> None:
+    async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
+        reply = await mes.request(
+            f"{config.greeting_prefix}/{'s' * 5000}/commands", GREETING_TYPE, {"name": "x"}
+        )
+        assert reply.attributes["mdcserrorkind"] == "invalid_request"
+        assert "scope longer than" in reply.attributes["mdcserrormessage"]
+        assert runtime.mqtt.stats.failed["invalid_request"] == 1

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from microdcs.boundedlog import RateLimitedLog
+from microdcs.boundedlog import RateLimitedLog, clip
 from microdcs.cloudevent import EXPIRY_INTERVAL, CloudEvent
 from microdcs.config import AppConfig
 from microdcs.errors import (
@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 RETAINED_EXPIRY_DEFAULT = 172800
 #: Distinct topics whose routing is remembered before the memory starts over.
 TOPIC_CACHE_SIZE = 4096
+#: Longest scope (topic levels between prefix and intent) a request may address.
+MAX_SCOPE_CHARS = 1024
 #: Message Expiry Interval (s) of an ``expired`` answer: nobody may be waiting for it.
 EXPIRED_ANSWER_SECONDS = 10
 
@@ -492,15 +494,22 @@ class MqttHandler:
             if not binding.processor.handles_type(event.type):
                 continue
             if event.subject is not None and event.subject != subject:
-                mismatch = f"subject {event.subject!r} does not match topic scope {subject!r}"
+                mismatch = (
+                    f"subject {clip(event.subject, 100)!r} does not match topic scope "
+                    f"{clip(subject or '', 100)!r}"
+                )
                 continue
+            if subject is not None and len(subject) > MAX_SCOPE_CHARS:
+                raise InvalidRequestError(f"topic scope longer than {MAX_SCOPE_CHARS} characters")
             event.subject = subject
             return binding, intent
         if mismatch is not None:
             raise InvalidRequestError(mismatch)
         if not parsed:
-            raise InvalidRequestError(f"no processor is bound to topic {topic!r}")
-        raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r} on {topic!r}")
+            raise InvalidRequestError(f"no processor is bound to topic {clip(topic, 200)!r}")
+        raise UnknownEventTypeError(
+            f"no handler for CloudEvent type {clip(event.type, 200)!r} on {clip(topic, 200)!r}"
+        )
 
     async def _handle_response(self, item: _Received) -> None:
         message = item.message
