@@ -1,4 +1,8 @@
-"""Command line of ``microdcs simulate-equipment`` (broker and prefix default to APP_*)."""
+"""Command line of ``microdcs simulate-equipment``.
+
+It connects like the runtime: broker address, user name and password, and TLS come from
+the same ``APP_MQTT_*`` settings; the topic prefix defaults to APP_EQUIPMENT_TOPIC_PREFIX.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config.log_level)
     settings = SimulatorSettings(
-        host=config.mqtt.hostname,
-        port=config.mqtt.port,
+        mqtt=config.mqtt,  # address, login and TLS as the runtime's (APP_MQTT_*)
         prefix=args.prefix or config.equipment_prefix,
         scope_levels=config.scope_levels,
         delay=args.delay_ms / 1000,

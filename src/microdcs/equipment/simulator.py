@@ -36,13 +36,15 @@ from microdcs.cloudevent import (
     CloudEvent,
     now_timestamp,
 )
+from microdcs.config import MqttConfig
 from microdcs.contenttypes import JSON
 from microdcs.equipment.contract import CANCEL_TYPE, EQUIPMENT_ERROR, decode_data
 from microdcs.errors import InputError
 from microdcs.routing import Intent
 from microdcs.transports.mqtt import codec
-from microdcs.transports.mqtt.client import ClientOptions, MqttClient, MqttConnectionError
+from microdcs.transports.mqtt.client import MqttClient, MqttConnectionError
 from microdcs.transports.mqtt.mapping import MqttEnvelope, encode_properties, from_mqtt, to_binary
+from microdcs.transports.mqtt.options import client_options
 from microdcs.transports.mqtt.topics import TopicLayout
 
 logger = logging.getLogger(__name__)
@@ -72,8 +74,12 @@ class Emission:
 
 @dataclass(frozen=True, slots=True)
 class SimulatorSettings:
+    #: Broker of an anonymous plain-TCP connection, used only when ``mqtt`` is unset.
     host: str = "127.0.0.1"
     port: int = 1883
+    #: The runtime's broker settings (``APP_MQTT_*``: address, user name and password,
+    #: TLS, keep-alive), so the simulator logs in to a secured broker like the runtime.
+    mqtt: MqttConfig | None = None
     prefix: str = "app/equipment"
     scope_levels: int = 3
     #: Seconds from a command to its answer (a command's ``DelayMs`` parameter overrides).
@@ -85,6 +91,11 @@ class SimulatorSettings:
     seed: int | None = None
     client_id: str = field(default_factory=lambda: f"equipment-sim-{uuid.uuid4().hex[:8]}")
     report_file: Path | None = None
+
+    @property
+    def broker(self) -> MqttConfig:
+        """The connection settings: ``mqtt``, or an anonymous one to ``host:port``."""
+        return self.mqtt or MqttConfig(hostname=self.host, port=self.port)
 
 
 class EquipmentSimulator:
@@ -120,12 +131,8 @@ class EquipmentSimulator:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        options = ClientOptions(
-            host=self.settings.host,
-            port=self.settings.port,
-            client_id=self.settings.client_id,
-            clean_start=True,
-            receive_maximum=1024,
+        options = client_options(
+            self.settings.broker, self.settings.client_id, clean_start=True, receive_maximum=1024
         )
         self._client = client = MqttClient(options, self._on_message)
         try:

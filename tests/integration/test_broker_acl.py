@@ -1,0 +1,290 @@
+"""The shipped production broker settings, run for real: passwords, the ACL, TLS.
+
+A Mosquitto is started from ``mosquitto/mosquitto.prod.conf`` with the shipped
+``mosquitto/acl`` (only its listener and file paths changed), users ``runtime``, ``mes``
+and ``equipment`` with generated passwords, and a TLS listener with a self-signed
+certificate. Each role does what it must and nothing it must not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import orjson
+import pytest
+
+from microdcs.config import AppConfig, MqttConfig
+from microdcs.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
+from microdcs.equipment.simulator import EquipmentSimulator, SimulatorSettings
+from tests.conftest import make_config, running
+from tests.integration.test_jobs_helpers import JC, STATUS_EVENT, state_numbers
+from tests.mesclient import MesClient, Received, ce_properties, next_message
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = ("runtime", "mes", "equipment")
+SCOPE = "woodworking"
+JOB_COMMANDS = f"app/jobs/{SCOPE}/commands"
+EQUIPMENT_COMMANDS = f"app/equipment/{SCOPE}/commands"
+EQUIPMENT_EVENTS = f"app/equipment/{SCOPE}/events"
+
+
+@dataclass(frozen=True)
+class SecuredBroker:
+    port: int
+    tls_port: int
+    ca_file: str
+    passwords: dict[str, str]
+
+    def login(self, role: str, **overrides: Any) -> MqttConfig:
+        """The ``APP_MQTT_*`` settings of a client logging in as ``role``."""
+        mqtt = MqttConfig(
+            hostname="127.0.0.1", port=self.port, username=role, password=self.passwords[role]
+        )
+        return replace(mqtt, **overrides)
+
+
+def password_file(path: Path, passwords: dict[str, str]) -> None:
+    """Hashed entries as ``mosquitto_passwd -b`` writes them (its SHA-512 format without it)."""
+    path.write_text("")
+    tool = shutil.which("mosquitto_passwd")
+    for user, password in passwords.items():
+        if tool:
+            subprocess.run([tool, "-b", str(path), user, password], check=True)
+        else:
+            salt = os.urandom(12)
+            digest = hashlib.sha512(password.encode() + salt).digest()
+            encoded = f"$6${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+            with path.open("a") as out:
+                out.write(f"{user}:{encoded}\n")
+
+
+def self_signed(directory: Path) -> tuple[str, str]:
+    cert, key = directory / "broker.crt", directory / "broker.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def broker_config(workdir: Path, port: int, tls_port: int, cert: str, key: str) -> str:
+    """The shipped production configuration with loopback listeners and local paths."""
+    paths = {
+        "password_file": str(workdir / "passwd"),
+        "acl_file": str(REPO / "mosquitto" / "acl"),
+        "persistence_location": f"{workdir / 'data'}/",
+    }
+    lines = []
+    for line in (REPO / "mosquitto" / "mosquitto.prod.conf").read_text().splitlines():
+        key_name = line.partition(" ")[0]
+        if key_name == "listener":
+            line = f"listener {port} 127.0.0.1"
+        elif key_name in paths:
+            line = f"{key_name} {paths[key_name]}"
+        lines.append(line)
+    lines += [f"listener {tls_port} 127.0.0.1", f"certfile {cert}", f"keyfile {key}"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
+    workdir = tmp_path_factory.mktemp("secured-mosquitto")
+    passwords = {role: secrets.token_urlsafe(16) for role in ROLES}
+    password_file(workdir / "passwd", passwords)
+    cert, key = self_signed(workdir)
+    broker = LocalMosquitto(workdir)
+    tls_port = free_port()
+    broker.config_path.write_text(broker_config(workdir, broker.port, tls_port, cert, key))
+    with broker:
+        wait_for_port(tls_port)
+        yield SecuredBroker(broker.port, tls_port, cert, passwords)
+
+
+class LoggedInMes(MesClient):
+    """The test MES, logged in as a role of the shipped ACL."""
+
+    def __init__(self, broker: SecuredBroker, role: str = "mes") -> None:
+        super().__init__(broker.port)
+        self._client = aiomqtt.Client(
+            "127.0.0.1",
+            broker.port,
+            identifier=f"{role}-{uuid.uuid4().hex[:8]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            username=role,
+            password=broker.passwords[role],
+        )
+
+
+def production_topics(config: AppConfig, broker: SecuredBroker) -> AppConfig:
+    """A runtime on the default topics (those of the ACL), logged in as ``runtime``."""
+    mqtt = replace(
+        broker.login("runtime"),
+        shared_subscription=config.mqtt.shared_subscription,
+        response_topic_base="microdcs/responses",
+        session_expiry=config.mqtt.session_expiry,
+    )
+    return replace(
+        config,
+        jobs_prefix="app/jobs",
+        equipment_prefix="app/equipment",
+        greeting_prefix="app/greeting",
+        mqtt=mqtt,
+    )
+
+
+@pytest.fixture
+def runtime_config(secured: SecuredBroker, redis_server: LocalRedis) -> AppConfig:
+    return production_topics(make_config(secured.port, redis_server.port), secured)
+
+
+async def test_the_runtime_user_serves_a_store_of_the_mes_user_end_to_end(
+    secured: SecuredBroker, runtime_config: AppConfig
+) -> None:
+    job = f"J-{uuid.uuid4().hex[:8]}"
+    async with running(runtime_config), LoggedInMes(secured) as mes:
+        events = await mes.watch(f"app/jobs/{SCOPE}/events")
+        order = await mes.watch(f"app/jobs/{SCOPE}/order/{job}")
+        reply = await mes.request(
+            JOB_COMMANDS, f"{JC}.Store.v2", {"JobOrder": {"JobOrderID": job}}, subject=SCOPE
+        )
+        assert reply.json() == {"ReturnStatus": 1}
+        event = await next_message(events)
+        assert event.attributes["type"] == STATUS_EVENT
+        assert state_numbers(event.json()["JobState"]) == [1, 2]
+        retained = await next_message(order)
+        assert retained.json()["JobOrder"]["JobOrderID"] == job
+
+
+@pytest.fixture
+async def watcher(secured: SecuredBroker) -> AsyncIterator[LoggedInMes]:
+    """Subscribed (as ``runtime``, which may read them) to the topics others must not use."""
+    async with LoggedInMes(secured, "runtime") as client:
+        yield client
+
+
+async def delivered_before(
+    watcher: LoggedInMes, broker: SecuredBroker, role: str, topic: str, sentinel_topic: str
+) -> list[Received]:
+    """What ``watcher`` got of a publish by ``role`` on ``topic``, once a later one arrived.
+
+    The broker has decided on a QoS 1 publish when it acknowledges it, so once an allowed
+    sentinel published after that has been delivered, the first publish was delivered
+    already or never will be. The sentinel comes from a second connection: with the
+    shipped ``max_queued_messages 0``, Mosquitto 2.0 disconnects a client after a denied
+    publish.
+    """
+    seen = await watcher.watch(topic)
+    sentinels = await watcher.watch(sentinel_topic)
+    with contextlib.suppress(aiomqtt.MqttError, ExceptionGroup):
+        async with LoggedInMes(broker, role) as sender:
+            await sender.publish(topic, b"{}", ce_properties("com.example.forged.v1"))
+    async with LoggedInMes(broker, role) as sender:
+        await sender.publish(sentinel_topic, b"{}", ce_properties("com.example.sentinel.v1"))
+    await next_message(sentinels)
+    return [seen.get_nowait() for _ in range(seen.qsize())]
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [EQUIPMENT_COMMANDS, "microdcs/responses/replica-1", f"app/jobs/{SCOPE}/events",
+     f"app/jobs/{SCOPE}/order/J1"],
+    ids=["equipment-command", "runtime-response-topic", "job-event", "retained-order"],
+)  # fmt: skip
+async def test_the_mes_cannot_publish_outside_its_command_topics(
+    secured: SecuredBroker, watcher: LoggedInMes, topic: str
+) -> None:
+    assert await delivered_before(watcher, secured, "mes", topic, JOB_COMMANDS) == []
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [JOB_COMMANDS, f"app/equipment/{SCOPE}/other/commands", "microdcs/responses/replica-1"],
+    ids=["job-command", "equipment-command", "runtime-response-topic"],
+)
+async def test_equipment_cannot_publish_commands_or_responses(
+    secured: SecuredBroker, watcher: LoggedInMes, topic: str
+) -> None:
+    assert await delivered_before(watcher, secured, "equipment", topic, EQUIPMENT_EVENTS) == []
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [(None, None), ("mes", "wrong"), ("nobody", "x")],
+    ids=["anonymous", "wrong-password", "unknown-user"],
+)
+async def test_a_client_without_valid_credentials_is_refused(
+    secured: SecuredBroker, username: str | None, password: str | None
+) -> None:
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        secured.port,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        username=username,
+        password=password,
+    )
+    with pytest.raises(aiomqtt.MqttError):
+        async with client:
+            pass
+
+
+async def command_answered(secured: SecuredBroker, settings: SimulatorSettings) -> Received:
+    """A command sent (as ``runtime``) to the simulator, and its answer."""
+    sim = EquipmentSimulator(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sim.run(stop))
+    try:
+        async with asyncio.timeout(5):
+            await sim.connected.wait()
+        async with LoggedInMes(secured, "runtime") as runtime:
+            answers = await runtime.watch(EQUIPMENT_EVENTS)
+            props = ce_properties(
+                "com.example.drill.v1",
+                subject=SCOPE,
+                response_topic=EQUIPMENT_EVENTS,
+                correlation_data=b"cmd-1",
+                extra={"correlationid": "cmd-1"},
+            )
+            await runtime.publish(EQUIPMENT_COMMANDS, orjson.dumps({"DelayMs": 0}), props)
+            return await next_message(answers)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_the_simulator_logs_in_as_equipment_and_answers_commands(
+    secured: SecuredBroker,
+) -> None:
+    settings = SimulatorSettings(mqtt=secured.login("equipment"), prefix="app/equipment")
+    answer = await command_answered(secured, settings)
+    assert answer.attributes["type"] == "com.example.drill.v1.response"
+    assert answer.correlation_data == b"cmd-1"
+
+
+async def test_the_simulator_connects_with_tls_like_the_runtime(secured: SecuredBroker) -> None:
+    mqtt = secured.login(
+        "equipment", hostname="localhost", port=secured.tls_port, tls=True,
+        tls_ca_file=secured.ca_file,
+    )  # fmt: skip
+    settings = SimulatorSettings(mqtt=mqtt, prefix="app/equipment")
+    answer = await command_answered(secured, settings)
+    assert answer.attributes["type"] == "com.example.drill.v1.response"
