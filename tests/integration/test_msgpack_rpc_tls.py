@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from microdcs.transports.msgpack_rpc import MessagePackRpcClient, RpcConnectionError
 from microdcs.transports.msgpack_rpc.auth import client_ssl_context
 from tests.integration.test_msgpack_rpc_helpers import (
+    RawClient,
     greeting_event,
     raw_client,
     rpc_config,
@@ -113,3 +115,24 @@ async def test_without_client_ca_no_client_certificate_is_needed(
         ) as client,
     ):
         assert await client.call("heartbeat", 4) == 4
+
+
+async def test_sockets_stuck_before_the_tls_handshake_count_against_the_limit(
+    certs: dict[str, tuple[str, str]],
+) -> None:
+    """Plain TCP sockets that never send a ClientHello must not pile up past the limit."""
+    cert, key = certs["server"]
+    config = rpc_config(tls_cert_file=cert, tls_key_file=key, max_connections=5)
+    async with serving(config, tls_handshake_timeout=30.0) as server:
+        stuck = [await RawClient.connect(server.port) for _ in range(20)]
+        try:
+            closed = await asyncio.gather(*(client.closed(1.0) for client in stuck))
+            assert closed.count(True) == 15
+            assert server.connection_stats.refused_connections == 15
+        finally:
+            for client in stuck:
+                await client.close()
+        context = client_ssl_context(ca_file=cert)
+        async with MessagePackRpcClient("127.0.0.1", server.port, ssl=context) as rpc:
+            [response] = await rpc.publish(greeting_event("Tls"))
+        assert response["data"]["greeting"] == "Hello, Tls!"

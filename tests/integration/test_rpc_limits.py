@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -314,3 +315,72 @@ async def test_a_scoped_token_works_with_the_client(tmp_path: Path) -> None:
     ):
         [response] = await rpc.publish(greeting_event(subject="plant1.line3"))
         assert response["subject"] == "plant1.line3"
+
+
+# -- file descriptors ----------------------------------------------------------------------
+SERVER_UNDER_FD_LIMIT = """
+import asyncio, resource, sys
+from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
+from microdcs.examples.greeting import GreetingProcessor
+from tests.integration.test_msgpack_rpc_helpers import rpc_config
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+async def health(reader, writer):  # stands in for /healthz: needs a descriptor per request
+    writer.write(b"ok")
+    await writer.drain()
+    writer.close()
+
+async def main():
+    handler = MessagePackRpcHandler(rpc_config(max_connections=64))
+    handler.bind(GreetingProcessor(source="microdcs/test"))
+    shutdown = asyncio.Event()
+    task = asyncio.create_task(handler.run(shutdown))
+    await handler.wait_ready()
+    probe = await asyncio.start_server(health, "127.0.0.1", 0)
+    print(handler.port, probe.sockets[0].getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    shutdown.set()
+    await task
+
+asyncio.run(main())
+"""
+
+
+async def probe(port: int) -> bytes:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2.0)
+    try:
+        return await asyncio.wait_for(reader.read(), 2.0)
+    finally:
+        writer.close()
+
+
+async def test_idle_sockets_beyond_the_fd_limit_leave_the_process_healthy() -> None:
+    """400 idle sockets against a process limited to 128 descriptors (limit 64)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SERVER_UNDER_FD_LIMIT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        rpc_port, probe_port = map(int, line.split())
+        async with many_clients(rpc_port, 400) as flood:
+            await asyncio.sleep(0.5)
+            assert await probe(probe_port) == b"ok"
+            closed = await asyncio.gather(*(client.closed(0.5) for client in flood))
+            assert closed.count(True) == 336
+        await asyncio.sleep(0.3)
+        async with MessagePackRpcClient("127.0.0.1", rpc_port, reconnect=False) as rpc:
+            assert (await rpc.publish(greeting_event()))[0]["data"]["name"] == "Ada"
+    finally:
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from typing import Any
 
 from microdcs.cloudevent import CloudEvent
@@ -39,6 +41,7 @@ from microdcs.transports.msgpack_rpc.connection import (
 )
 from microdcs.transports.msgpack_rpc.errors import FORBIDDEN, UNKNOWN_METHOD, RpcError
 from microdcs.transports.msgpack_rpc.limits import AuthBackoff, BurstLog
+from microdcs.transports.msgpack_rpc.listener import accept_forever, bind
 from microdcs.transports.msgpack_rpc.methods import (
     CLOUDEVENT,
     PUBLISH,
@@ -53,6 +56,8 @@ from microdcs.transports.tracker import ResponseTracker
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "rpc"
+#: Buffer limit of each connection's StreamReader (what ``asyncio.start_server`` uses).
+READ_LIMIT = 2**16
 
 
 class RpcBinding:
@@ -109,7 +114,11 @@ class MessagePackRpcHandler:
         self._refusal_log = BurstLog(logger)
         self._forbidden_log = BurstLog(logger)
         self._encoder = FrameEncoder()
-        self._connections: dict[RpcConnection, asyncio.Task[None]] = {}
+        self._connections: dict[RpcConnection, asyncio.Task[Any]] = {}
+        #: Sockets accepted and not yet closed: in the TLS handshake or served.
+        self._sockets = 0
+        self._handshakes: set[asyncio.Task[Any]] = set()
+        self._ssl: ssl.SSLContext | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._listening = asyncio.Event()
         self._accepting = False
@@ -227,62 +236,93 @@ class MessagePackRpcHandler:
     async def run(self, shutdown: asyncio.Event) -> None:
         """Serve until ``shutdown`` is set; then drain in-flight requests and close."""
         rpc = self.config.rpc
-        ssl_context = server_ssl_context(rpc)
+        self._ssl = server_ssl_context(rpc)
         # Bind before the task group: a port in use is raised as itself, not as a group.
-        server = await asyncio.start_server(
-            self._accepted,
-            rpc.host,
-            rpc.port,
-            ssl=ssl_context,
-            ssl_handshake_timeout=self.tls_handshake_timeout if ssl_context else None,
-            reuse_address=True,
-            backlog=1024,
-        )
+        listeners = await bind(rpc.host, rpc.port, backlog=1024)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 expiry = tasks.create_task(self.tracker.run(), name="rpc-expiry")
-                self._port = int(server.sockets[0].getsockname()[1])
+                accepting = [
+                    tasks.create_task(accept_forever(sock, self._accepted), name="rpc-accept")
+                    for sock in listeners
+                ]
+                self._port = int(listeners[0].getsockname()[1])
                 self._accepting = True
                 self._listening.set()
                 logger.info(
                     "MessagePack-RPC listening on %s:%s%s",
                     rpc.host,
                     self._port,
-                    " (TLS)" if ssl_context else "",
+                    " (TLS)" if self._ssl else "",
                 )
                 try:
                     await shutdown.wait()
                 finally:
                     self._accepting = False
                     self._listening.clear()
-                    server.close()
+                    for task in accepting:
+                        task.cancel()
+                    for sock in listeners:
+                        sock.close()
                     await self._drain()
                     expiry.cancel()
         finally:
-            server.close()
+            for sock in listeners:
+                sock.close()
 
-    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accepted(self, sock: socket.socket) -> None:
+        """Count a new socket against the limit before anything (TLS included) is spent."""
         if not self._accepting or self._tasks is None:
-            writer.transport.abort()
+            sock.close()
             return
         limit = self.config.rpc.max_connections
-        if len(self._connections) >= limit:
+        if self._sockets >= limit:
             self.connection_stats.refused_connections += 1
             self._refusal_log.warning("%d RPC connections open: refusing new ones", limit)
-            writer.transport.abort()
+            sock.close()
             return
-        connection = RpcConnection(
-            reader,
-            writer,
-            dispatcher=self,
-            policy=self._policy,
-            encoder=self._encoder,
-            max_buffer_bytes=self.config.rpc.max_buffer_bytes,
-            max_concurrent_requests=self.config.rpc.max_concurrent_requests,
-            stats=self.connection_stats,
-        )
-        self._connections[connection] = self._tasks.create_task(self._serve(connection))
+        self._sockets += 1
+        self._handshakes.add(self._tasks.create_task(self._open(sock)))
+
+    async def _open(self, sock: socket.socket) -> None:
+        """Set up the stream (TLS handshake first, if on), then serve it to the end."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            try:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    sock,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=self.tls_handshake_timeout if self._ssl else None,
+                )
+            except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+                logger.debug("RPC connection failed before it was set up: %s", exc)
+                return
+            finally:
+                self._handshakes.discard(task)
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            if not self._accepting:
+                transport.abort()
+                return
+            connection = RpcConnection(
+                reader,
+                writer,
+                dispatcher=self,
+                policy=self._policy,
+                encoder=self._encoder,
+                max_buffer_bytes=self.config.rpc.max_buffer_bytes,
+                max_concurrent_requests=self.config.rpc.max_concurrent_requests,
+                stats=self.connection_stats,
+            )
+            self._connections[connection] = task
+            await self._serve(connection)
+        finally:
+            self._sockets -= 1
 
     async def _serve(self, connection: RpcConnection) -> None:
         try:
@@ -295,6 +335,8 @@ class MessagePackRpcHandler:
 
     async def _drain(self) -> None:
         """Stop reading everywhere; give in-flight requests the grace period, then close."""
+        for handshake in list(self._handshakes):
+            handshake.cancel()
         for connection in list(self._connections):
             connection.stop_reading()
         pending = set(self._connections.values())
