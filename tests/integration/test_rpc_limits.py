@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from microdcs.examples.greeting import GreetingProcessor, GreetingResponse
 from microdcs.transports.msgpack_rpc import MessagePackRpcClient
@@ -186,8 +189,11 @@ async def test_idle_timeout_zero_is_off() -> None:
 
 
 # -- failed-token back-off -----------------------------------------------------------------
-async def test_wrong_tokens_cannot_be_tried_quickly_over_new_connections() -> None:
+async def test_wrong_tokens_cannot_be_tried_quickly_over_new_connections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     config = rpc_config(token=TOKEN, auth_backoff=5.0)
+    caplog.set_level(logging.WARNING, logger="microdcs.transports.msgpack_rpc")
     async with serving(config) as server:
         kinds = []
         started = time.monotonic()
@@ -199,6 +205,8 @@ async def test_wrong_tokens_cannot_be_tried_quickly_over_new_connections() -> No
     assert set(kinds[1:]) == {"auth_throttled"}
     assert server.connection_stats.auth_failures == 1  # only one guess was checked
     assert server.connection_stats.auth_throttled == 199
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2  # one for the wrong token, one for the burst of refusals
 
 
 async def test_even_the_right_token_waits_out_the_backoff() -> None:

@@ -91,6 +91,7 @@ class ConnectionPolicy:
     auth_timeout: float
     idle_timeout: float
     auth_log: BurstLog
+    throttle_log: BurstLog
 
 
 class RpcConnection:
@@ -289,7 +290,7 @@ class RpcConnection:
         wait = backoff.retry_in(address)
         if wait > 0:
             self._stats.auth_throttled += 1
-            self._policy.auth_log.warning("authenticate from %s refused: back-off", address)
+            self._policy.throttle_log.warning("authenticate from %s refused: back-off", address)
             message = f"too many wrong tokens from {address}; retry in {wait:.1f}s"
             self._respond(request.msgid, RpcError(AUTH_THROTTLED, message).to_wire())
             return False

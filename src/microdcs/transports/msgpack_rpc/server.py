@@ -110,6 +110,7 @@ class MessagePackRpcHandler:
             auth_timeout=rpc.auth_timeout,
             idle_timeout=rpc.idle_timeout,
             auth_log=BurstLog(logger),
+            throttle_log=BurstLog(logger),
         )
         self._refusal_log = BurstLog(logger)
         self._forbidden_log = BurstLog(logger)
