@@ -236,14 +236,14 @@ async def test_flood_beyond_receive_maximum_keeps_the_runtime_within_its_queue_b
                     SLOW_TYPE, response_topic=mes.response_topic, correlation_data=b"%d" % n
                 )
                 await mes.publish(
-                    f"{prefix}/commands", orjson.dumps({"n": n, "seconds": 0.002}), props
+                    f"{prefix}/commands", orjson.dumps({"n": n, "seconds": 0.005}), props
                 )
             async with asyncio.timeout(60):
                 await done.wait()
         assert answered == total
         assert sorted(made[0].handled) == list(range(total))
-        # One socket read may carry a burst past the mark before reading pauses.
-        assert peak <= 64 + 400, peak
+        # Mosquitto allows itself 1,000 in flight to us; the runtime holds 64.
+        assert peak <= 64, peak
 
 
 async def test_requests_that_expired_in_the_queue_are_answered_expired_not_processed(

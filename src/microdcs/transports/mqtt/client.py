@@ -117,6 +117,8 @@ class MqttClient:
         self._last_received = 0.0
         self._ping_handle: asyncio.TimerHandle | None = None
         self._reading_paused = False
+        #: Packets of the last socket read not handled yet because reading paused.
+        self._held: collections.deque[codec.Packet] = collections.deque()
         #: Publishes the broker refused with a PUBACK reason code >= 0x80.
         self.rejected_publishes = 0
         #: Publishes dropped after ``publish_attempts`` connections without a PUBACK.
@@ -162,7 +164,9 @@ class MqttClient:
 
         The broker may send more than our Receive Maximum allows (Mosquitto counts it
         loosely); with reading paused TCP flow control holds the rest at the broker.
-        The keep-alive check is suspended meanwhile, since nothing is read.
+        Packets already read stay raw (at most one socket read) until reading resumes,
+        so the application sees nothing more meanwhile. The keep-alive check is
+        suspended too, since nothing is read.
         """
         if not self._reading_paused:
             self._reading_paused = True
@@ -170,11 +174,21 @@ class MqttClient:
                 self._transport.pause_reading()
 
     def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        self._last_received = asyncio.get_running_loop().time()
+        held = self._held
+        try:
+            while held and not self._reading_paused:
+                self._handle(held.popleft())
+        except codec.MalformedPacketError as exc:
+            self._malformed(exc)
+            return
         if self._reading_paused:
-            self._reading_paused = False
-            self._last_received = asyncio.get_running_loop().time()
-            if self._transport is not None and not self._transport.is_closing():
-                self._transport.resume_reading()
+            return  # paused again while handling what was held
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> codec.ConnAck:
@@ -186,6 +200,7 @@ class MqttClient:
         self._closed = loop.create_future()
         self._connack = loop.create_future()
         self._reading_paused = False
+        self._held.clear()  # of a closed connection: the broker redelivers what matters
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 transport, _ = await loop.create_connection(
@@ -400,11 +415,18 @@ class MqttClient:
     def _data_received(self, data: bytes) -> None:
         self._last_received = asyncio.get_running_loop().time()
         try:
-            for packet in self._reader.feed(data):
+            packets = self._reader.feed(data)
+            for index, packet in enumerate(packets):
+                if self._reading_paused:
+                    self._held.extend(packets[index:])
+                    return
                 self._handle(packet)
         except codec.MalformedPacketError as exc:
-            logger.error("malformed packet from the broker (%s); reconnecting", exc)
-            self._abort()
+            self._malformed(exc)
+
+    def _malformed(self, exc: codec.MalformedPacketError) -> None:
+        logger.error("malformed packet from the broker (%s); reconnecting", exc)
+        self._abort()
 
     def _handle(self, packet: codec.Packet) -> None:
         kind = packet.kind
