@@ -44,7 +44,9 @@ async def serve() -> None:
     logging.basicConfig(level=logging.WARNING)
     config = AppConfig(
         instance_id="bench-rpc",
-        rpc=RpcConfig(enabled=True, host="127.0.0.1", port=0),
+        rpc=RpcConfig(
+            enabled=True, host="127.0.0.1", port=0, max_connections=IDLE_CONNECTIONS + 64
+        ),
         shutdown_grace=1.0,
     )
     handler = MessagePackRpcHandler(config)
