@@ -4,10 +4,15 @@ The event carries its data as raw bytes plus ``datacontenttype``; decoding into 
 model happens once, in the processor dispatch, so transports never touch payload
 semantics. Extension attribute values are kept typed (str, int, bool) and turned into
 their canonical string only at the wire.
+
+Every received event is validated once, at decode, against explicit limits: attribute
+values travel on into topics, keys, logs and our own answers, so a value too long or
+holding a control character is refused there with ``invalid_event``.
 """
 
 from __future__ import annotations
 
+import re
 import time as _time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,6 +47,27 @@ ERROR_MESSAGE: Final = "mdcserrormessage"
 
 
 _UUID_VARIANT: Final = "89ab89ab89ab89ab"
+
+#: Default longest attribute value (characters) a received event may carry
+#: (``APP_LIMIT_ATTRIBUTE_LENGTH``).
+MAX_ATTRIBUTE_LENGTH: Final = 1024
+#: Characters no received attribute value or ID may hold: U+0000, C0 and C1 controls,
+#: DEL, lone surrogates and the non-characters U+FFFE/U+FFFF (MQTT forbids or discourages
+#: them in UTF-8 strings, and they would travel on into topics, keys and log lines).
+FORBIDDEN_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def text_problem(value: str, max_length: int) -> str | None:
+    """Why ``value`` is not acceptable as a received attribute or ID, or ``None``.
+
+    The reason never quotes ``value``: it is answered and logged.
+    """
+    if len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    bad = FORBIDDEN_CHARACTERS.search(value)
+    if bad is not None:
+        return f"holds character U+{ord(bad.group()):04X} at position {bad.start()}"
+    return None
 
 
 def new_event_id() -> str:
@@ -108,17 +134,48 @@ class CloudEvent:
     data: bytes | None = None
     extensions: dict[str, ExtensionValue] = field(default_factory=dict)
 
-    def validate(self) -> None:
-        """Raise :class:`InvalidCloudEventError` unless the required attributes are sane."""
+    def validate(self, *, max_length: int = MAX_ATTRIBUTE_LENGTH) -> None:
+        """Raise :class:`InvalidCloudEventError` unless the attributes are sane.
+
+        Required attributes must be set; every string attribute and extension value (and
+        extension name) is at most ``max_length`` characters without control characters.
+        """
         for name in REQUIRED_ATTRIBUTES:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise InvalidCloudEventError(f"attribute {name!r} is missing or empty")
         if self.specversion != SPEC_VERSION:
-            raise InvalidCloudEventError(f"unsupported specversion {self.specversion!r}")
+            raise InvalidCloudEventError("unsupported specversion (must be '1.0')")
         for name in self.extensions:
+            if len(name) > max_length:
+                raise InvalidCloudEventError(f"an extension name is longer than {max_length}")
             if not is_attribute_name(name) or name in CORE_ATTRIBUTES or name in RESERVED_NAMES:
                 raise InvalidCloudEventError(f"invalid extension attribute name {name!r}")
+        self._check_values(max_length)
+
+    def _check_values(self, max_length: int) -> None:
+        """Length and character limits of every string value (hot path: one regex call)."""
+        joined = "".join(
+            (
+                self.id,
+                self.source,
+                self.type,
+                self.subject or "",
+                self.dataschema or "",
+                self.datacontenttype or "",
+                self.time or "",
+                *[v for v in self.extensions.values() if type(v) is str],
+            )
+        )
+        # isprintable() (C speed) is False for every forbidden character; the regex only
+        # decides when it is False for an allowed one (e.g. U+00A0).
+        if len(joined) <= max_length and (
+            joined.isprintable() or FORBIDDEN_CHARACTERS.search(joined) is None
+        ):
+            return
+        for name, value in self.attributes().items():
+            if isinstance(value, str) and (problem := text_problem(value, max_length)):
+                raise InvalidCloudEventError(f"attribute {name!r} {problem}")
 
     def attributes(self) -> dict[str, ExtensionValue]:
         """All set context attributes and extensions (no data), typed."""

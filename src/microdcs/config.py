@@ -181,6 +181,35 @@ class RpcConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Bounds on what a client may send: input beyond them gets a clear error answer."""
+
+    id_length: int = setting(
+        "APP_LIMIT_ID_LENGTH",
+        256,
+        "Longest JobOrderID (characters) a request may carry; it becomes a Redis key and a "
+        "retained topic level. Longer ones are answered with ReturnStatus 'invalid request'.",
+    )
+    attribute_length: int = setting(
+        "APP_LIMIT_ATTRIBUTE_LENGTH",
+        1024,
+        "Longest CloudEvent attribute or extension value (characters) a received event may "
+        "carry (id, source, type, subject, dataschema...); longer: 'invalid_event'.",
+    )
+    nesting_depth: int = setting(
+        "APP_LIMIT_NESTING_DEPTH",
+        64,
+        "Deepest nesting of objects and arrays in a received payload; deeper: "
+        "'invalid_payload'. At most 250 (orjson encodes at most 254 levels).",
+    )
+    log_value_chars: int = setting(
+        "APP_LIMIT_LOG_VALUE_CHARS",
+        200,
+        "Longest attribute value (characters) written into a log line; the rest is cut.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AppConfig:
     instance_id: str = setting(
         "APP_INSTANCE_ID",
@@ -292,6 +321,7 @@ class AppConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     @property
     def resolved_instance_id(self) -> str:
@@ -478,6 +508,15 @@ def validate(config: AppConfig) -> None:
         ("APP_REDIS_DB", config.redis.db >= 0, "must be >= 0"),
         ("APP_MQTT_RECONNECT_MAX_SECONDS", config.mqtt.reconnect_max_seconds > 0, "must be > 0"),
         ("APP_STORAGE_RETRY_SECONDS", config.storage_retry_seconds >= 0, "must be >= 0"),
+        # Limits: a JobOrderID of 4096 characters still fits a topic (<= 65535 bytes).
+        ("APP_LIMIT_ID_LENGTH", 0 < config.limits.id_length <= 4096, "must be 1..4096"),
+        (
+            "APP_LIMIT_ATTRIBUTE_LENGTH",
+            0 < config.limits.attribute_length <= 16383,
+            "must be 1..16383 (an MQTT string holds 65535 bytes)",
+        ),
+        ("APP_LIMIT_NESTING_DEPTH", 0 < config.limits.nesting_depth <= 250, "must be 1..250"),
+        ("APP_LIMIT_LOG_VALUE_CHARS", config.limits.log_value_chars >= 16, "must be >= 16"),
     ]
     for env, ok, message in checks:
         if not ok:

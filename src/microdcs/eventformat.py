@@ -15,6 +15,7 @@ import orjson
 
 from microdcs.cloudevent import (
     CORE_ATTRIBUTES,
+    MAX_ATTRIBUTE_LENGTH,
     CloudEvent,
     ExtensionValue,
     is_attribute_name,
@@ -52,8 +53,8 @@ def to_dict(event: CloudEvent, *, native_bytes: bool = False) -> dict[str, Any]:
     return result
 
 
-def from_dict(raw: Any) -> CloudEvent:
-    """Build and validate an event from its JSON-format dict."""
+def from_dict(raw: Any, *, max_length: int = MAX_ATTRIBUTE_LENGTH) -> CloudEvent:
+    """Build and validate an event from its JSON-format dict (attribute limit ``max_length``)."""
     if not isinstance(raw, dict):
         raise InvalidCloudEventError("a structured CloudEvent must be a JSON object")
     extensions: dict[str, ExtensionValue] = {}
@@ -82,8 +83,13 @@ def from_dict(raw: Any) -> CloudEvent:
         time=core.get("time"),
         extensions=extensions,
     )
-    event.validate()
-    event.data = _data_bytes(raw, event.datacontenttype)
+    event.validate(max_length=max_length)
+    try:
+        event.data = _data_bytes(raw, event.datacontenttype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # orjson refuses more than 254 levels ("Recursion limit reached"), msgpack
+        # values it cannot pack: input errors, never an internal error.
+        raise PayloadDecodeError(f"data cannot be encoded (nested too deeply?): {exc}") from None
     return event
 
 
@@ -115,13 +121,13 @@ def encode_json(event: CloudEvent) -> bytes:
     return orjson.dumps(to_dict(event))
 
 
-def decode_json(payload: bytes) -> CloudEvent:
+def decode_json(payload: bytes, *, max_length: int = MAX_ATTRIBUTE_LENGTH) -> CloudEvent:
     """Parse the JSON event format; raises ``InvalidCloudEventError`` or ``PayloadDecodeError``."""
     try:
         raw = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise InvalidCloudEventError(f"structured CloudEvent is not valid JSON: {exc}") from None
-    return from_dict(raw)
+    return from_dict(raw, max_length=max_length)
 
 
 def pack_records(events: list[CloudEvent]) -> bytes:

@@ -1,13 +1,19 @@
 """Redis key layout of job management: one Redis Cluster hash tag per scope.
 
 Every key of a scope shares the tag ``{scope}``, so each Lua script (which may only touch
-keys of one slot) can read and write all of them atomically.
+keys of one slot) can read and write all of them atomically. The scope is escaped inside
+its tag (:func:`~microdcs.storage.keys.hash_tag`), so no crafted scope or job id reaches
+another scope's keys. Job ids are the last part of their keys and need no escaping; the
+Lua scripts that derive job keys from the key base (``snapshot``, ``responses``) append
+the raw id just as :meth:`ScopeKeys.job` does. The scopes set holds raw scope names, so
+discovery needs no inverse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from microdcs.storage.keys import hash_tag
 from microdcs.storage.redis import RedisStore
 
 #: Station configuration sets, in the order the store script checks them.
@@ -34,7 +40,7 @@ class ScopeKeys:
 
     @classmethod
     def of(cls, store: RedisStore, scope: str) -> ScopeKeys:
-        return cls(store.key("jobs", "{" + scope + "}") + ":")
+        return cls(store.key("jobs", hash_tag(scope)) + ":")
 
     def job(self, job_id: str) -> str:
         return f"{self.base}job:{job_id}"

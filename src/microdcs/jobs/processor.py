@@ -3,7 +3,8 @@
 Every handler costs one Lua script call in Redis; a successful change raises the status
 event on ``{prefix}/{scope}/events``, wakes the retained-topic publisher and tells the
 start policy and job listeners (the SFC engine). Malformed requests get the method's
-typed response with ReturnStatus 1<<32.
+typed response with ReturnStatus 1<<32; so does a JobOrderID beyond the limits (length,
+control characters, topic wildcards), with ``mdcserrorkind`` ``invalid_request``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.errors import InputError
+from microdcs.cloudevent import ERROR_KIND, ERROR_MESSAGE, CloudEvent, text_problem
+from microdcs.config import LimitsConfig
+from microdcs.errors import InputError, InvalidRequestError
 from microdcs.jobs.keys import scope_name
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.startpolicy import (
@@ -89,13 +91,29 @@ _EVENT_OF: dict[Command, JobEventKind] = {
 #: Characters a JobOrderID must not contain: it is a level of its retained topics
 #: (``order/{id}``, ``result/{id}``), where these would split or wildcard the topic name.
 TOPIC_UNSAFE = frozenset("/+#\x00")
+#: Default longest JobOrderID (``APP_LIMIT_ID_LENGTH``).
+MAX_ID_LENGTH = LimitsConfig().id_length
 
 
-def usable_job_id(job_id: str | None) -> bool:
-    """True when ``job_id`` can name a job and its retained topics."""
+def job_id_problem(job_id: str | None, max_length: int = MAX_ID_LENGTH) -> str | None:
+    """Why ``job_id`` cannot name a job (its Redis keys and retained topics), or ``None``.
+
+    The reason does not quote the id: it goes into the answer and the log.
+    """
     if not job_id:
-        return False
-    return TOPIC_UNSAFE.isdisjoint(job_id)
+        return "must not be empty"
+    if not TOPIC_UNSAFE.isdisjoint(job_id):
+        return "must not contain '/', '+' or '#' (it is a topic level)"
+    return text_problem(job_id, max_length)
+
+
+def usable_job_id(job_id: str | None, max_length: int = MAX_ID_LENGTH) -> bool:
+    """True when ``job_id`` can name a job and its retained topics."""
+    return job_id_problem(job_id, max_length) is None
+
+
+class _RefusedId(InvalidRequestError):
+    """A request names a job by an id beyond the limits; answered in the method's type."""
 
 
 class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
@@ -110,9 +128,11 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         *,
         source: str = "microdcs",
         start_policy: StartPolicy | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         super().__init__(source=source)
         self.jobs = jobs
+        self._id_length = (limits or LimitsConfig()).id_length
         self.start_policy: StartPolicy = start_policy or DefaultStartPolicy()
         self._listeners: list[JobListener] = []
         self._change_listeners: list[Callable[[str], None]] = []
@@ -132,6 +152,27 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         if response_type is None:
             return None  # station configuration: an error event on the events topic
         return response_type(**{"return_status": INVALID})
+
+    async def dispatch(self, event: CloudEvent, context: MessageContext) -> list[CloudEvent]:
+        """As the base class, and an id beyond the limits gets the typed invalid answer."""
+        try:
+            return await super().dispatch(event, context)
+        except _RefusedId as error:
+            substitute = self.on_invalid(event, error)
+            if substitute is None:
+                raise
+            response = self.response_event(event, substitute)
+            response.extensions[ERROR_KIND] = error.kind
+            response.extensions[ERROR_MESSAGE] = error.message
+            return [response]
+
+    def _checked_id(self, job_id: str | None) -> str:
+        """``job_id`` if it can name a job; else :class:`_RefusedId` (invalid request)."""
+        problem = job_id_problem(job_id, self._id_length)
+        if problem is not None:
+            raise _RefusedId(f"JobOrderID {problem}")
+        assert job_id is not None
+        return job_id
 
     # -- Store, StoreAndStart, Update -------------------------------------------------------
     @handles(StoreRequest)
@@ -155,8 +196,7 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         self, message: JobOrderRequest, context: MessageContext, command: Command
     ) -> ReturnStatus:
         order = message.job_order
-        if not usable_job_id(order.job_order_id):
-            return INVALID
+        self._checked_id(order.job_order_id)
         new = {Command.STORE: STORED, Command.STORE_AND_START: STORED_AND_STARTED}.get(command)
         scope = scope_name(context.subject)
         change = await self.jobs.put_order(scope, order, orjson.dumps(order.to_raw()), new=new)
@@ -199,9 +239,7 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         return ClearResponse(return_status=await self._mes(message, context, Command.CLEAR))
 
     async def _mes(self, message: Any, context: MessageContext, command: Command) -> ReturnStatus:
-        job_id: str = message.job_order_id
-        if not job_id:
-            return INVALID
+        job_id = self._checked_id(message.job_order_id)
         return await self._move(context.subject, job_id, command, request=context.event)
 
     # -- queries ---------------------------------------------------------------------------
@@ -209,9 +247,8 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
     async def response_by_id(
         self, message: RequestJobResponseByJobOrderIDRequest, context: MessageContext
     ) -> Model:
-        if not message.job_order_id:
-            return RequestJobResponseByJobOrderIDResponse(return_status=INVALID)
-        found = await self.jobs.job(scope_name(context.subject), message.job_order_id)
+        job_id = self._checked_id(message.job_order_id)
+        found = await self.jobs.job(scope_name(context.subject), job_id)
         if found is None or not found[0].has_response:
             return RequestJobResponseByJobOrderIDResponse(
                 return_status=ReturnStatus.UNKNOWN_JOB_ORDER_ID

@@ -34,6 +34,10 @@ from microdcs.errors import PayloadDecodeError, PayloadValidationError
 
 T = TypeVar("T")
 _MISSING: Any = object()
+#: Default deepest nesting of objects and arrays a received payload may have
+#: (``APP_LIMIT_NESTING_DEPTH``). orjson encodes at most 254 levels, so deeper data,
+#: though it decodes, could never be stored or answered.
+MAX_NESTING_DEPTH = 64
 _Decoder = Callable[[Any], Any]
 _Encoder = Callable[[Any], dict[str, Any]]
 
@@ -110,20 +114,33 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
         return codec[1](self) if codec is not None else self.to_dict()
 
     @classmethod
-    def decode(cls, data: bytes | None, content_type: str | None) -> Self:
-        """Decode and validate a payload; raise the public payload errors on failure."""
+    def decode(
+        cls, data: bytes | None, content_type: str | None, *, max_depth: int = MAX_NESTING_DEPTH
+    ) -> Self:
+        """Decode and validate a payload; raise the public payload errors on failure.
+
+        Objects and arrays may nest at most ``max_depth`` levels (the payload itself is
+        level 1); deeper payloads get :class:`PayloadDecodeError`.
+        """
         if is_msgpack(content_type):
             try:
                 raw = msgpack.unpackb(data or b"\xc0", raw=False)
             except (ValueError, msgpack.UnpackException, msgpack.ExtraData) as exc:
                 raise PayloadDecodeError(f"payload is not valid msgpack: {exc}") from None
+            # Every container takes at least one byte: a short payload cannot be deep.
+            deep = len(data or b"") > max_depth and nested_deeper(raw, max_depth)
         elif content_type is None or is_json(content_type):
             try:
                 raw = orjson.loads(data or b"null")
-            except orjson.JSONDecodeError as exc:
+            except orjson.JSONDecodeError as exc:  # also beyond orjson's 1024 levels
                 raise PayloadDecodeError(f"payload is not valid JSON: {exc}") from None
+            # Counting brackets runs at C speed and bounds the depth from above; only a
+            # payload with more brackets than the limit is walked.
+            deep = _brackets(data or b"") > max_depth and nested_deeper(raw, max_depth)
         else:
             raise PayloadDecodeError(f"content type {content_type!r} cannot be decoded")
+        if deep:
+            raise PayloadDecodeError(_too_deep(max_depth))
         return cls.from_raw(raw)
 
     @classmethod
@@ -173,6 +190,8 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
             raise PayloadValidationError(None, str(exc)) from None
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             raise PayloadValidationError(None, f"invalid payload: {exc}") from None
+        except RecursionError:
+            raise PayloadValidationError(None, "payload is nested too deeply") from None
 
     # -- response chain -----------------------------------------------------------
     def response(self, **fields: Any) -> Model:
@@ -188,6 +207,33 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
             if attr in target_hidden and attr not in fields:
                 setattr(response, attr, getattr(self, attr))
         return response
+
+
+def nested_deeper(value: Any, limit: int) -> bool:
+    """True when objects and arrays in ``value`` nest more than ``limit`` levels.
+
+    Iterative (no recursion limit to hit) and stops at the first level too deep.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if type(item) is dict else item:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def _brackets(data: bytes) -> int:
+    """An upper bound of the nesting depth of JSON ``data`` (brackets in strings count)."""
+    return data.count(b"[") + data.count(b"{")
+
+
+def _too_deep(limit: int) -> str:
+    return f"payload is nested more than {limit} levels deep"
 
 
 def _wire_name(cls: type[Model], field_name: str) -> str:

@@ -2,13 +2,16 @@
 
 Every key a script touches carries the scope's tag ``{scope}``, so each script stays in
 one slot and the engine runs unchanged on Redis Cluster. Only the set of scopes (for
-discovery) lives elsewhere, and it is written outside scripts.
+discovery) lives elsewhere, and it is written outside scripts. The scope is escaped inside
+its tag (:func:`~microdcs.storage.keys.hash_tag`) so no crafted scope shares another
+scope's keys; job ids and event types end their keys and need no escaping.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from microdcs.storage.keys import hash_tag
 from microdcs.storage.redis import RedisStore
 
 #: The consumer group every replica reads the work streams through.
@@ -25,7 +28,7 @@ class EngineKeys:
 
     @classmethod
     def of(cls, store: RedisStore, scope: str) -> EngineKeys:
-        return cls(store.key("sfc", "{" + scope + "}") + ":")
+        return cls(store.key("sfc", hash_tag(scope)) + ":")
 
     def execution(self, job_id: str) -> str:
         return f"{self.base}exec:{job_id}"
