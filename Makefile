@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCHEMAS := $(wildcard schemas/*.schema.json)
 
-.PHONY: install toolchain services test run lint format bench generate clean
+.PHONY: install toolchain services test run lint format bench generate clean chaos
 
 # The modules setup.py compiles with mypyc: rebuilt whenever one of them changes, so an
 # edited module never hides behind its stale compiled twin.
@@ -76,3 +76,11 @@ generate: install
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache bench/.build
+
+# The fault suite of tests/chaos in its long form: CHAOS_SECONDS per loaded phase (10x
+# overload for that long). `make test` runs the same scenarios for a few seconds each.
+# Figures: printed as a table and written to bench/results/chaos.json.
+CHAOS_SECONDS ?= 60
+chaos: install
+	@mkdir -p bench/results
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(PY) -m pytest -q -p no:cacheprovider -m chaos tests/chaos
