@@ -12,7 +12,6 @@ holding a control character is refused there with ``invalid_event``.
 
 from __future__ import annotations
 
-import re
 import time as _time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +19,10 @@ from random import getrandbits as _random_bits
 from typing import Final
 
 from microdcs.errors import InvalidCloudEventError
+
+# Characters no received attribute value or ID may hold: the MQTT rule (wiretext), which
+# our outgoing strings follow too. They would travel on into topics, keys and log lines.
+from microdcs.wiretext import FORBIDDEN as FORBIDDEN_CHARACTERS
 
 SPEC_VERSION: Final = "1.0"
 
@@ -51,10 +54,6 @@ _UUID_VARIANT: Final = "89ab89ab89ab89ab"
 #: Default longest attribute value (characters) a received event may carry
 #: (``APP_LIMIT_ATTRIBUTE_LENGTH``).
 MAX_ATTRIBUTE_LENGTH: Final = 1024
-#: Characters no received attribute value or ID may hold: U+0000, C0 and C1 controls,
-#: DEL, lone surrogates and the non-characters U+FFFE/U+FFFF (MQTT forbids or discourages
-#: them in UTF-8 strings, and they would travel on into topics, keys and log lines).
-FORBIDDEN_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def text_problem(value: str, max_length: int) -> str | None:
