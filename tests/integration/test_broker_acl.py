@@ -1,9 +1,10 @@
 """The shipped production broker settings, run for real: passwords, the ACL, TLS.
 
-A Mosquitto is started from ``mosquitto/mosquitto.prod.conf`` with the shipped
-``mosquitto/acl`` (only its listener and file paths changed), users ``runtime``, ``mes``
-and ``equipment`` with generated passwords, and a TLS listener with a self-signed
-certificate. Each role does what it must and nothing it must not.
+Mosquitto is started from ``mosquitto/mosquitto.prod.conf`` (compose) and from the
+Kubernetes ConfigMap (TLS only, with a self-signed certificate), each with its shipped
+ACL; only listeners and file paths are changed. Users ``runtime``, ``mes`` and
+``equipment`` get generated passwords, Redis requires one. Each role does what it must
+and nothing it must not; a client without valid credentials gets nothing at all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,9 +27,10 @@ from typing import Any
 import aiomqtt
 import orjson
 import pytest
+import yaml
 
-from microdcs.config import AppConfig, MqttConfig
-from microdcs.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
+from microdcs.config import AppConfig, MqttConfig, RedisConfig
+from microdcs.devstack import LocalMosquitto, LocalRedis
 from microdcs.equipment.simulator import EquipmentSimulator, SimulatorSettings
 from tests.conftest import make_config, running
 from tests.integration.test_jobs_helpers import JC, STATUS_EVENT, state_numbers
@@ -44,15 +47,18 @@ EQUIPMENT_EVENTS = f"app/equipment/{SCOPE}/events"
 @dataclass(frozen=True)
 class SecuredBroker:
     port: int
-    tls_port: int
-    ca_file: str
     passwords: dict[str, str]
+    ca_file: str
+    #: TLS only (the Kubernetes configuration), else plain TCP.
+    tls: bool = False
 
     def login(self, role: str, **overrides: Any) -> MqttConfig:
         """The ``APP_MQTT_*`` settings of a client logging in as ``role``."""
         mqtt = MqttConfig(
             hostname="127.0.0.1", port=self.port, username=role, password=self.passwords[role]
         )
+        if self.tls:
+            mqtt = replace(mqtt, hostname="localhost", tls=True, tls_ca_file=self.ca_file)
         return replace(mqtt, **overrides)
 
 
@@ -85,57 +91,86 @@ def self_signed(directory: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-def broker_config(workdir: Path, port: int, tls_port: int, cert: str, key: str) -> str:
-    """The shipped production configuration with loopback listeners and local paths."""
-    paths = {
-        "password_file": str(workdir / "passwd"),
-        "acl_file": str(REPO / "mosquitto" / "acl"),
-        "persistence_location": f"{workdir / 'data'}/",
-    }
+def localized(conf: str, settings: dict[str, str]) -> str:
+    """A shipped broker configuration with ``settings`` (listener, paths) replaced."""
     lines = []
-    for line in (REPO / "mosquitto" / "mosquitto.prod.conf").read_text().splitlines():
-        key_name = line.partition(" ")[0]
-        if key_name == "listener":
-            line = f"listener {port} 127.0.0.1"
-        elif key_name in paths:
-            line = f"{key_name} {paths[key_name]}"
-        lines.append(line)
-    lines += [f"listener {tls_port} 127.0.0.1", f"certfile {cert}", f"keyfile {key}"]
+    for line in conf.splitlines():
+        key = line.partition(" ")[0]
+        lines.append(f"{key} {settings[key]}" if key in settings else line)
     if os.geteuid() == 0:
-        lines.append("user root")
+        lines.append("user root")  # else it drops to 'mosquitto', who cannot read tmp files
     return "\n".join(lines) + "\n"
+
+
+def start_broker(workdir: Path, conf: str, acl: str, *, tls: bool) -> Iterator[SecuredBroker]:
+    """Mosquitto on loopback from a shipped configuration and ACL, with generated logins."""
+    passwords = {role: secrets.token_urlsafe(16) for role in ROLES}
+    password_file(workdir / "passwd", passwords)
+    (workdir / "acl").write_text(acl)
+    cert, key = self_signed(workdir)
+    broker = LocalMosquitto(workdir)
+    files = {
+        "password_file": str(workdir / "passwd"),
+        "acl_file": str(workdir / "acl"),
+        "persistence_location": f"{workdir / 'data'}/",
+        "certfile": cert,
+        "keyfile": key,
+        "listener": f"{broker.port} 127.0.0.1",
+    }
+    broker.config_path.write_text(localized(conf, files))
+    with broker:
+        yield SecuredBroker(broker.port, passwords, cert, tls=tls)
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
-    workdir = tmp_path_factory.mktemp("secured-mosquitto")
-    passwords = {role: secrets.token_urlsafe(16) for role in ROLES}
-    password_file(workdir / "passwd", passwords)
-    cert, key = self_signed(workdir)
-    broker = LocalMosquitto(workdir)
-    tls_port = free_port()
-    broker.config_path.write_text(broker_config(workdir, broker.port, tls_port, cert, key))
-    with broker:
-        wait_for_port(tls_port)
-        yield SecuredBroker(broker.port, tls_port, cert, passwords)
+    """The broker of ``mosquitto/mosquitto.prod.conf`` and ``mosquitto/acl`` (compose)."""
+    conf = (REPO / "mosquitto" / "mosquitto.prod.conf").read_text()
+    acl = (REPO / "mosquitto" / "acl").read_text()
+    yield from start_broker(tmp_path_factory.mktemp("secured-mosquitto"), conf, acl, tls=False)
+
+
+@pytest.fixture(scope="module")
+def kubernetes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
+    """The broker of the Kubernetes ConfigMap (TLS only), with its ACL."""
+    manifest = REPO / "deploy" / "kubernetes" / "10-mosquitto.yaml"
+    configmap = next(yaml.safe_load_all(manifest.read_text()))
+    data = configmap["data"]
+    workdir = tmp_path_factory.mktemp("kubernetes-mosquitto")
+    yield from start_broker(workdir, data["mosquitto.conf"], data["acl"], tls=True)
+
+
+@pytest.fixture(scope="module")
+def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisConfig]:
+    """A Redis that requires a password, as in Kubernetes and compose."""
+    password = secrets.token_hex(16)
+
+    class PasswordRedis(LocalRedis):
+        def command(self) -> list[str]:
+            return [*super().command(), "--requirepass", password]
+
+    with PasswordRedis(tmp_path_factory.mktemp("redis-auth"), appendonly=False) as server:
+        yield RedisConfig(hostname="127.0.0.1", port=server.port, password=password)
 
 
 class LoggedInMes(MesClient):
-    """The test MES, logged in as a role of the shipped ACL."""
+    """The test MES, logged in as a role of the shipped ACL (over TLS if the broker is)."""
 
     def __init__(self, broker: SecuredBroker, role: str = "mes") -> None:
         super().__init__(broker.port)
+        login = broker.login(role)
         self._client = aiomqtt.Client(
-            "127.0.0.1",
-            broker.port,
+            login.hostname,
+            login.port,
             identifier=f"{role}-{uuid.uuid4().hex[:8]}",
             protocol=aiomqtt.ProtocolVersion.V5,
-            username=role,
-            password=broker.passwords[role],
+            username=login.username,
+            password=login.password,
+            tls_context=ssl.create_default_context(cafile=login.tls_ca_file) if login.tls else None,
         )
 
 
-def production_topics(config: AppConfig, broker: SecuredBroker) -> AppConfig:
+def production_topics(config: AppConfig, broker: SecuredBroker, redis: RedisConfig) -> AppConfig:
     """A runtime on the default topics (those of the ACL), logged in as ``runtime``."""
     mqtt = replace(
         broker.login("runtime"),
@@ -149,19 +184,15 @@ def production_topics(config: AppConfig, broker: SecuredBroker) -> AppConfig:
         equipment_prefix="app/equipment",
         greeting_prefix="app/greeting",
         mqtt=mqtt,
+        redis=replace(redis, key_prefix=config.redis.key_prefix),
     )
 
 
-@pytest.fixture
-def runtime_config(secured: SecuredBroker, redis_server: LocalRedis) -> AppConfig:
-    return production_topics(make_config(secured.port, redis_server.port), secured)
-
-
-async def test_the_runtime_user_serves_a_store_of_the_mes_user_end_to_end(
-    secured: SecuredBroker, runtime_config: AppConfig
-) -> None:
+async def store_end_to_end(broker: SecuredBroker, redis: RedisConfig) -> None:
+    """A Store from the MES user answered, its status event and retained order seen."""
+    config = production_topics(make_config(broker.port, redis.port), broker, redis)
     job = f"J-{uuid.uuid4().hex[:8]}"
-    async with running(runtime_config), LoggedInMes(secured) as mes:
+    async with running(config), LoggedInMes(broker) as mes:
         events = await mes.watch(f"app/jobs/{SCOPE}/events")
         order = await mes.watch(f"app/jobs/{SCOPE}/order/{job}")
         reply = await mes.request(
@@ -173,6 +204,18 @@ async def test_the_runtime_user_serves_a_store_of_the_mes_user_end_to_end(
         assert state_numbers(event.json()["JobState"]) == [1, 2]
         retained = await next_message(order)
         assert retained.json()["JobOrder"]["JobOrderID"] == job
+
+
+async def test_the_runtime_user_serves_a_store_of_the_mes_user_end_to_end(
+    secured: SecuredBroker, redis_with_password: RedisConfig
+) -> None:
+    await store_end_to_end(secured, redis_with_password)
+
+
+async def test_the_kubernetes_broker_serves_the_runtime_and_the_mes_over_tls(
+    kubernetes: SecuredBroker, redis_with_password: RedisConfig
+) -> None:
+    await store_end_to_end(kubernetes, redis_with_password)
 
 
 @pytest.fixture
@@ -227,27 +270,30 @@ async def test_equipment_cannot_publish_commands_or_responses(
     assert await delivered_before(watcher, secured, "equipment", topic, EQUIPMENT_EVENTS) == []
 
 
+@pytest.mark.parametrize("broker", ["secured", "kubernetes"])
 @pytest.mark.parametrize(
     ("username", "password"),
     [(None, None), ("mes", "wrong"), ("nobody", "x")],
     ids=["anonymous", "wrong-password", "unknown-user"],
 )
 async def test_a_client_without_valid_credentials_is_refused(
-    secured: SecuredBroker, username: str | None, password: str | None
+    request: pytest.FixtureRequest, broker: str, username: str | None, password: str | None
 ) -> None:
+    login = replace(request.getfixturevalue(broker).login("mes"), username=username)
     client = aiomqtt.Client(
-        "127.0.0.1",
-        secured.port,
+        login.hostname,
+        login.port,
         protocol=aiomqtt.ProtocolVersion.V5,
         username=username,
         password=password,
+        tls_context=ssl.create_default_context(cafile=login.tls_ca_file) if login.tls else None,
     )
     with pytest.raises(aiomqtt.MqttError):
         async with client:
             pass
 
 
-async def command_answered(secured: SecuredBroker, settings: SimulatorSettings) -> Received:
+async def command_answered(broker: SecuredBroker, settings: SimulatorSettings) -> Received:
     """A command sent (as ``runtime``) to the simulator, and its answer."""
     sim = EquipmentSimulator(settings)
     stop = asyncio.Event()
@@ -255,7 +301,7 @@ async def command_answered(secured: SecuredBroker, settings: SimulatorSettings) 
     try:
         async with asyncio.timeout(5):
             await sim.connected.wait()
-        async with LoggedInMes(secured, "runtime") as runtime:
+        async with LoggedInMes(broker, "runtime") as runtime:
             answers = await runtime.watch(EQUIPMENT_EVENTS)
             props = ce_properties(
                 "com.example.drill.v1",
@@ -280,11 +326,8 @@ async def test_the_simulator_logs_in_as_equipment_and_answers_commands(
     assert answer.correlation_data == b"cmd-1"
 
 
-async def test_the_simulator_connects_with_tls_like_the_runtime(secured: SecuredBroker) -> None:
-    mqtt = secured.login(
-        "equipment", hostname="localhost", port=secured.tls_port, tls=True,
-        tls_ca_file=secured.ca_file,
-    )  # fmt: skip
-    settings = SimulatorSettings(mqtt=mqtt, prefix="app/equipment")
-    answer = await command_answered(secured, settings)
+async def test_the_simulator_connects_with_tls_like_the_runtime(kubernetes: SecuredBroker) -> None:
+    settings = SimulatorSettings(mqtt=kubernetes.login("equipment"), prefix="app/equipment")
+    assert settings.broker.tls
+    answer = await command_answered(kubernetes, settings)
     assert answer.attributes["type"] == "com.example.drill.v1.response"
