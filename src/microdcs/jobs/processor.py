@@ -90,7 +90,7 @@ _EVENT_OF: dict[Command, JobEventKind] = {
 
 #: Characters a JobOrderID must not contain: it is a level of its retained topics
 #: (``order/{id}``, ``result/{id}``), where these would split or wildcard the topic name.
-TOPIC_UNSAFE = frozenset("/+#\x00")
+TOPIC_UNSAFE = frozenset("/+#")
 #: Default longest JobOrderID (``APP_LIMIT_ID_LENGTH``).
 MAX_ID_LENGTH = LimitsConfig().id_length
 
@@ -102,14 +102,10 @@ def job_id_problem(job_id: str | None, max_length: int = MAX_ID_LENGTH) -> str |
     """
     if not job_id:
         return "must not be empty"
-    if not TOPIC_UNSAFE.isdisjoint(job_id):
-        return "must not contain '/', '+' or '#' (it is a topic level)"
-    return text_problem(job_id, max_length)
-
-
-def usable_job_id(job_id: str | None, max_length: int = MAX_ID_LENGTH) -> bool:
-    """True when ``job_id`` can name a job and its retained topics."""
-    return job_id_problem(job_id, max_length) is None
+    problem = text_problem(job_id, max_length)  # length, then U+0000 and control characters
+    if problem is None and not TOPIC_UNSAFE.isdisjoint(job_id):
+        problem = "must not contain '/', '+' or '#' (it is a topic level)"
+    return problem
 
 
 class _RefusedId(InvalidRequestError):
