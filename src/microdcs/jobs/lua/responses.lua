@@ -4,6 +4,8 @@
 --
 -- KEYS[1] responses index (zset: id -> expiry ms, +inf while listed)
 -- ARGV[1] now (ms)   ARGV[2] key base of the scope, e.g. "p:jobs:{scope}:"
+-- (the scope escaped inside its tag by storage/keys.py; a job id is appended raw,
+--  exactly as ScopeKeys.job builds it, so both name the same key)
 -- Returns a flat list: per job {id, order, state, substate, started, ended, response data}
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])

@@ -4,6 +4,8 @@
 --
 -- KEYS[1] job list (zset)   KEYS[2] seq counter   KEYS[3] change stream
 -- ARGV[1] key base of the scope, e.g. "p:jobs:{scope}:"
+-- (the scope escaped inside its tag by storage/keys.py; a job id is appended raw,
+--  exactly as ScopeKeys.job builds it, so both name the same key)
 -- Returns {seq, last stream id or "0-0", id, state, substate, has response, ...}
 
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
