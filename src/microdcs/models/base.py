@@ -212,18 +212,21 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
 def nested_deeper(value: Any, limit: int) -> bool:
     """True when objects and arrays in ``value`` nest more than ``limit`` levels.
 
-    Iterative (no recursion limit to hit) and stops at the first level too deep.
+    Level by level (no recursion limit to hit, no per-node tuples); stops at the first
+    level beyond the limit.
     """
-    if type(value) is not dict and type(value) is not list:
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        for child in item.values() if type(item) is dict else item:
-            if type(child) is dict or type(child) is list:
-                stack.append((child, depth + 1))
+        below = []
+        for item in level:
+            for child in item.values() if type(item) is dict else item:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
     return False
 
 
