@@ -1,4 +1,5 @@
-"""The retained-topic publisher: restart from the stored cursor, and lease failover."""
+"""The retained-topic publisher: restart from the stored cursor, lease failover, jobs that
+cannot be published, and the lag metric."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from pathlib import Path
 import orjson
 
 from microdcs.config import AppConfig
+from microdcs.devstack import LocalMosquitto, LocalRedis
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.jobs.statemachine import STORED
 from microdcs.jobs.storage import JobStore
+from microdcs.runner import Runtime
 from microdcs.storage.redis import RedisStore
 from microdcs_models.machinery_jobs import ISA95JobOrderDataType
-from tests.conftest import running
+from tests.conftest import make_config, running
 from tests.integration.test_jobs_helpers import (
     SCOPE,
     Station,
@@ -160,3 +163,68 @@ async def test_publisher_role_fails_over_within_the_lease_time(
                 process.send_signal(signal.SIGTERM)
         for process in replicas.values():
             process.wait(20)
+
+
+def metric(runtime: Runtime, name: str) -> float:
+    """The current value of one of the replica's instruments (summed over attributes)."""
+    data = runtime.metrics.collect()
+    assert data is not None
+    return sum(
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for instrument in scope.metrics
+        if instrument.name == name
+        for point in instrument.data.data_points  # type: ignore[union-attr]
+    )
+
+
+async def test_a_job_whose_topic_cannot_be_sent_is_skipped_and_the_others_publish(
+    config: AppConfig,
+) -> None:
+    base = f"{config.jobs_prefix}/{SCOPE}"
+    huge = "X" * 70_000  # an MQTT topic holds at most 65,535 bytes
+    ready = "NotAllowedToStart.Ready"
+    async with running(config) as runtime, MesClient(config.mqtt.port) as watcher:
+        index = await watcher.watch(f"{base}/state-index")
+        for job_id in ("J1", huge, "J2"):  # written past any input limit, as if by a bug
+            await _store_directly(config, job_id)
+        await indexes_until(index, {"J1": ready, huge: ready, "J2": ready})
+        retained = await retained_state(config.mqtt.port, base)
+        assert {t.removeprefix(f"{base}/") for t in retained} == {
+            "order/J1", "order/J2", "state-index",
+        }  # fmt: skip
+        assert metric(runtime, "microdcs.publisher.skipped") == 1
+        # The pass succeeded for everything that can be sent: nothing is left pending.
+        async with asyncio.timeout(2):  # once the cursor is stored after the PUBACKs
+            while metric(runtime, "microdcs.publisher.lag_seconds") != 0:
+                await asyncio.sleep(0.02)
+        await _store_directly(config, "J3")  # and later passes go on as usual
+        await indexes_until(index, {"J1": ready, huge: ready, "J2": ready, "J3": ready})
+
+
+async def test_lag_grows_while_passes_fail_and_the_task_resumes_after_the_outage(
+    mosquitto: LocalMosquitto, tmp_path: Path
+) -> None:
+    ready = "NotAllowedToStart.Ready"
+    with LocalRedis(tmp_path / "redis", appendonly=True) as redis_server:
+        config = make_config(mosquitto.port, redis_server.port, publisher_interval_seconds=2.0)
+        async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
+            station = Station(mes, config.jobs_prefix, runtime)
+            index = await station.watch("state-index")
+            for jobs in (["J0"], ["J0", "J1"]):  # the second one by a pass of its own
+                assert await station.store(jobs[-1]) == 1
+                await indexes_until(index, dict.fromkeys(jobs, ready))
+            assert await station.store("J2") == 1  # the next pass is due in about 2 s
+            await asyncio.to_thread(redis_server.stop)  # kept on disk (AOF)
+            await asyncio.sleep(3.0)  # the pass came and failed
+            first = metric(runtime, "microdcs.publisher.lag_seconds")
+            await asyncio.sleep(0.5)
+            second = metric(runtime, "microdcs.publisher.lag_seconds")
+            assert 2.5 < first < second  # from the change on, not reset by failing passes
+            await asyncio.to_thread(redis_server.start)
+            await indexes_until(index, {"J0": ready, "J1": ready, "J2": ready})
+            async with asyncio.timeout(2):  # once the cursor is stored after the PUBACKs
+                while metric(runtime, "microdcs.publisher.lag_seconds") != 0:
+                    await asyncio.sleep(0.02)
+            assert metric(runtime, "microdcs.publisher.leader") == 1
