@@ -270,6 +270,26 @@ async def test_equipment_cannot_publish_commands_or_responses(
     assert await delivered_before(watcher, secured, "equipment", topic, EQUIPMENT_EVENTS) == []
 
 
+@pytest.mark.parametrize(
+    ("role", "topic", "sentinel_topic"),
+    [("mes", EQUIPMENT_COMMANDS, f"app/jobs/{SCOPE}/events"),
+     ("equipment", JOB_COMMANDS, f"app/equipment/{SCOPE}/other/commands"),
+     ("equipment", f"app/jobs/{SCOPE}/events", f"app/equipment/{SCOPE}/other/commands")],
+    ids=["mes-equipment-command", "equipment-job-command", "equipment-job-event"],
+)  # fmt: skip
+async def test_a_role_receives_nothing_outside_its_read_grants(
+    secured: SecuredBroker, role: str, topic: str, sentinel_topic: str
+) -> None:
+    """The broker acknowledges the subscription but delivers nothing (see the ACL)."""
+    async with LoggedInMes(secured, role) as reader, LoggedInMes(secured, "runtime") as runtime:
+        seen = await reader.watch(topic)
+        sentinels = await reader.watch(sentinel_topic)
+        await runtime.publish(topic, b"{}", ce_properties("com.example.secret.v1"))
+        await runtime.publish(sentinel_topic, b"{}", ce_properties("com.example.sentinel.v1"))
+        await next_message(sentinels)
+        assert seen.empty()
+
+
 @pytest.mark.parametrize("broker", ["secured", "kubernetes"])
 @pytest.mark.parametrize(
     ("username", "password"),
