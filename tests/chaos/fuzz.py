@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import msgpack
+import orjson
 
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient, MqttConnectionError
@@ -53,9 +54,7 @@ def fuzz_payload(rng: random.Random) -> bytes:
     if roll < 0.5:
         return store_body(nasty_text(rng))
     if roll < 0.6:
-        return msgpack.packb(nasty_value(rng), use_bin_type=True)
-    import orjson
-
+        return bytes(msgpack.packb(nasty_value(rng), use_bin_type=True))
     with contextlib.suppress(TypeError, orjson.JSONEncodeError):
         return orjson.dumps({"JobOrder": nasty_value(rng), "JobOrderID": nasty_value(rng)})
     return b"{}"

@@ -230,8 +230,26 @@ class MesLoad:
         return [r for r in self.requests.values() if r.ce_type == STORE and r.status == OK]
 
     def duplicates(self) -> int:
-        """Answers beyond the first of a request."""
-        return sum(max(0, len(r.answers) - 1) for r in self.requests.values())
+        """Answers beyond the first of a request, plus Stores processed twice.
+
+        Every Store names a new job, so a Store answered UnableToAcceptJobOrder (16) was
+        processed a second time (redelivered after its first processing stored the job)
+        and found its own job.
+        """
+        extra = sum(max(0, len(r.answers) - 1) for r in self.requests.values())
+        return extra + self.reprocessed()
+
+    def reprocessed(self) -> int:
+        """Stores answered UnableToAcceptJobOrder: processed twice (see ``duplicates``)."""
+        return sum(1 for r in self.requests.values() if r.ce_type == STORE and r.status == 16)
+
+    def statuses(self) -> dict[str, int]:
+        """How many Stores got each ReturnStatus (``none`` for error answers)."""
+        counts: dict[str, int] = {}
+        for r in self.requests.values():
+            if r.ce_type == STORE and r.answered:
+                counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+        return counts
 
     def first_ok_after(self, moment: float) -> float | None:
         """When the first Store sent at or after ``moment`` was answered Good."""
@@ -287,6 +305,8 @@ def summary(mes: MesLoad) -> dict[str, Any]:
         "answered": sum(1 for r in stores if r.answered),
         "unanswered": sum(1 for r in stores if not r.answered),
         "error_kinds": mes.error_kinds(),
-        "duplicate_answers": mes.duplicates(),
+        "duplicate_answers": mes.duplicates() - mes.reprocessed(),
+        "stores_processed_twice": mes.reprocessed(),
+        "return_status": mes.statuses(),
         "mes_reconnects": mes.reconnects,
     }
