@@ -26,7 +26,7 @@ from microdcs.cloudevent import (
 )
 from microdcs.contenttypes import JSON, is_msgpack
 from microdcs.errors import InputError, UnknownEventTypeError
-from microdcs.models.base import Model
+from microdcs.models.base import MAX_NESTING_DEPTH, Model
 from microdcs.routing import Direction, Intent
 from microdcs.telemetry.tracing import Tracing
 from microdcs.wiretext import sanitize_text
@@ -153,6 +153,8 @@ class CloudEventProcessor:
         self._sinks: list[EventSink] = []
         #: Set by the runtime when the processor is bound; records nothing until then.
         self.tracing = Tracing()
+        #: Deepest payload nesting accepted (``APP_LIMIT_NESTING_DEPTH``, set on binding).
+        self.max_depth = MAX_NESTING_DEPTH
 
     # -- wiring -----------------------------------------------------------------
     @property
@@ -178,7 +180,7 @@ class CloudEventProcessor:
         if spec is None:
             raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r}")
         try:
-            message = spec.model.decode(event.data, event.datacontenttype)
+            message = spec.model.decode(event.data, event.datacontenttype, max_depth=self.max_depth)
         except InputError as error:
             substitute = self.on_invalid(event, error)
             if substitute is None:
@@ -202,7 +204,9 @@ class CloudEventProcessor:
         if spec is None:
             await self.on_response(response, request)
             return
-        message = spec.model.decode(response.data, response.datacontenttype)
+        message = spec.model.decode(
+            response.data, response.datacontenttype, max_depth=self.max_depth
+        )
         message.restore_hidden(response.extensions)
         handler: ResponseHandler = getattr(type(self), spec.method_name)
         await handler(self, message, ResponseContext(response=response, request=request))

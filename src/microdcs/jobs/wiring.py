@@ -20,7 +20,7 @@ def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
         retention=config.jobs_response_retention,
         maxlen=config.jobs_changes_maxlen,
     )
-    processor = JobManagementProcessor(jobs, source=config.resolved_source)
+    processor = JobManagementProcessor(jobs, source=config.resolved_source, limits=config.limits)
     runtime.bind(processor, prefix=config.jobs_prefix)
     if config.is_publisher_instance:
         from microdcs.publisher.task import JobPublisher

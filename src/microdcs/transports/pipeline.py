@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from microdcs.boundedlog import RateLimitedLog
+from microdcs.boundedlog import DEFAULT_VALUE_CHARS, RateLimitedLog
 from microdcs.cloudevent import TRACEPARENT, CloudEvent
 from microdcs.errors import InputError, OutgoingEventError, StorageUnavailableError
 from microdcs.processor import CloudEventProcessor, MessageContext, error_event
@@ -71,6 +71,7 @@ class EventPipeline:
         storage_retry_seconds: float,
         latency: LatencyRecorder | None = None,
         tracing: Tracing | None = None,
+        log_value_chars: int = DEFAULT_VALUE_CHARS,
     ) -> None:
         self._source = source
         self._stats = stats
@@ -78,7 +79,7 @@ class EventPipeline:
         self._retry_seconds = storage_retry_seconds
         self._latency = latency
         self._tracing = tracing or Tracing()
-        self._rejections = RateLimitedLog(logger)
+        self._rejections = RateLimitedLog(logger, value_chars=log_value_chars)
 
     @property
     def dedupe(self) -> Deduplicator | None:

@@ -65,8 +65,6 @@ logger = logging.getLogger(__name__)
 RETAINED_EXPIRY_DEFAULT = 172800
 #: Distinct topics whose routing is remembered before the memory starts over.
 TOPIC_CACHE_SIZE = 4096
-#: Longest scope (topic levels between prefix and intent) a request may address.
-MAX_SCOPE_CHARS = 1024
 #: Message Expiry Interval (s) of an ``expired`` answer: nobody may be waiting for it.
 EXPIRED_ANSWER_SECONDS = 10
 
@@ -183,6 +181,7 @@ class MqttHandler:
             storage_retry_seconds=config.storage_retry_seconds,
             latency=latency,
             tracing=tracing,
+            log_value_chars=config.limits.log_value_chars,
         )
         self.bindings: list[MqttBinding] = []
         self.connected = asyncio.Event()
@@ -192,10 +191,16 @@ class MqttHandler:
         #: and resumes at half of it: memory stays bounded whatever the broker sends.
         self._high_water = config.queue_size
         self._low_water = max(1, config.queue_size // 2)
+        #: Received messages no worker has taken yet (queued, or in a dedupe lookup).
+        self._waiting = 0
         self.response_topics = ResponseTopicPolicy(
-            [config.mqtt.response_topic_base], parse_patterns(config.mqtt.response_topic_allow)
+            [config.mqtt.response_topic_base],
+            parse_patterns(config.mqtt.response_topic_allow),
+            max_chars=config.limits.attribute_length,
         )
-        self._rejections = RateLimitedLog(logger)
+        limits = config.limits
+        self._attribute_length = limits.attribute_length
+        self._rejections = RateLimitedLog(logger, value_chars=limits.log_value_chars)
         self._lookups: list[_Received] = []  # requests whose dedupe lookup is being batched
         #: topic -> what each binding's layout makes of it (a topic's meaning never changes)
         self._topics: dict[str, list[tuple[MqttBinding, str | None, Intent]]] = {}
@@ -213,6 +218,7 @@ class MqttHandler:
             if a != b and (a.startswith(b + "/") or b.startswith(a + "/")):
                 # Both subscriptions would match one topic: the broker sends two copies.
                 raise ConfigurationError("prefix", f"topic prefixes {a!r} and {b!r} overlap")
+        processor.max_depth = self.config.limits.nesting_depth
         binding = MqttBinding(self, processor, layout)
         self.bindings.append(binding)
         self.response_topics.deny_prefix(layout.prefix)
@@ -273,7 +279,8 @@ class MqttHandler:
         self.stats.received += 1
         client = self.client
         item = _Received(message, client.epoch, asyncio.get_running_loop().time())
-        if self._queue.qsize() + len(self._lookups) + 1 >= self._high_water:
+        self._waiting += 1
+        if self._waiting >= self._high_water:
             client.pause_reading()
         dedupe = self.pipeline.dedupe
         if dedupe is None or message.topic == self.response_topic or not self._decode(item):
@@ -299,6 +306,7 @@ class MqttHandler:
                 message.content_type,
                 message.user_properties,
                 message.message_expiry,
+                self._attribute_length,
             )
             item.binding, item.intent = self._route(message.topic, event)
         except Exception:  # InputError or worse: the worker decodes again and answers it
@@ -340,6 +348,7 @@ class MqttHandler:
     async def _worker(self) -> None:
         while True:
             item = await self._queue.get()
+            self._waiting -= 1
             try:
                 await self._handle(item)
             except Exception:
@@ -348,7 +357,7 @@ class MqttHandler:
                 self._ack(item)
             finally:
                 self._queue.done()
-                if self._queue.qsize() <= self._low_water and self._client is not None:
+                if self._waiting <= self._low_water and self._client is not None:
                     self._client.resume_reading()
 
     async def _handle(self, item: _Received) -> None:
@@ -376,6 +385,7 @@ class MqttHandler:
                 message.content_type,
                 message.user_properties,
                 message.message_expiry,
+                self._attribute_length,
             )
             binding, intent = self._route(message.topic, event)
         except InputError as error:
@@ -499,8 +509,10 @@ class MqttHandler:
                     f"{clip(subject or '', 100)!r}"
                 )
                 continue
-            if subject is not None and len(subject) > MAX_SCOPE_CHARS:
-                raise InvalidRequestError(f"topic scope longer than {MAX_SCOPE_CHARS} characters")
+            if subject is not None and len(subject) > self._attribute_length:
+                raise InvalidRequestError(
+                    f"topic scope longer than {self._attribute_length} characters"
+                )
             event.subject = subject
             return binding, intent
         if mismatch is not None:
@@ -526,6 +538,7 @@ class MqttHandler:
                 message.content_type,
                 message.user_properties,
                 message.message_expiry,
+                self._attribute_length,
             )
             await awaited.processor.dispatch_response(event, awaited.request)
             self.stats.processed += 1

@@ -13,6 +13,7 @@ from microdcs import eventformat
 from microdcs.cloudevent import (
     CORE_ATTRIBUTES,
     EXPIRY_INTERVAL,
+    MAX_ATTRIBUTE_LENGTH,
     CloudEvent,
     ExtensionValue,
     canonical_string,
@@ -106,12 +107,16 @@ def from_mqtt(
     content_type: str | None,
     user_properties: list[tuple[str, str]] | None,
     message_expiry: int | None,
+    max_length: int = MAX_ATTRIBUTE_LENGTH,
 ) -> CloudEvent:
-    """Decode a received message in either mode; raises ``InvalidCloudEventError``."""
+    """Decode a received message in either mode; raises ``InvalidCloudEventError``.
+
+    ``max_length`` bounds every attribute value (``APP_LIMIT_ATTRIBUTE_LENGTH``).
+    """
     if is_structured(content_type):
-        event = eventformat.decode_json(payload)
+        event = eventformat.decode_json(payload, max_length=max_length)
     else:
-        event = _from_binary(payload, content_type, user_properties or [])
+        event = _from_binary(payload, content_type, user_properties or [], max_length)
     if message_expiry:
         # The broker counts the interval down; the remaining time is the truth.
         event.extensions[EXPIRY_INTERVAL] = message_expiry
@@ -119,7 +124,10 @@ def from_mqtt(
 
 
 def _from_binary(
-    payload: bytes, content_type: str | None, user_properties: list[tuple[str, str]]
+    payload: bytes,
+    content_type: str | None,
+    user_properties: list[tuple[str, str]],
+    max_length: int,
 ) -> CloudEvent:
     core: dict[str, str] = {}
     extensions: dict[str, ExtensionValue] = {}
@@ -142,7 +150,7 @@ def _from_binary(
         data=payload if payload else None,
         extensions=extensions,
     )
-    event.validate()
+    event.validate(max_length=max_length)
     return event
 
 

@@ -17,7 +17,7 @@ from microdcs.transports.mqtt.wirecheck import topic_problem
 
 #: Distinct Response Topics whose verdict is remembered (MES clients use a handful).
 CACHE_SIZE = 1024
-#: Longest Response Topic accepted, in characters.
+#: Longest Response Topic accepted by default, in characters (APP_LIMIT_ATTRIBUTE_LENGTH).
 MAX_RESPONSE_TOPIC_CHARS = 1024
 
 
@@ -45,7 +45,14 @@ def parse_patterns(text: str) -> tuple[str, ...]:
 class ResponseTopicPolicy:
     """Decides, once per distinct topic, whether a request may name it for its reply."""
 
-    def __init__(self, denied_prefixes: Iterable[str], allowed: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        denied_prefixes: Iterable[str],
+        allowed: Iterable[str] = (),
+        *,
+        max_chars: int = MAX_RESPONSE_TOPIC_CHARS,
+    ) -> None:
+        self._max_chars = max_chars
         self._denied = tuple(dict.fromkeys(denied_prefixes))
         self._allowed = tuple(allowed)
         self._verdicts: dict[str, str | None] = {}
@@ -67,8 +74,8 @@ class ResponseTopicPolicy:
         return verdict
 
     def _judge(self, topic: str) -> str | None:
-        if len(topic) > MAX_RESPONSE_TOPIC_CHARS:
-            return f"longer than {MAX_RESPONSE_TOPIC_CHARS} characters"
+        if len(topic) > self._max_chars:
+            return f"longer than {self._max_chars} characters"
         problem = topic_problem(topic)
         if problem is not None:
             return problem

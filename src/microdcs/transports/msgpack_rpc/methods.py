@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from microdcs.cloudevent import CloudEvent
+from microdcs.cloudevent import MAX_ATTRIBUTE_LENGTH, CloudEvent
 from microdcs.errors import InputError, PayloadDecodeError
 from microdcs.eventformat import from_dict
 from microdcs.routing import Intent
@@ -54,10 +54,13 @@ def parse_publish(params: list[Any]) -> PublishCall:
     return PublishCall(event, metadata, intent)
 
 
-def decode_event(raw: dict[str, Any]) -> CloudEvent:
-    """Build the CloudEvent; its input errors keep their ``kind`` (e.g. ``invalid_event``)."""
+def decode_event(raw: dict[str, Any], max_length: int = MAX_ATTRIBUTE_LENGTH) -> CloudEvent:
+    """Build the CloudEvent; its input errors keep their ``kind`` (e.g. ``invalid_event``).
+
+    ``max_length`` bounds every attribute value (``APP_LIMIT_ATTRIBUTE_LENGTH``).
+    """
     try:
-        return from_dict(raw)
+        return from_dict(raw, max_length=max_length)
     except InputError as error:
         raise RpcError(error.kind, error.message) from None
     except (TypeError, ValueError) as exc:  # data that cannot be re-encoded as its type

@@ -100,6 +100,7 @@ class MessagePackRpcHandler:
             storage_retry_seconds=config.storage_retry_seconds,
             latency=latency,
             tracing=tracing,
+            log_value_chars=config.limits.log_value_chars,
         )
         self.bindings: list[RpcBinding] = []
         self._routes: dict[str, RpcBinding] = {}
@@ -128,6 +129,7 @@ class MessagePackRpcHandler:
     # -- wiring -----------------------------------------------------------------
     def bind(self, processor: CloudEventProcessor) -> RpcBinding:
         """Route the event types ``processor`` handles to it and push its events."""
+        processor.max_depth = self.config.limits.nesting_depth
         binding = RpcBinding(self, processor)
         self.bindings.append(binding)
         for event_type in sorted(processor.event_types):
@@ -192,7 +194,7 @@ class MessagePackRpcHandler:
         publish = parse_publish(params)
         self.stats.received += 1
         try:
-            event = decode_event(publish.event)
+            event = decode_event(publish.event, self.config.limits.attribute_length)
         except RpcError as rejected:
             self.stats.fail(rejected.kind)
             raise
