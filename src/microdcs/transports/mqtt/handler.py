@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -37,7 +36,6 @@ from microdcs.telemetry.tracing import Tracing
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import (
     AckCallback,
-    ClientOptions,
     MqttClient,
     MqttConnectionError,
 )
@@ -48,6 +46,7 @@ from microdcs.transports.mqtt.mapping import (
     from_mqtt,
     to_binary,
 )
+from microdcs.transports.mqtt.options import client_options
 from microdcs.transports.mqtt.responsetopics import ResponseTopicPolicy, parse_patterns
 from microdcs.transports.mqtt.topics import TopicLayout
 from microdcs.transports.mqtt.wirecheck import check_envelope, check_topic
@@ -237,22 +236,9 @@ class MqttHandler:
 
     def _make_client(self) -> MqttClient:
         mqtt = self.config.mqtt
-        tls_context = None
-        if mqtt.tls:
-            tls_context = ssl.create_default_context(cafile=mqtt.tls_ca_file)
-            if mqtt.tls_cert_file:
-                tls_context.load_cert_chain(mqtt.tls_cert_file, mqtt.tls_key_file)
-            if mqtt.tls_insecure:
-                tls_context.check_hostname = False
-                tls_context.verify_mode = ssl.CERT_NONE
-        options = ClientOptions(
-            host=mqtt.hostname,
-            port=mqtt.port,
-            client_id=self.instance_id,
-            username=mqtt.username,
-            password=mqtt.password,
-            ssl_context=tls_context,
-            keepalive=mqtt.keepalive,
+        options = client_options(
+            mqtt,
+            self.instance_id,
             session_expiry=mqtt.session_expiry,
             receive_maximum=mqtt.receive_maximum,
             publish_attempts=mqtt.publish_attempts,
