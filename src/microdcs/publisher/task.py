@@ -30,19 +30,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from microdcs.config import AppConfig
 from microdcs.errors import OutgoingEventError, UnavailableError
 from microdcs.jobs.keys import subject_of_scope
-from microdcs.jobs.states import JobState, JobStatus
-from microdcs.jobs.storage import JobRecord, JobStore, Snapshot
+from microdcs.jobs.storage import JobRecord, JobStore
 from microdcs.processor import CloudEventProcessor
+from microdcs.publisher.changes import (
+    Plan,
+    Scope,
+    entry_time,
+    plan_changes,
+    stream_entries,
+    text,
+)
 from microdcs.publisher.lease import Lease
 from microdcs.publisher.marker import RetainedMarker, new_marker
 from microdcs.publisher.payloads import (
-    index_entry,
     index_payload,
     metadata_payload,
     order_payload,
@@ -68,78 +72,11 @@ REBUILD_CONCURRENCY = 16
 #: What a pass survives: Redis or the broker away (the pass starts over later).
 TRANSIENT = (UnavailableError, *UNAVAILABLE_ERRORS)
 
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Publishes = list[asyncio.Future[None]]
-
-
-@dataclass(slots=True)
-class _Scope:
-    """What the publisher knows about one scope."""
-
-    name: str
-    #: Stream ID up to which every change is published (stored in Redis with the revision).
-    cursor: str = "0-0"
-    #: Change counter of the entry at ``cursor``: the next entry must carry one more.
-    cursor_seq: int = 0
-    #: Change counter the index reflects (a snapshot may be ahead of the cursor).
-    seq: int = 0
-    #: Revision (``seq`` on the wire) of the last published state index.
-    revision: int = 0
-    #: Encoded index entry of every listed job.
-    index: dict[str, bytes] = field(default_factory=dict)
-    #: The index reflects changes no published revision covers yet.
-    dirty: bool = False
-
-    def reset(self, snapshot: Snapshot) -> None:
-        self.seq = snapshot.seq
-        self.index = {
-            job_id: index_entry(job_id, status.path, has_result)
-            for job_id, status, has_result in snapshot.jobs
-        }
-
-
-@dataclass(slots=True)
-class _Plan:
-    """What one pass publishes for one scope."""
-
-    scope: _Scope
-    upserts: list[str]
-    removes: list[str]
-    #: Stream position and change counter the publishes cover (stored as the cursor).
-    cursor: str
-    cursor_seq: int
-    #: The index changed: publish its next revision.
-    changed: bool
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _entries(reply: Any) -> Entries:
-    """Stream entries of a one-stream XREAD reply, raw RESP or parsed by redis-py."""
-    if not reply:
-        return []
-    entries = []
-    for entry_id, fields in reply[0][1]:
-        if not isinstance(fields, dict):
-            fields = dict(zip(fields[::2], fields[1::2], strict=True))
-        entries.append((entry_id, fields))
-    return entries
-
-
-def _entry_time(entry_id: object) -> float:
-    """Wall-clock time (s) Redis added a stream entry: its ID is ``<ms>-<n>``."""
-    return int(_text(entry_id).split("-", 1)[0]) / 1000
 
 
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _status_path(fields: dict[bytes, bytes]) -> str:
-    sub = int(fields[b"sub"]) or None
-    return JobStatus(JobState(int(fields[b"st"])), sub).path
 
 
 class JobPublisher:
@@ -177,7 +114,7 @@ class JobPublisher:
         self.rebuilds = 0
         self._check_retained = False
         self._outage = OutageLog(logger, "retained-topic publisher: Redis or the broker")
-        self._scopes: dict[str, _Scope] = {}
+        self._scopes: dict[str, Scope] = {}
         self._hinted: set[str] = set()
         self._wake = asyncio.Event()
         self._discovered_at = 0.0
@@ -360,11 +297,11 @@ class JobPublisher:
     async def _load(self, name: str, *, republish: bool = False) -> None:
         """Start following a scope: from its stored cursor, or by a full republish
         (always with ``republish``; the index revisions go on from the stored one)."""
-        scope = _Scope(name)
+        scope = Scope(name)
         stored = await self.jobs.redis.execute("GET", self.jobs.keys(name).cursor)
         if stored is not None:
             # "<stream id> <revision> <change seq>"; before revisions: "<stream id> <seq>".
-            parts = _text(stored).split(" ")
+            parts = text(stored).split(" ")
             scope.cursor, scope.revision = parts[0], int(parts[1])
             scope.cursor_seq = int(parts[2]) if len(parts) > 2 else scope.revision
         if stored is None or republish:
@@ -374,11 +311,11 @@ class JobPublisher:
             scope.dirty = scope.seq > scope.cursor_seq
         self._scopes[name] = scope
 
-    async def _resync(self, scope: _Scope) -> None:
+    async def _resync(self, scope: Scope) -> None:
         """Republish every listed job of a scope and its index from a snapshot."""
         snapshot = await self.jobs.snapshot(scope.name)
         scope.reset(snapshot)
-        plan = _Plan(scope, list(scope.index), [], snapshot.last_id, snapshot.seq, True)
+        plan = Plan(scope, list(scope.index), [], snapshot.last_id, snapshot.seq, True)
         await self._publish([plan])
 
     # -- changes ---------------------------------------------------------------------------
@@ -404,14 +341,14 @@ class JobPublisher:
         for scope, reply in zip(scopes, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
-            entries = _entries(reply)
+            entries = stream_entries(reply)
             if len(entries) == BATCH:
                 self._hinted.add(scope.name)  # a backlog: go on in the next pass
             if not entries:
                 if scope.name not in self._hinted:
                     self._oldest.pop(scope.name, None)  # nothing left to publish
                 continue
-            first = _entry_time(entries[0][0])
+            first = entry_time(entries[0][0])
             self._oldest[scope.name] = min(self._oldest.get(scope.name, first), first)
             if int(entries[0][1][b"seq"]) > scope.cursor_seq + 1:
                 logger.warning(
@@ -419,38 +356,11 @@ class JobPublisher:
                 )
                 await self._resync(scope)
                 continue
-            plans.append(self._plan(scope, entries))
+            plans.append(plan_changes(scope, entries))
         if plans:
             await self._publish(plans)
 
-    @staticmethod
-    def _plan(scope: _Scope, entries: Entries) -> _Plan:
-        """Fold a batch of a scope's changes into its index; which jobs to (re)publish."""
-        last_op: dict[str, str] = {}
-        changed = scope.dirty
-        for _, fields in entries:
-            job_id = _text(fields[b"id"])
-            op = _text(fields[b"op"])
-            last_op[job_id] = op
-            entry_seq = int(fields[b"seq"])
-            if entry_seq <= scope.seq:
-                continue  # already reflected in the index (snapshot or earlier pass)
-            scope.seq, changed = entry_seq, True
-            if op == "remove":
-                scope.index.pop(job_id, None)
-            else:
-                has_result = _text(fields[b"res"]) == "1"
-                scope.index[job_id] = index_entry(job_id, _status_path(fields), has_result)
-        return _Plan(
-            scope,
-            [j for j, op in last_op.items() if op != "remove"],
-            [j for j, op in last_op.items() if op == "remove"],
-            _text(entries[-1][0]),
-            int(entries[-1][1][b"seq"]),
-            changed,
-        )
-
-    async def _publish(self, plans: list[_Plan]) -> None:
+    async def _publish(self, plans: list[Plan]) -> None:
         """Publish the planned jobs and index revisions; then store the cursors.
 
         Everything is sent at once, jobs before their scope's index, and the cursors are
@@ -500,12 +410,12 @@ class JobPublisher:
         for plan in plans:
             name = plan.scope.name
             if name in self._hinted:  # more to come: at the latest after what is published
-                last = _entry_time(plan.cursor)
+                last = entry_time(plan.cursor)
                 self._oldest[name] = last if last > 0 else time.time()
             else:
                 self._oldest.pop(name, None)
 
-    def _job_publishes(self, scope: _Scope, records: Iterable[JobRecord | None]) -> Publishes:
+    def _job_publishes(self, scope: Scope, records: Iterable[JobRecord | None]) -> Publishes:
         """Queue the retained publishes of the jobs' current state; their PUBACK futures."""
         subject = subject_of_scope(scope.name)
         publishes: Publishes = []
