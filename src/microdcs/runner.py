@@ -138,7 +138,15 @@ def observe_transports(runtime: Runtime) -> None:
     )
     if rpc is not None:
         metrics.observe_transport("rpc", rpc.stats, awaited=lambda: len(rpc.tracker))
-        metrics.observe("microdcs.rpc.connections", lambda: rpc.connection_stats.open)
+        stats = rpc.connection_stats
+        metrics.observe("microdcs.rpc.connections", lambda: stats.open)
+        metrics.observe("microdcs.rpc.closed", lambda: stats.refused_connections, reason="limit")
+        metrics.observe("microdcs.rpc.closed", lambda: stats.auth_timeouts, reason="auth_timeout")
+        metrics.observe("microdcs.rpc.closed", lambda: stats.idle_timeouts, reason="idle_timeout")
+        metrics.observe("microdcs.rpc.auth_failures", lambda: stats.auth_failures, reason="token")
+        metrics.observe(
+            "microdcs.rpc.auth_failures", lambda: stats.auth_throttled, reason="throttled"
+        )
 
 
 def add_telemetry_server(runtime: Runtime) -> TelemetryServer | None:

@@ -145,6 +145,13 @@ class Metrics:
         gauge("microdcs.queue.depth", "1", "Received messages waiting for a worker.")
         gauge("microdcs.responses.awaited", "1", "Requests sent that await a response.")
         gauge("microdcs.rpc.connections", "1", "Open MessagePack-RPC connections.")
+        counter(
+            "microdcs.rpc.closed",
+            "1",
+            "RPC connections refused or closed by a limit, by reason "
+            "(connection limit, auth timeout, idle timeout).",
+        )
+        counter("microdcs.rpc.auth_failures", "1", "RPC authentications refused, by reason.")
         counter("microdcs.redis.errors", "1", "Redis unavailable, by where it was noticed.")
         gauge("microdcs.ready", "1", "1 when /readyz would answer 200.")
         gauge("microdcs.sfc.active_executions", "1", "SFC executions in progress.")
