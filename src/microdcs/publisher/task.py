@@ -211,6 +211,9 @@ class JobPublisher:
             if not self.leading or self._restart:
                 if not self.leading:
                     logger.info("%s now publishes retained job state", self.lease.holder)
+                    # Hints of a standby may be long published by the last holder: the
+                    # first pass measures what is still pending from the stream itself.
+                    self._oldest.clear()
                 self.leading = True
                 await self._take_over()
             await self._lead(time.monotonic() + renew)
