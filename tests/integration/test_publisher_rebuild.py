@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,9 @@ async def orders_until(port: int, base: str, expected: set[str], timeout: float)
 
 
 async def test_broker_losing_its_retained_store_gets_every_order_topic_again(
-    broker: LocalMosquitto, redis_server: LocalRedis
+    broker: LocalMosquitto, redis_server: LocalRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     config = make_config(broker.port, redis_server.port)
     base = f"{config.jobs_prefix}/{SCOPE}"
     async with running(config) as runtime, RedisStore(config.redis) as store:
@@ -61,4 +63,8 @@ async def test_broker_losing_its_retained_store_gets_every_order_topic_again(
         async with asyncio.timeout(10):
             await runtime.mqtt.connected.wait()
         seen = await orders_until(broker.port, base, set(JOBS), timeout=5)
+        retained = await retained_state(broker.port, base)
     assert seen == set(JOBS)
+    index = orjson.loads(retained[f"{base}/state-index"].payload)
+    assert {job["job_order_id"] for job in index["jobs"]} == set(JOBS)
+    assert not [r for r in caplog.records if "crashed" in r.getMessage()]  # no task restarts
