@@ -24,7 +24,10 @@ from microdcs.transports.mqtt.client import ClientOptions, MqttClient, MqttConne
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 STORE = f"{JC}.Store.v2"
-QUERY = "org.opcfoundation.Machinery.Jobs.RequestJobResponseByJobOrderID.v1"
+#: The existence check of a job: an Update of an unchanged order is Good (1) for a stored
+#: job still waiting to start and UnknownJobOrderId (2) otherwise; it creates nothing.
+#: (RequestJobResponseByJobOrderID knows only jobs that ran.)
+UPDATE = f"{JC}.Update.v2"
 ERROR_KIND = "mdcserrorkind"
 OK = 1
 UNKNOWN_JOB = 2
@@ -267,9 +270,11 @@ class MesLoad:
                 kinds[r.error_kind] = kinds.get(r.error_kind, 0) + 1
         return kinds
 
-    async def missing_jobs(self, job_ids: list[str], *, inflight: int = 64) -> list[str]:
-        """The jobs of ``job_ids`` the runtime cannot return (RequestJobResponseByJobOrderID
-        not Good, after one retry of unanswered queries)."""
+    async def missing_jobs(
+        self, job_ids: list[str], *, inflight: int = 64
+    ) -> tuple[list[str], list[str]]:
+        """The jobs of ``job_ids`` the runtime does not know (their Update is not Good),
+        and those it did not answer about even when asked twice (unverified)."""
         missing: list[str] = []
         pending = list(job_ids)
         for _attempt in range(2):
@@ -277,7 +282,7 @@ class MesLoad:
             retry: list[str] = []
             for n in range(0, len(pending), inflight):
                 batch = [
-                    self.send(QUERY, orjson.dumps({"JobOrderID": job}), job_id=job)
+                    self.send(UPDATE, store_body(job), job_id=job)
                     for job in pending[n : n + inflight]
                 ]
                 for query in batch:
@@ -293,7 +298,7 @@ class MesLoad:
             pending = retry
             if not pending:
                 break
-        return missing + pending
+        return missing, pending
 
 
 def summary(mes: MesLoad) -> dict[str, Any]:
