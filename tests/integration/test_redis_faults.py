@@ -72,7 +72,7 @@ async def test_stores_while_redis_loads_its_dataset_succeed_after_the_wait(
     config = make_config(mosquitto.port, slow_redis.port)
     admin = redis.Redis(port=slow_redis.port)
     pipe = admin.pipeline(transaction=False)
-    for n in range(6000):  # about 1.5 s of loading with the delay per key
+    for n in range(4000):  # about 1.5 s of loading with the delay per key
         pipe.set(f"filler:{n}", b"x" * 200)
     pipe.execute()
     admin.save()
