@@ -108,6 +108,13 @@ class Replica:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def first_errors(self, count: int = 3) -> list[str]:
+        """The first ERROR lines of the log (the cause, before the consequences)."""
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [line[:300] for line in lines if " ERROR " in line][:count]
+
     def tracebacks(self) -> int:
         if not self.log_path.exists():
             return 0

@@ -375,6 +375,8 @@ async def test_tenfold_overload_keeps_memory_bounded_and_answers_every_request(
                     "broker_peak_rss_mb": round(rss.peak["broker"], 1),
                     "stored_but_unanswered": stored_unanswered,
                     "phases": phases,
+                    "replica_tracebacks": replicas[0].tracebacks(),
+                    "replica_first_errors": replicas[0].first_errors(),
                     "replica_log_tail": replicas[0].log_tail(8),
                     "lost_job_ids": lost[:20],
                     "unverified_by_api": len(unverified),
