@@ -79,7 +79,7 @@ class EventPipeline:
         self._retry_seconds = storage_retry_seconds
         self._latency = latency
         self._tracing = tracing or Tracing()
-        self._rejections = RateLimitedLog(logger, value_chars=log_value_chars)
+        self._log = RateLimitedLog(logger, value_chars=log_value_chars)
 
     @property
     def dedupe(self) -> Deduplicator | None:
@@ -99,7 +99,7 @@ class EventPipeline:
         """
         self._stats.fail(error.kind)
         if event is not None:
-            self._rejections.log(
+            self._log.log(
                 logging.WARNING,
                 error.kind,
                 "rejected %s %s: %s (%s)",
@@ -109,7 +109,7 @@ class EventPipeline:
                 error.kind,
             )
         else:
-            self._rejections.log(
+            self._log.log(
                 logging.WARNING,
                 error.kind,
                 "rejected undecodable message: %s (%s)",
@@ -191,7 +191,14 @@ class EventPipeline:
                         )
                 if previous is not None:
                     self._stats.duplicates += 1
-                    logger.info("duplicate %s %s from %s", event.type, event.id, event.source)
+                    self._log.log(
+                        logging.INFO,
+                        "duplicate",
+                        "duplicate %s %s from %s",
+                        event.type,
+                        event.id,
+                        event.source,
+                    )
                     return _sent(previous, send)
             try:
                 responses = await processor.dispatch(event, context)
@@ -203,13 +210,20 @@ class EventPipeline:
             return _sent([self.reject(event, error)], send)
         except StorageUnavailableError as error:
             self._stats.fail(error.kind)
-            logger.error("giving up on %s %s: %s", event.type, event.id, error)
+            self._log.log(
+                logging.ERROR,
+                "storage_gave_up",
+                "giving up on %s %s: %s",
+                event.type,
+                event.id,
+                str(error),
+            )
             return _sent([error_event(event, error, source=self._source)], send)
         except OutgoingEventError as error:
             # The handler tried to send something the broker would refuse: its bug, but
             # it must neither reach the broker nor pass for an internal crash.
             self._stats.fail(error.kind)
-            self._rejections.log(
+            self._log.log(
                 logging.ERROR,
                 error.kind,
                 "handler of %s refused an outgoing event on %s: %s",
@@ -234,7 +248,14 @@ class EventPipeline:
             except StorageUnavailableError as error:
                 # The effect happened and its responses went out; only duplicate detection
                 # of this one event is lost.
-                logger.error("could not record %s %s for dedupe: %s", event.type, event.id, error)
+                self._log.log(
+                    logging.ERROR,
+                    "dedupe_record",
+                    "could not record %s %s for dedupe: %s",
+                    event.type,
+                    event.id,
+                    str(error),
+                )
         self._stats.processed += 1
         return responses
 
@@ -254,7 +275,16 @@ class EventPipeline:
         while True:
             if time.monotonic() + delay > deadline:
                 raise error
-            logger.warning("waiting for Redis to %s %s %s: %s", what, event.type, event.id, error)
+            # Every waiting event would log a line per attempt: a few per period suffice.
+            self._log.log(
+                logging.WARNING,
+                "storage_wait",
+                "waiting for Redis to %s %s %s: %s",
+                what,
+                event.type,
+                event.id,
+                str(error),
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
             try:
