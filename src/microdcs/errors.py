@@ -90,6 +90,12 @@ class OutgoingEventError(MicroDCSError):
         self.message = message
 
 
+class InvalidResponseTopicError(InputError):
+    """The request names a Response Topic the runtime must not publish to."""
+
+    kind = "invalid_response_topic"
+
+
 class UnavailableError(MicroDCSError):
     """A dependency is down; waiting and retrying can succeed."""
 
