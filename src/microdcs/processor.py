@@ -182,13 +182,7 @@ class CloudEventProcessor:
         try:
             message = spec.model.decode(event.data, event.datacontenttype, max_depth=self.max_depth)
         except InputError as error:
-            substitute = self.on_invalid(event, error)
-            if substitute is None:
-                raise
-            response = self.response_event(event, substitute)
-            response.extensions[ERROR_KIND] = error.kind
-            response.extensions[ERROR_MESSAGE] = error.message
-            return [response]
+            return self.invalid_response(event, error)
         message.restore_hidden(event.extensions)
         handler: Handler = getattr(type(self), spec.method_name)
         result = await handler(self, message, context)
@@ -210,6 +204,16 @@ class CloudEventProcessor:
         message.restore_hidden(response.extensions)
         handler: ResponseHandler = getattr(type(self), spec.method_name)
         await handler(self, message, ResponseContext(response=response, request=request))
+
+    def invalid_response(self, event: CloudEvent, error: InputError) -> list[CloudEvent]:
+        """The typed answer :meth:`on_invalid` gives for ``error``; re-raises without one."""
+        substitute = self.on_invalid(event, error)
+        if substitute is None:
+            raise error
+        response = self.response_event(event, substitute)
+        response.extensions[ERROR_KIND] = error.kind
+        response.extensions[ERROR_MESSAGE] = error.message
+        return [response]
 
     # -- hooks --------------------------------------------------------------------
     def on_invalid(self, event: CloudEvent, error: InputError) -> Model | None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from microdcs.cloudevent import ERROR_KIND, ERROR_MESSAGE, CloudEvent, text_problem
+from microdcs.cloudevent import CloudEvent, text_problem
 from microdcs.config import LimitsConfig
 from microdcs.errors import InputError, InvalidRequestError
 from microdcs.jobs.keys import scope_name
@@ -154,13 +154,7 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         try:
             return await super().dispatch(event, context)
         except _RefusedId as error:
-            substitute = self.on_invalid(event, error)
-            if substitute is None:
-                raise
-            response = self.response_event(event, substitute)
-            response.extensions[ERROR_KIND] = error.kind
-            response.extensions[ERROR_MESSAGE] = error.message
-            return [response]
+            return self.invalid_response(event, error)
 
     def _checked_id(self, job_id: str | None) -> str:
         """``job_id`` if it can name a job; else :class:`_RefusedId` (invalid request)."""
