@@ -89,6 +89,13 @@ class MqttConfig:
         "acknowledging it; then it is dropped (logged, counted) so a message the broker "
         "refuses by disconnecting cannot keep the replica offline.",
     )
+    max_unacked_publishes: int = setting(
+        "APP_MQTT_MAX_UNACKED_PUBLISHES",
+        8192,
+        "Publishes of ours awaiting the broker's PUBACK at which workers take no new "
+        "request until half of them are acknowledged: responses to a slow broker stay "
+        "bounded (and below MQTT's 65,535 packet identifiers).",
+    )
     reconnect_max_seconds: float = setting(
         "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
     )
@@ -429,6 +436,11 @@ def validate(config: AppConfig) -> None:
         ("APP_MQTT_SESSION_EXPIRY", config.mqtt.session_expiry > 0, "must be > 0"),
         ("APP_MQTT_KEEPALIVE", config.mqtt.keepalive > 0, "must be > 0"),
         ("APP_MQTT_PUBLISH_ATTEMPTS", config.mqtt.publish_attempts > 0, "must be > 0"),
+        (
+            "APP_MQTT_MAX_UNACKED_PUBLISHES",
+            1 < config.mqtt.max_unacked_publishes <= 60000,
+            "must be 2..60000",
+        ),
         (
             "APP_MQTT_RESPONSE_TOPIC_ALLOW",
             all(

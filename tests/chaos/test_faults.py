@@ -306,6 +306,13 @@ async def test_redis_sigkill_with_aof_loses_no_acknowledged_job(
             replica.stop()
 
 
+def _late(r: Request) -> float:
+    """Seconds from the broker taking the request to the runtime building its answer."""
+    if r.produced_wall is not None and r.accepted_wall is not None:
+        return r.produced_wall - r.accepted_wall
+    return r.answers[0][0] - (r.accepted or r.sent)
+
+
 def classify(requests: list[Request], slack: float = 1.0) -> dict[str, int]:
     """What became of each overload request, against its Message Expiry."""
     counts = {"ok_in_time": 0, "ok_after_expiry": 0, "expired": 0, "other_error": 0,
@@ -317,7 +324,7 @@ def classify(requests: list[Request], slack: float = 1.0) -> dict[str, int]:
             counts["expired"] += 1
         elif r.error_kind is not None or r.status != OK:
             counts["other_error"] += 1
-        elif r.expiry is not None and r.answers[0][0] - r.sent > r.expiry + slack:
+        elif r.expiry is not None and _late(r) > r.expiry + slack:
             counts["ok_after_expiry"] += 1
         else:
             counts["ok_in_time"] += 1
@@ -345,7 +352,7 @@ async def test_tenfold_overload_keeps_memory_bounded_and_answers_every_request(
                 sent_for = time.monotonic() - started
                 phases = {"send_s": round(sent_for, 1)}
                 # Every request is answered or expired by now (plus processing slack).
-                await mes.settle(expiry + 10)
+                await mes.settle(expiry + 10, still_arriving=60)
                 overload = [r for c, r in mes.requests.items() if c not in before]
                 counts = classify(overload)
                 phases["settle_s"] = round(time.monotonic() - started - sent_for, 1)

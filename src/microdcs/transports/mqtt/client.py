@@ -58,6 +58,10 @@ class ClientOptions:
     connect_timeout: float = 10.0
     #: Connections one QoS 1 publish may be sent on unacknowledged before it is dropped.
     publish_attempts: int = 5
+    #: Received PUBLISH bytes held while delivery is paused before the socket is paused.
+    max_held_bytes: int = 1024 * 1024
+    #: The socket's receive buffer (SO_RCVBUF); 0 leaves the system's autotuning.
+    receive_buffer_bytes: int = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -78,6 +82,12 @@ class _Protocol(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            size = self._client.options.receive_buffer_bytes
+            if size:
+                # While delivery is paused the broker's messages wait in this buffer, and
+                # their Message Expiry runs on unseen: a small one keeps that wait short
+                # (Linux autotunes it to megabytes, seconds of messages under overload).
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def data_received(self, data: bytes) -> None:
         self._client._data_received(data)
@@ -116,9 +126,16 @@ class MqttClient:
         self._next_id = 0
         self._last_received = 0.0
         self._ping_handle: asyncio.TimerHandle | None = None
-        self._reading_paused = False
-        #: Packets of the last socket read not handled yet because reading paused.
-        self._held: collections.deque[codec.Packet] = collections.deque()
+        self._delivery_paused = False
+        self._socket_paused = False
+        #: Received PUBLISH packets not delivered yet because delivery is paused.
+        self._held: collections.deque[tuple[float, codec.Packet]] = collections.deque()
+        self._held_bytes = 0
+        self._below = asyncio.Event()
+        self._below_mark = 0
+        #: Loop time at which the PUBLISH being delivered was read from the socket (a held
+        #: one waited before delivery: its Message Expiry ran on meanwhile).
+        self.read_at = 0.0
         #: Publishes the broker refused with a PUBACK reason code >= 0x80.
         self.rejected_publishes = 0
         #: Publishes dropped after ``publish_attempts`` connections without a PUBACK.
@@ -156,39 +173,56 @@ class MqttClient:
         await self._writable.wait()
 
     @property
-    def reading_paused(self) -> bool:
-        return self._reading_paused
+    def delivery_paused(self) -> bool:
+        return self._delivery_paused
 
-    def pause_reading(self) -> None:
-        """Stop reading from the socket: the application's own bound is reached.
+    def pause_delivery(self) -> None:
+        """Hand the application no more received messages: its own bound is reached.
 
         The broker may send more than our Receive Maximum allows (Mosquitto counts it
-        loosely); with reading paused TCP flow control holds the rest at the broker.
-        Packets already read stay raw (at most one socket read) until reading resumes,
-        so the application sees nothing more meanwhile. The keep-alive check is
-        suspended too, since nothing is read.
+        loosely), so received PUBLISH packets are held raw meanwhile, and the socket
+        stops being read once ``max_held_bytes`` are held: TCP flow control then keeps
+        the rest at the broker. Everything else (the PUBACKs of our own publishes above
+        all) is still handled as it arrives, so our responses keep being acknowledged.
         """
-        if not self._reading_paused:
-            self._reading_paused = True
-            if self._transport is not None:
-                self._transport.pause_reading()
+        self._delivery_paused = True
 
-    def resume_reading(self) -> None:
-        if not self._reading_paused:
+    def resume_delivery(self) -> None:
+        """Deliver the held messages and read on (unless paused again meanwhile)."""
+        if not self._delivery_paused:
             return
-        self._reading_paused = False
-        self._last_received = asyncio.get_running_loop().time()
+        self._delivery_paused = False
         held = self._held
         try:
-            while held and not self._reading_paused:
-                self._handle(held.popleft())
+            while held and not self._delivery_paused:
+                self.read_at, packet = held.popleft()
+                self._held_bytes -= packet.size
+                self._handle(packet)
         except codec.MalformedPacketError as exc:
             self._malformed(exc)
             return
-        if self._reading_paused:
-            return  # paused again while handling what was held
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
+        if self._held_bytes < self.options.max_held_bytes:
+            self._read_socket()
+
+    def _read_socket(self) -> None:
+        if self._socket_paused:
+            self._socket_paused = False
+            self._last_received = asyncio.get_running_loop().time()
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+
+    async def wait_unacknowledged_below(self, count: int) -> None:
+        """Until fewer than ``count`` of our QoS 1 publishes await their PUBACK.
+
+        Bounds what the application keeps sending when the broker acknowledges slowly.
+        The socket is read meanwhile, since the PUBACKs come through it; it pauses again
+        if the held messages reach their bound, so callers wait with a timeout.
+        """
+        while len(self._inflight) >= count:
+            self._read_socket()
+            self._below.clear()
+            self._below_mark = count
+            await self._below.wait()
 
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> codec.ConnAck:
@@ -199,8 +233,9 @@ class MqttClient:
         self._out.clear()
         self._closed = loop.create_future()
         self._connack = loop.create_future()
-        self._reading_paused = False
+        self._socket_paused = False
         self._held.clear()  # of a closed connection: the broker redelivers what matters
+        self._held_bytes = 0
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 transport, _ = await loop.create_connection(
@@ -279,7 +314,7 @@ class MqttClient:
             return
         loop = asyncio.get_running_loop()
         if (
-            not self._reading_paused
+            not self._socket_paused
             and loop.time() - self._last_received > self.options.keepalive * 1.5
         ):
             logger.warning(
@@ -413,14 +448,19 @@ class MqttClient:
 
     # -- reading ----------------------------------------------------------------------------
     def _data_received(self, data: bytes) -> None:
-        self._last_received = asyncio.get_running_loop().time()
+        now = self._last_received = asyncio.get_running_loop().time()
         try:
-            packets = self._reader.feed(data)
-            for index, packet in enumerate(packets):
-                if self._reading_paused:
-                    self._held.extend(packets[index:])
-                    return
-                self._handle(packet)
+            for packet in self._reader.feed(data):
+                self.read_at = now
+                if self._delivery_paused and packet.kind == codec.PUBLISH:
+                    self._held.append((now, packet))
+                    self._held_bytes += packet.size
+                else:
+                    self._handle(packet)
+            if self._held_bytes >= self.options.max_held_bytes and not self._socket_paused:
+                self._socket_paused = True
+                if self._transport is not None:
+                    self._transport.pause_reading()
         except codec.MalformedPacketError as exc:
             self._malformed(exc)
 
@@ -451,6 +491,8 @@ class MqttClient:
                 item.on_ack()
             if not self._inflight:
                 self._all_acked.set()
+            if len(self._inflight) < self._below_mark:
+                self._below.set()
             self._pump()
         elif kind == codec.CONNACK:
             if self._connack is not None and not self._connack.done():

@@ -64,6 +64,8 @@ logger = logging.getLogger(__name__)
 RETAINED_EXPIRY_DEFAULT = 172800
 #: Distinct topics whose routing is remembered before the memory starts over.
 TOPIC_CACHE_SIZE = 4096
+#: Longest a worker waits for the broker's PUBACKs before taking new work anyway.
+UNACKED_WAIT_SECONDS = 1.0
 #: Message Expiry Interval (s) of an ``expired`` answer: nobody may be waiting for it.
 EXPIRED_ANSWER_SECONDS = 10
 
@@ -192,6 +194,9 @@ class MqttHandler:
         self._low_water = max(1, config.queue_size // 2)
         #: Received messages no worker has taken yet (queued, or in a dedupe lookup).
         self._waiting = 0
+        #: Our publishes awaiting a PUBACK at which workers stop taking new work.
+        self._unacked_high = config.mqtt.max_unacked_publishes
+        self._unacked_low = max(1, self._unacked_high // 2)
         self.response_topics = ResponseTopicPolicy(
             [config.mqtt.response_topic_base],
             parse_patterns(config.mqtt.response_topic_allow),
@@ -264,10 +269,10 @@ class MqttHandler:
             return
         self.stats.received += 1
         client = self.client
-        item = _Received(message, client.epoch, asyncio.get_running_loop().time())
+        item = _Received(message, client.epoch, client.read_at)
         self._waiting += 1
         if self._waiting >= self._high_water:
-            client.pause_reading()
+            client.pause_delivery()
         dedupe = self.pipeline.dedupe
         if dedupe is None or message.topic == self.response_topic or not self._decode(item):
             self._queue.put(item)
@@ -335,6 +340,14 @@ class MqttHandler:
         while True:
             item = await self._queue.get()
             self._waiting -= 1
+            client = self._client
+            if client is not None and client.pending_acks >= self._unacked_high:
+                # The broker acknowledges our publishes slower than we produce them:
+                # take no new work until it caught up (responses stay bounded). Bounded
+                # wait: the PUBACKs may sit behind messages held at their own bound.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(UNACKED_WAIT_SECONDS):
+                        await client.wait_unacknowledged_below(self._unacked_low)
             try:
                 await self._handle(item)
             except Exception:
@@ -344,7 +357,7 @@ class MqttHandler:
             finally:
                 self._queue.done()
                 if self._waiting <= self._low_water and self._client is not None:
-                    self._client.resume_reading()
+                    self._client.resume_delivery()
 
     async def _handle(self, item: _Received) -> None:
         message = item.message
