@@ -147,7 +147,8 @@ class MesLoad:
                     await asyncio.sleep(0.1)
 
     def _on_message(self, message: codec.Publish) -> None:
-        self.client.ack(message.packet_id, self.client.epoch)
+        if message.qos:  # an `expired` answer comes at QoS 0: nothing to acknowledge
+            self.client.ack(message.packet_id, self.client.epoch)
         request = self.requests.get(message.correlation_data or b"")
         if request is None:
             return

@@ -133,6 +133,7 @@ class MqttClient:
         self._held_bytes = 0
         self._below = asyncio.Event()
         self._below_mark = 0
+        self._ack_waiters = 0
         #: Loop time at which the PUBLISH being delivered was read from the socket (a held
         #: one waited before delivery: its Message Expiry ran on meanwhile).
         self.read_at = 0.0
@@ -215,14 +216,19 @@ class MqttClient:
         """Until fewer than ``count`` of our QoS 1 publishes await their PUBACK.
 
         Bounds what the application keeps sending when the broker acknowledges slowly.
-        The socket is read meanwhile, since the PUBACKs come through it; it pauses again
-        if the held messages reach their bound, so callers wait with a timeout.
+        The PUBACKs may sit in the socket behind received messages held at their bound,
+        so the socket is read meanwhile up to 16 times that bound; beyond it callers wait
+        out a timeout of their own and then go on, which lets the held ones drain.
         """
         while len(self._inflight) >= count:
+            self._ack_waiters += 1
             self._read_socket()
             self._below.clear()
             self._below_mark = count
-            await self._below.wait()
+            try:
+                await self._below.wait()
+            finally:
+                self._ack_waiters -= 1
 
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> codec.ConnAck:
@@ -457,7 +463,10 @@ class MqttClient:
                     self._held_bytes += packet.size
                 else:
                     self._handle(packet)
-            if self._held_bytes >= self.options.max_held_bytes and not self._socket_paused:
+            # Someone waits for PUBACKs that may sit behind the held messages: read on, to
+            # a bound 16 times higher (beyond it they wait out their timeout).
+            limit = self.options.max_held_bytes * (16 if self._ack_waiters else 1)
+            if self._held_bytes >= limit and not self._socket_paused:
                 self._socket_paused = True
                 if self._transport is not None:
                     self._transport.pause_reading()

@@ -64,6 +64,10 @@ logger = logging.getLogger(__name__)
 RETAINED_EXPIRY_DEFAULT = 172800
 #: Distinct topics whose routing is remembered before the memory starts over.
 TOPIC_CACHE_SIZE = 4096
+#: A request with less Message Expiry left than this is answered ``expired`` rather than
+#: processed: the time it spent in the broker's and the kernel's buffers is not seen, and
+#: its answer would reach a client that has given up.
+EXPIRY_MARGIN_SECONDS = 0.5
 #: Longest a worker waits for the broker's PUBACKs before taking new work anyway.
 UNACKED_WAIT_SECONDS = 1.0
 #: Message Expiry Interval (s) of an ``expired`` answer: nobody may be waiting for it.
@@ -448,7 +452,7 @@ class MqttHandler:
         return True
 
     def _expired(self, item: _Received) -> bool:
-        """A request whose Message Expiry ran out while queued is not processed.
+        """A request whose Message Expiry ran out (or nearly) while queued is not processed.
 
         It is counted and answered ``expired`` (with a short expiry of its own, so the
         broker discards the answer if nobody waits for it any more).
@@ -456,7 +460,7 @@ class MqttHandler:
         message = item.message
         assert message.message_expiry is not None
         waited = asyncio.get_running_loop().time() - item.arrived
-        if waited < message.message_expiry:
+        if waited + EXPIRY_MARGIN_SECONDS < message.message_expiry:
             return False
         self.stats.fail("expired")
         self._rejections.log(
@@ -472,8 +476,10 @@ class MqttHandler:
         response = error_event(item.event, error, source=self.pipeline.source)
         response.extensions[EXPIRY_INTERVAL] = EXPIRED_ANSWER_SECONDS
         binding = item.binding or self._binding_for_topic(message.topic)
+        # At QoS 0: under overload these answers are the many, and they must not compete
+        # for packet identifiers and PUBACKs with the answers of processed requests.
         gate = _AckGate(partial(self._ack, item))
-        self._send_responses([response], message, binding, gate)
+        self._send_responses([response], message, binding, gate, qos=0)
         gate.done()
         return True
 
@@ -551,6 +557,8 @@ class MqttHandler:
         request: codec.Publish,
         binding: MqttBinding | None,
         gate: _AckGate,
+        *,
+        qos: int = 1,
     ) -> None:
         """Publish responses; ``gate`` acknowledges the request once the broker has them."""
         topics: list[tuple[str, MqttEnvelope]] = []
@@ -573,7 +581,7 @@ class MqttHandler:
             topics.append((topic, envelope))
         gate.expect(len(topics))
         for topic, envelope in topics:
-            self._publish_now(topic, envelope, on_ack=gate.done)
+            self._publish_now(topic, envelope, qos=qos, on_ack=gate.done)
 
     def _response_envelope(
         self, response: CloudEvent, request: codec.Publish, binding: MqttBinding | None
