@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import orjson
 
 from microdcs.cloudevent import CloudEvent, text_problem
-from microdcs.config import LimitsConfig
 from microdcs.errors import InputError, InvalidRequestError
 from microdcs.jobs.keys import scope_name
 from microdcs.jobs.returnstatus import ReturnStatus
@@ -92,7 +91,7 @@ _EVENT_OF: dict[Command, JobEventKind] = {
 #: (``order/{id}``, ``result/{id}``), where these would split or wildcard the topic name.
 TOPIC_UNSAFE = frozenset("/+#")
 #: Default longest JobOrderID (``APP_LIMIT_ID_LENGTH``).
-MAX_ID_LENGTH = LimitsConfig().id_length
+MAX_ID_LENGTH = 256  # the default of APP_LIMIT_ID_LENGTH
 
 
 def job_id_problem(job_id: str | None, max_length: int = MAX_ID_LENGTH) -> str | None:
@@ -124,11 +123,11 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         *,
         source: str = "microdcs",
         start_policy: StartPolicy | None = None,
-        limits: LimitsConfig | None = None,
+        id_length: int = MAX_ID_LENGTH,
     ) -> None:
         super().__init__(source=source)
         self.jobs = jobs
-        self._id_length = (limits or LimitsConfig()).id_length
+        self._id_length = id_length
         self.start_policy: StartPolicy = start_policy or DefaultStartPolicy()
         self._listeners: list[JobListener] = []
         self._change_listeners: list[Callable[[str], None]] = []

@@ -20,7 +20,9 @@ def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
         retention=config.jobs_response_retention,
         maxlen=config.jobs_changes_maxlen,
     )
-    processor = JobManagementProcessor(jobs, source=config.resolved_source, limits=config.limits)
+    processor = JobManagementProcessor(
+        jobs, source=config.resolved_source, id_length=config.limits.id_length
+    )
     runtime.bind(processor, prefix=config.jobs_prefix)
     if config.is_publisher_instance:
         from microdcs.publisher.task import JobPublisher
