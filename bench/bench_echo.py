@@ -20,7 +20,7 @@ from pathlib import Path
 
 from loadgen import rss_kb, run_load, start_runtime, wait_ready
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 
 BARE_ECHO = r"""
 import asyncio, socket, sys, orjson, aiomqtt

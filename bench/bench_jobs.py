@@ -25,7 +25,7 @@ from typing import Any
 from loadgen import Call, rss_kb, run_load, wait_ready
 from loadgen import start_runtime as start_microdcs
 
-from microdcs.devstack import LocalMosquitto, LocalRedis, LocalService
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, LocalService
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 ORDER = (

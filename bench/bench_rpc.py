@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from microdcs.config import AppConfig, RpcConfig
+from microdcs.app.config import AppConfig, RpcConfig
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor
 from microdcs.transports.msgpack_rpc import MessagePackRpcClient, MessagePackRpcHandler
 

@@ -35,7 +35,7 @@ import orjson
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
@@ -147,7 +147,7 @@ def measure_failover() -> float:
     with tempfile.TemporaryDirectory() as tmp, LocalMosquitto(Path(tmp) / "m") as broker, \
             LocalRedis(Path(tmp) / "r", appendonly=False) as redis:  # fmt: skip
         env = bench_env(broker.port, redis.port)
-        cli = [sys.executable, "-m", "microdcs.cli"]
+        cli = [sys.executable, "-m", "microdcs.app.cli"]
         simulator = subprocess.Popen([*cli, "simulate-equipment", "--delay-ms", "1000"], env=env)
         replicas = {
             f"bench-{n}": subprocess.Popen(
@@ -169,7 +169,7 @@ def measure(replicas: int, jobs: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp, LocalMosquitto(Path(tmp) / "m") as broker, \
             LocalRedis(Path(tmp) / "r", appendonly=False) as redis:  # fmt: skip
         env = bench_env(broker.port, redis.port)
-        cli = [sys.executable, "-m", "microdcs.cli"]
+        cli = [sys.executable, "-m", "microdcs.app.cli"]
         procs = [subprocess.Popen([*cli, "simulate-equipment", "--delay-ms", "0"], env=env)]
         procs += [
             subprocess.Popen([*cli, "run"], env=dict(env, APP_INSTANCE_ID=f"bench-{n}"))

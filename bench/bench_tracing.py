@@ -22,7 +22,7 @@ from pathlib import Path
 
 from loadgen import Call, run_load, start_runtime, wait_ready
 
-from microdcs.devstack import LocalMosquitto, LocalRedis, free_port
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port
 
 STORE = "org.opcfoundation.ISA95-JOBCONTROL_V2.Store.v2"
 ORDER = '{{"JobOrder": {{"JobOrderID": "J-{n}"}}, "Comment": []}}'

@@ -325,7 +325,7 @@ def start_runtime(
         APP_HTTP_PORT="0",
     )
     env.update(env_extra or {})
-    command = os.environ.get("BENCH_RUNTIME_CMD", "-m microdcs.cli run").split()
+    command = os.environ.get("BENCH_RUNTIME_CMD", "-m microdcs.app.cli run").split()
     return subprocess.Popen([sys.executable, *command], env=env)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from microdcs.config import AppConfig, MqttConfig, RedisConfig
-from microdcs.devstack import LocalMosquitto, LocalRedis
-from microdcs.runner import Runtime, RuntimeFactory, open_runtime
-from microdcs.telemetry.tracing import Tracing
+from microdcs.app.config import AppConfig, MqttConfig, RedisConfig
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.runner import Runtime, RuntimeFactory, open_runtime
+from microdcs.core.tracing import Tracing
 
 _counter = itertools.count()
 

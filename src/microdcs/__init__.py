@@ -1,7 +1,7 @@
 """microdcs: a Python runtime for manufacturing control (ISA-95 level 2)."""
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.errors import MicroDCSError
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import MicroDCSError
 
 __all__ = ["CloudEvent", "MicroDCSError"]
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 from tests.chaos.harness import Outcome, table, write_results
 
 _outcomes: list[Outcome] = []

@@ -1,6 +1,6 @@
 """Pieces of the fault suite: runtime replicas as real processes, RSS sampling, the report.
 
-A replica is ``python -m microdcs.cli run`` configured only by ``APP_*`` variables, as in
+A replica is ``python -m microdcs.app.cli run`` configured only by ``APP_*`` variables, as in
 production, so SIGKILL hits a real process and a restart reads its session back from the
 broker. Every scenario files one :class:`Outcome`; the session writes them all to
 ``bench/results/chaos.json`` and prints them as a table.
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from microdcs.config import AppConfig, MqttConfig, RedisConfig, RpcConfig, to_environment
+from microdcs.app.config import AppConfig, MqttConfig, RedisConfig, RpcConfig, to_environment
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results" / "chaos.json"
@@ -74,7 +74,7 @@ class Replica:
         env["PYTHONPATH"] = str(REPO)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "microdcs.cli", "run"],
+                [sys.executable, "-m", "microdcs.app.cli", "run"],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
             )  # fmt: skip
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from microdcs.config import RpcConfig
-from microdcs.devstack import LocalMosquitto, LocalRedis, free_port
+from microdcs.app.config import RpcConfig
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port
 from tests.chaos.fuzz import fuzz_mqtt, fuzz_rpc, rpc_heartbeat
 from tests.chaos.harness import (
     Outcome,

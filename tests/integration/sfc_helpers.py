@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from microdcs.config import AppConfig
-from microdcs.equipment.simulator import Emission, EquipmentSimulator, SimulatorSettings
+from microdcs.app.config import AppConfig
+from microdcs.app.simulator import Emission, EquipmentSimulator, SimulatorSettings
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 from tests.integration.test_jobs_helpers import Station, state_numbers
 from tests.mesclient import Received

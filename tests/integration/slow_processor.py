@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
+from microdcs.app.runner import Runtime
 from microdcs.models import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
-from microdcs.runner import Runtime
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 
 SLOW_TYPE = "com.example.test.slow.v1"
 

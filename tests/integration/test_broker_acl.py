@@ -29,9 +29,9 @@ import orjson
 import pytest
 import yaml
 
-from microdcs.config import AppConfig, MqttConfig, RedisConfig
-from microdcs.devstack import LocalMosquitto, LocalRedis
-from microdcs.equipment.simulator import EquipmentSimulator, SimulatorSettings
+from microdcs.app.config import AppConfig, MqttConfig, RedisConfig
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.simulator import EquipmentSimulator, SimulatorSettings
 from tests.conftest import make_config, running
 from tests.integration.test_jobs_helpers import JC, STATUS_EVENT, state_numbers
 from tests.mesclient import MesClient, Received, ce_properties, next_message

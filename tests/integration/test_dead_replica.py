@@ -12,7 +12,7 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
-from microdcs.config import AppConfig, MqttConfig
+from microdcs.app.config import AppConfig, MqttConfig
 from microdcs.examples.greeting import GREETING_TYPE
 from tests.conftest import running
 from tests.integration.test_lifecycle import _start_replica

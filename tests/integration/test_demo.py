@@ -34,7 +34,7 @@ def _demo_until(workdir: Path, wanted: str) -> str:
     Checks that everything stops cleanly; returns the whole output.
     """
     demo = subprocess.Popen(
-        [sys.executable, "-m", "microdcs.cli", "demo", "--workdir", str(workdir)],
+        [sys.executable, "-m", "microdcs.app.cli", "demo", "--workdir", str(workdir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

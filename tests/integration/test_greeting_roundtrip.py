@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from microdcs.examples.greeting import GREETING_TYPE
 from tests.conftest import running
 from tests.mesclient import MesClient, ce_properties, next_message

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import (
     INVALID,

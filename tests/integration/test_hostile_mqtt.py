@@ -16,11 +16,11 @@ from typing import ClassVar
 import orjson
 import pytest
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
+from microdcs.app.runner import Runtime
 from microdcs.examples.greeting import GREETING_TYPE
 from microdcs.models import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
-from microdcs.runner import Runtime
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.transports.mqtt.mapping import MqttEnvelope
 from tests.conftest import running
 from tests.mesclient import MesClient, ce_properties, next_message

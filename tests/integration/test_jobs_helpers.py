@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from microdcs.config import AppConfig, to_environment
-from microdcs.runner import Runtime
+from microdcs.app.config import AppConfig, to_environment
+from microdcs.app.runner import Runtime
 from tests.mesclient import MesClient, Received, ce_properties, next_message
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
@@ -98,7 +98,7 @@ def start_replica(config: AppConfig, tmp: Path) -> subprocess.Popen[bytes]:
     env["PYTHONPATH"] = str(REPO)
     log = (tmp / f"{config.instance_id}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "microdcs.cli", "run"],
+        [sys.executable, "-m", "microdcs.app.cli", "run"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from tests.integration.test_jobs_helpers import Station, start_replica, wait_logged
 from tests.mesclient import MesClient, Received
 

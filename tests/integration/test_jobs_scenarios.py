@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import (
     INVALID,

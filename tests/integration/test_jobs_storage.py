@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command

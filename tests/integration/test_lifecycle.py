@@ -14,14 +14,14 @@ from typing import ClassVar
 
 import pytest
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.config import AppConfig, to_environment
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.config import AppConfig, to_environment
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.runner import Runtime
+from microdcs.core.cloudevent import CloudEvent
 from microdcs.examples.greeting import GREETING_TYPE
 from microdcs.models import Model
-from microdcs.processor import CloudEventProcessor, ResponseContext, handles_response
-from microdcs.routing import Direction
-from microdcs.runner import Runtime
+from microdcs.processing.processor import CloudEventProcessor, ResponseContext, handles_response
+from microdcs.processing.routing import Direction
 from tests.conftest import make_config, running
 from tests.integration.slow_processor import SLOW_TYPE
 from tests.mesclient import MesClient, next_message
@@ -113,7 +113,7 @@ def _start_replica(config: AppConfig, tmp: Path, *extra: str) -> subprocess.Pope
     env.update(TEST_SLOW_PREFIX=slow_prefix(config), PYTHONPATH=str(REPO))
     log = (tmp / f"{config.instance_id}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "microdcs.cli", "run", "--processor",
+        [sys.executable, "-m", "microdcs.app.cli", "run", "--processor",
          "tests.integration.slow_processor:bind", *extra],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )  # fmt: skip

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from tests.conftest import running
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"

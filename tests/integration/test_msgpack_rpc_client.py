@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from microdcs.config import RedisConfig
-from microdcs.devstack import LocalRedis
+from microdcs.app.config import RedisConfig
+from microdcs.app.devstack import LocalRedis
 from microdcs.examples.greeting import GreetingProcessor, GreetingResponse
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore

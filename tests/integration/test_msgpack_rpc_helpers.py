@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import msgpack
 
-from microdcs.config import AppConfig, RpcConfig
+from microdcs.app.config import AppConfig, RpcConfig
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor
 from microdcs.models import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor, GreetingResponse
-from microdcs.routing import Intent
+from microdcs.processing.routing import Intent
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 from tests.integration.test_msgpack_rpc_helpers import (
     SlowProcessor,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import orjson
 
-from microdcs.config import AppConfig
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.config import AppConfig
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.runner import Runtime
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.jobs.statemachine import STORED
 from microdcs.jobs.storage import JobStore
-from microdcs.runner import Runtime
 from microdcs.storage.redis import RedisStore
 from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 from tests.conftest import make_config, running

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 from microdcs.jobs.statemachine import STORED
 from microdcs.jobs.storage import JobStore
 from microdcs.storage.redis import RedisStore

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 from microdcs.sfc.engine.keys import scopes_key
 from microdcs.storage.redis import RedisStore
 from tests.conftest import make_config, running

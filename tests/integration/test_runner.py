@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import msgpack
 
-from microdcs.config import AppConfig, RpcConfig
+from microdcs.app.config import AppConfig, RpcConfig
 from microdcs.examples.greeting import GREETING_TYPE
 from tests.conftest import running
 

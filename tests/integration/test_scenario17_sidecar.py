@@ -8,7 +8,7 @@ from typing import Any
 
 import msgpack
 
-from microdcs.config import AppConfig, RpcConfig
+from microdcs.app.config import AppConfig, RpcConfig
 from tests.conftest import running
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"

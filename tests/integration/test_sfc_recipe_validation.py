@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import Station

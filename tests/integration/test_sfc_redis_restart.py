@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from microdcs.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 from tests.conftest import make_config, running
 from tests.integration.sfc_helpers import (
     configure_and_start,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from tests.integration.sfc_helpers import scenario_recipe, simulator, states_until, work_master
 from tests.integration.test_jobs_helpers import CFG, Station, start_replica, wait_logged
 from tests.mesclient import MesClient, ce_properties, next_message

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 from microdcs.equipment.contract import CANCEL_TYPE
 from microdcs.sfc.engine.plan import WorkItem
 from microdcs.sfc.state import ExecutionStatus

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from microdcs.config import AppConfig
-from microdcs.devstack import LocalMosquitto, LocalRedis, free_port
+from microdcs.app.config import AppConfig
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port
+from microdcs.app.runner import add_telemetry_server
+from microdcs.app.telemetry.health import Readiness
+from microdcs.app.telemetry.http import TelemetryServer
+from microdcs.app.telemetry.metrics import Metrics
 from microdcs.examples.greeting import GREETING_TYPE
-from microdcs.runner import add_telemetry_server
-from microdcs.telemetry.health import Readiness
-from microdcs.telemetry.http import TelemetryServer
-from microdcs.telemetry.metrics import Metrics
 from tests.conftest import make_config, running
 from tests.mesclient import MesClient
 from tests.unit.test_telemetry_metrics import sample

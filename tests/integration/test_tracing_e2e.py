@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from microdcs.config import AppConfig
-from microdcs.telemetry.tracing import Tracing
+from microdcs.app.config import AppConfig
+from microdcs.core.tracing import Tracing
 from tests.conftest import running
 from tests.integration.sfc_helpers import (
     DRIED,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from microdcs.boundedlog import RateLimitedLog, clip
+from microdcs.core.boundedlog import RateLimitedLog, clip
 
 
 def test_clip_keeps_short_values_and_says_how_long_long_ones_were() -> None:

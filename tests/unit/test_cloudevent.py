@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from microdcs.cloudevent import (
+from microdcs.core.cloudevent import (
     SPEC_VERSION,
     CloudEvent,
     canonical_string,
@@ -18,7 +18,7 @@ from microdcs.cloudevent import (
     now_timestamp,
     parse_extension,
 )
-from microdcs.errors import InvalidCloudEventError
+from microdcs.core.errors import InvalidCloudEventError
 
 
 def make(**changes: object) -> CloudEvent:

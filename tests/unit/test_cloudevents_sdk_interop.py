@@ -21,8 +21,8 @@ from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microdcs.cloudevent import CORE_ATTRIBUTES, CloudEvent
-from microdcs.eventformat import decode_json, encode_json
+from microdcs.core.cloudevent import CORE_ATTRIBUTES, CloudEvent
+from microdcs.core.eventformat import decode_json, encode_json
 from microdcs.transports.mqtt.mapping import from_mqtt, to_binary
 
 STRUCTURED = "application/cloudevents+json"

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from microdcs.cli import main
-from microdcs.cloudevent import CloudEvent
+from microdcs.app.cli import main
 from microdcs.codegen import GeneratorError, generate_models, render_module
-from microdcs.errors import PayloadValidationError
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import PayloadValidationError
 from microdcs.models import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 
 ROOT = Path(__file__).parents[2]
 SCHEMAS = sorted((ROOT / "schemas").glob("*.schema.json"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from microdcs import compiled
+from microdcs.app import compiled
 
 SETUP = Path(__file__).resolve().parents[2] / "setup.py"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from microdcs.config import (
+from microdcs.app.config import (
     AppConfig,
     MqttConfig,
     RedisConfig,
@@ -16,7 +16,7 @@ from microdcs.config import (
     load_config,
     to_environment,
 )
-from microdcs.errors import ConfigurationError
+from microdcs.core.errors import ConfigurationError
 
 
 def _leaf_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from microdcs.configdocs import render
+from microdcs.app.configdocs import render
 
 
 def test_committed_configuration_reference_matches_the_code(repo_root: Path) -> None:

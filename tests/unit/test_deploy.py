@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from microdcs.config import iter_settings, load_config
+from microdcs.app.config import iter_settings, load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES_VERSION = "1.30.0"
@@ -196,7 +196,7 @@ def test_development_and_production_brokers_deliver_alike() -> None:
 
 
 def test_the_development_broker_listens_on_loopback_only(tmp_path: Path) -> None:
-    from microdcs.devstack import LocalMosquitto
+    from microdcs.app.devstack import LocalMosquitto
 
     shipped = mosquitto_settings((MOSQUITTO / "mosquitto.conf").read_text())
     local = mosquitto_settings(LocalMosquitto(tmp_path).config_path.read_text())
@@ -371,8 +371,8 @@ def may(user: str, access: str, topic: str) -> bool:
 
 def runtime_topics() -> tuple[list[str], list[str]]:
     """Subscription filters and published topics of a replica with default settings."""
-    from microdcs.config import AppConfig
-    from microdcs.routing import Direction
+    from microdcs.app.config import AppConfig
+    from microdcs.processing.routing import Direction
     from microdcs.transports.mqtt.topics import TopicLayout
 
     config = AppConfig(instance_id="microdcs-0")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from microdcs.cloudevent import CloudEvent
+from microdcs.app.simulator import Emission
+from microdcs.core.cloudevent import CloudEvent
 from microdcs.equipment.contract import command_event, read_message
-from microdcs.equipment.simulator import Emission
 
 
 def test_a_command_carries_the_correlation_id_and_parameters() -> None:

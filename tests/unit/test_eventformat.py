@@ -9,9 +9,9 @@ import msgpack
 import orjson
 import pytest
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.errors import InvalidCloudEventError, PayloadDecodeError
-from microdcs.eventformat import (
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import InvalidCloudEventError, PayloadDecodeError
+from microdcs.core.eventformat import (
     decode_json,
     encode_json,
     from_dict,

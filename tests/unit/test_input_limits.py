@@ -6,10 +6,10 @@ import msgpack
 import orjson
 import pytest
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.config import ConfigurationError, load_config
-from microdcs.errors import InvalidCloudEventError, PayloadDecodeError
-from microdcs.eventformat import from_dict
+from microdcs.app.config import ConfigurationError, load_config
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import InvalidCloudEventError, PayloadDecodeError
+from microdcs.core.eventformat import from_dict
 from microdcs.examples.greeting import Greeting
 from microdcs.jobs.processor import job_id_problem
 from microdcs.models.base import nested_deeper

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microdcs.config import RedisConfig
+from microdcs.app.config import RedisConfig
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.sfc.engine.keys import EngineKeys
 from microdcs.storage.keys import escape_key_part, hash_tag, unescape_key_part

@@ -12,7 +12,7 @@ import msgpack
 import orjson
 import pytest
 
-from microdcs.errors import PayloadValidationError
+from microdcs.core.errors import PayloadValidationError
 from microdcs.models import Model
 from microdcs_models import machinery_jobs as mj
 

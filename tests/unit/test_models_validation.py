@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from microdcs.errors import PayloadDecodeError, PayloadValidationError
+from microdcs.core.errors import PayloadDecodeError, PayloadValidationError
 from microdcs.models import Model, hidden
 from microdcs_models.machinery_jobs import ISA95ParameterDataType
 from microdcs_models.sfc_recipe import SfcQualifier, SfcRecipe

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microdcs.cloudevent import CORE_ATTRIBUTES, CloudEvent
-from microdcs.errors import InvalidCloudEventError
+from microdcs.core.cloudevent import CORE_ATTRIBUTES, CloudEvent
+from microdcs.core.errors import InvalidCloudEventError
 from microdcs.transports.mqtt.mapping import from_mqtt, to_binary, to_structured
 
 REQUIRED = [("specversion", "1.0"), ("id", "1"), ("source", "src"), ("type", "t")]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from microdcs.config import MqttConfig
-from microdcs.equipment.simulator import SimulatorSettings
+from microdcs.app.config import MqttConfig
+from microdcs.app.simulator import SimulatorSettings
 from microdcs.transports.mqtt.options import client_options, tls_context
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from microdcs.routing import Intent
+from microdcs.processing.routing import Intent
 from microdcs.transports.msgpack_rpc.errors import RpcError
 from microdcs.transports.msgpack_rpc.methods import decode_event, heartbeat_result, parse_publish
 from microdcs.transports.msgpack_rpc.protocol import UnhashableMap

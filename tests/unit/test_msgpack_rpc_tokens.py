@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from microdcs.config import load_config
-from microdcs.errors import ConfigurationError
+from microdcs.app.config import load_config
+from microdcs.core.errors import ConfigurationError
 from microdcs.transports.msgpack_rpc.limits import AuthBackoff, BurstLog, peer_address
 from microdcs.transports.msgpack_rpc.tokens import (
     UNRESTRICTED,

@@ -1,15 +1,15 @@
 """docs/operations.md embeds the generated configuration table; it must not drift.
 
 Refresh it with ``python -m tests.unit.test_operations_doc`` (one generator:
-``microdcs.configdocs.render``).
+``microdcs.app.configdocs.render``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from microdcs.config import iter_settings
-from microdcs.configdocs import render
+from microdcs.app.config import iter_settings
+from microdcs.app.configdocs import render
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 BEGIN = "<!-- configuration: generated, do not edit -->\n"

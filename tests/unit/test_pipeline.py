@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.errors import StorageUnavailableError
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import StorageUnavailableError
 from microdcs.models import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
-from microdcs.transports.pipeline import EventPipeline, TransportStats
+from microdcs.processing.pipeline import EventPipeline, TransportStats
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 
 TYPE = "com.example.test.count.v1"
 

@@ -9,15 +9,15 @@ import msgpack
 import orjson
 import pytest
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.errors import (
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import (
     InputError,
     PayloadDecodeError,
     PayloadValidationError,
     UnknownEventTypeError,
 )
 from microdcs.models import Model, hidden
-from microdcs.processor import (
+from microdcs.processing.processor import (
     ERROR_EVENT_TYPE,
     CloudEventProcessor,
     MessageContext,
@@ -26,7 +26,7 @@ from microdcs.processor import (
     handles,
     handles_response,
 )
-from microdcs.routing import Direction, Intent
+from microdcs.processing.routing import Direction, Intent
 
 PING = "com.example.ping.v1"
 PONG = "com.example.pong.v1"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from microdcs.errors import InvalidRequestError
-from microdcs.routing import Direction, Intent, scope_levels, subject_of
+from microdcs.core.errors import InvalidRequestError
+from microdcs.processing.routing import Direction, Intent, scope_levels, subject_of
 
 
 def test_intents_are_the_four_last_topic_levels() -> None:

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from microdcs.core.tracing import Tracing
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.jobs.startpolicy import JobControl
 from microdcs.sfc.engine.control import RecipeSource
@@ -18,7 +19,6 @@ from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.plan import WorkItem
 from microdcs.sfc.engine.store import EngineStore
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
-from microdcs.telemetry.tracing import Tracing
 
 JOB_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 JOB = Carried(f"00-{JOB_TRACE}-00f067aa0ba902b7-01", "vendor=1")

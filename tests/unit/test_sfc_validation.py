@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microdcs.errors import InputError
+from microdcs.core.errors import InputError
 from microdcs.sfc import RecipeValidationError, compile_recipe, validate_recipe
 from microdcs_models.sfc_recipe import SfcRecipe
 from tests.unit.test_sfc_support import act, branch, recipe

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from microdcs.telemetry.health import Readiness
+from microdcs.app.telemetry.health import Readiness
 
 
 @dataclass

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from microdcs.config import load_config
-from microdcs.errors import ConfigurationError
-from microdcs.telemetry.logging import configure_logging
+from microdcs.app.config import load_config
+from microdcs.app.telemetry.logging import configure_logging
+from microdcs.core.errors import ConfigurationError
 
 
 @pytest.fixture(autouse=True)

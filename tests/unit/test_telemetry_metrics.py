@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from microdcs.telemetry.metrics import LatencyHistogram, Metrics
-from microdcs.telemetry.prometheus import render
-from microdcs.transports.pipeline import TransportStats
+from microdcs.app.telemetry.metrics import LatencyHistogram, Metrics
+from microdcs.app.telemetry.prometheus import render
+from microdcs.processing.pipeline import TransportStats
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from microdcs.processor import MessageContext
-from microdcs.telemetry.metrics import LatencyHistogram
-from microdcs.transports.pipeline import EventPipeline, TransportStats
+from microdcs.app.telemetry.metrics import LatencyHistogram
+from microdcs.processing.pipeline import EventPipeline, TransportStats
+from microdcs.processing.processor import MessageContext
 from tests.unit.test_pipeline import TYPE, Counter, FlakyDedupe, _event
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microdcs.errors import ConfigurationError, InvalidRequestError
-from microdcs.routing import Intent
+from microdcs.core.errors import ConfigurationError, InvalidRequestError
+from microdcs.processing.routing import Intent
 from microdcs.transports.mqtt.topics import TopicLayout
 
 LAYOUT = TopicLayout("app/jobs")

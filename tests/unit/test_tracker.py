@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.processor import CloudEventProcessor
-from microdcs.transports.tracker import ResponseTracker
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.processing.processor import CloudEventProcessor
+from microdcs.processing.tracker import ResponseTracker
 
 TTL = 0.02
 SETTLE = 0.15  # comfortably longer than TTL

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from microdcs.errors import OutgoingEventError
+from microdcs.core.errors import OutgoingEventError
+from microdcs.core.wiretext import sanitize_text, wire_text_problem
 from microdcs.transports.mqtt.mapping import MqttEnvelope
 from microdcs.transports.mqtt.wirecheck import check_envelope, check_topic, topic_problem
-from microdcs.wiretext import sanitize_text, wire_text_problem
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 import orjson
 
-from microdcs.cloudevent import (
+from microdcs.core.cloudevent import (
     CORRELATION_ID,
     ERROR_KIND,
     ERROR_MESSAGE,
@@ -24,7 +24,7 @@ from microdcs.cloudevent import (
     CloudEvent,
     now_timestamp,
 )
-from microdcs.contenttypes import JSON, is_json, is_msgpack
+from microdcs.core.contenttypes import JSON, is_json, is_msgpack
 
 #: Sent for a cancelled push_command run; equipment stops it if it can. No answer expected.
 CANCEL_TYPE = "com.github.aschamberger.microdcs.equipment.cancel.v1"

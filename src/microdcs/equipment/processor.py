@@ -14,15 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from microdcs.cloudevent import CloudEvent
+from microdcs.core.cloudevent import CloudEvent
 from microdcs.equipment.contract import (
     EquipmentMessage,
     cancel_event,
     command_event,
     read_message,
 )
-from microdcs.processor import CloudEventProcessor, MessageContext
-from microdcs.routing import Direction, Intent
+from microdcs.processing.processor import CloudEventProcessor, MessageContext
+from microdcs.processing.routing import Direction, Intent
 from microdcs.sfc.events import CancelAction, DispatchAction
 from microdcs.transports.mqtt.handler import MqttBinding
 from microdcs.transports.mqtt.mapping import to_binary

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from microdcs.models import Model, hidden
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
-from microdcs.routing import Direction
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.processing.routing import Direction
 
 GREETING_TYPE = "com.github.aschamberger.microdcs.greeting.v1"
 SCHEMA = "https://github.com/aschamberger/microdcs/schemas/greeting.schema.json"

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import orjson
 
-from microdcs.cloudevent import CloudEvent, text_problem
-from microdcs.errors import InputError, InvalidRequestError
+from microdcs.core.cloudevent import CloudEvent, text_problem
+from microdcs.core.errors import InputError, InvalidRequestError
 from microdcs.jobs.keys import scope_name
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.startpolicy import (
@@ -31,8 +31,8 @@ from microdcs.jobs.states import parse_state_filter
 from microdcs.jobs.stationconfig import StationConfigHandlers
 from microdcs.jobs.storage import Change, JobStore
 from microdcs.models.base import Model
-from microdcs.processor import CloudEventProcessor, MessageContext, handles
-from microdcs.routing import Direction, Intent
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.processing.routing import Direction, Intent
 from microdcs_models.machinery_jobs import (
     AbortRequest,
     AbortResponse,

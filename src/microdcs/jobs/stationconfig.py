@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from microdcs.errors import InvalidRequestError
+from microdcs.core.errors import InvalidRequestError
 from microdcs.jobs.keys import scope_name
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
-from microdcs.processor import MessageContext, handles
+from microdcs.processing.processor import MessageContext, handles
 from microdcs.sfc import validate_recipe
 from microdcs_models.machinery_jobs import (
     EquipmentConfig,

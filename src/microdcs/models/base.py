@@ -28,9 +28,9 @@ from mashumaro.exceptions import (
 from mashumaro.mixins.msgpack import DataClassMessagePackMixin
 from mashumaro.mixins.orjson import DataClassORJSONMixin
 
-from microdcs.cloudevent import ExtensionValue
-from microdcs.contenttypes import is_json, is_msgpack
-from microdcs.errors import PayloadDecodeError, PayloadValidationError
+from microdcs.core.cloudevent import ExtensionValue
+from microdcs.core.contenttypes import is_json, is_msgpack
+from microdcs.core.errors import PayloadDecodeError, PayloadValidationError
 
 T = TypeVar("T")
 _MISSING: Any = object()

@@ -16,7 +16,7 @@ import uuid
 
 import orjson
 
-from microdcs.errors import BrokerUnavailableError
+from microdcs.core.errors import BrokerUnavailableError
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import orjson
 
 from microdcs.jobs.storage import JobRecord
-from microdcs.processor import CloudEventProcessor
+from microdcs.processing.processor import CloudEventProcessor
 from microdcs_models.machinery_jobs import (
     CloudEventTypeInfo,
     ISA95JobOrderStatusEventType,

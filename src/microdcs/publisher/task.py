@@ -31,11 +31,11 @@ import logging
 import time
 from collections.abc import Iterable
 
-from microdcs.config import AppConfig
-from microdcs.errors import OutgoingEventError, UnavailableError
+from microdcs.app.config import AppConfig
+from microdcs.core.errors import OutgoingEventError, UnavailableError
 from microdcs.jobs.keys import subject_of_scope
 from microdcs.jobs.storage import JobRecord, JobStore
-from microdcs.processor import CloudEventProcessor
+from microdcs.processing.processor import CloudEventProcessor
 from microdcs.publisher.changes import (
     Plan,
     Scope,
@@ -80,7 +80,7 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 class JobPublisher:
-    """An :class:`~microdcs.app.AdditionalTask` body: ``run(shutdown)``."""
+    """An :class:`~microdcs.app.application.AdditionalTask` body: ``run(shutdown)``."""
 
     def __init__(
         self,

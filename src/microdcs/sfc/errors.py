@@ -1,7 +1,7 @@
 """Errors of the SFC package.
 
 A recipe that cannot run is an input error: the MES that sent the work master must fix
-it, so :class:`RecipeValidationError` derives from :class:`microdcs.errors.InputError` and
+it, so :class:`RecipeValidationError` derives from :class:`microdcs.core.errors.InputError` and
 lists *every* problem at once (one round trip to fix a recipe, not one per problem).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from microdcs.errors import InputError
+from microdcs.core.errors import InputError
 
 
 class RecipeValidationError(InputError):
@@ -39,7 +39,7 @@ class ConditionSyntaxError(InputError):
 class PredicateError(Exception):
     """A registered predicate raised; the evolution aborts the job with this reason.
 
-    Not a :class:`~microdcs.errors.MicroDCSError`: it never leaves :func:`evolve`, which
+    Not a :class:`~microdcs.core.errors.MicroDCSError`: it never leaves :func:`evolve`, which
     turns it into a ``JobAborted`` effect.
     """
 

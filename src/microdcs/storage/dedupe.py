@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.eventformat import pack_records, unpack_records
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.eventformat import pack_records, unpack_records
 from microdcs.storage.redis import RedisStore
 
 

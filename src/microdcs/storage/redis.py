@@ -26,10 +26,10 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from microdcs.config import RedisConfig
-from microdcs.errors import StorageUnavailableError
+from microdcs.app.config import RedisConfig
+from microdcs.core.errors import StorageUnavailableError
+from microdcs.core.tracing import Tracing
 from microdcs.storage.resp import RespConnection, is_transient_reply
-from microdcs.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from typing import Any
 import hiredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from microdcs.errors import StorageUnavailableError
+from microdcs.core.errors import StorageUnavailableError
 
 #: RESP length headers, built once: formatting them was most of the cost of encoding.
 _BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(1024))

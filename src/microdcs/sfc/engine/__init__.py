@@ -2,5 +2,5 @@
 
 :mod:`~microdcs.sfc.engine.plan` is pure (what to store and do for one evolution),
 :mod:`~microdcs.sfc.engine.store` is the Redis side, :mod:`~microdcs.sfc.engine.engine`
-the long-running task, :mod:`~microdcs.sfc.engine.wiring` binds it into a runtime.
+the long-running task, :mod:`~microdcs.app.wiring.sfc` binds it into a runtime.
 """

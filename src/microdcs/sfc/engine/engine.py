@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 
 import orjson
 
+from microdcs.core.errors import InputError, InvalidRequestError, StorageUnavailableError
+from microdcs.core.tracing import Tracing
 from microdcs.equipment.contract import EquipmentMessage
 from microdcs.equipment.processor import EquipmentProcessor
-from microdcs.errors import InputError, InvalidRequestError, StorageUnavailableError
 from microdcs.jobs.keys import scope_name, subject_of_scope
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.startpolicy import JobControl, JobEvent, JobEventKind
@@ -61,7 +62,6 @@ from microdcs.sfc.state import RunStatus
 from microdcs.sfc.work import dispatch_effect
 from microdcs.storage.outage import OutageLog
 from microdcs.storage.redis import UNAVAILABLE_ERRORS
-from microdcs.telemetry.tracing import Tracing
 from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
 
 logger = logging.getLogger(__name__)

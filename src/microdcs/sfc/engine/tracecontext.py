@@ -15,7 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from microdcs.cloudevent import TRACEPARENT, TRACESTATE
+from microdcs.core.cloudevent import TRACEPARENT, TRACESTATE
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from microdcs.errors import BrokerUnavailableError
+from microdcs.core.errors import BrokerUnavailableError
 from microdcs.transports.mqtt import codec
 
 logger = logging.getLogger(__name__)

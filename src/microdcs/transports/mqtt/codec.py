@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
-from microdcs.errors import MicroDCSError
+from microdcs.core.errors import MicroDCSError
 
 CONNECT: Final = 1
 CONNACK: Final = 2

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from microdcs.boundedlog import RateLimitedLog, clip
-from microdcs.cloudevent import EXPIRY_INTERVAL, CloudEvent
-from microdcs.config import AppConfig
-from microdcs.errors import (
+from microdcs.app.config import AppConfig
+from microdcs.core.boundedlog import RateLimitedLog, clip
+from microdcs.core.cloudevent import EXPIRY_INTERVAL, CloudEvent
+from microdcs.core.errors import (
     ConfigurationError,
     ExpiredRequestError,
     InputError,
@@ -29,10 +29,17 @@ from microdcs.errors import (
     PayloadTooLargeError,
     UnknownEventTypeError,
 )
-from microdcs.processor import CloudEventProcessor, MessageContext, error_event
-from microdcs.routing import Intent
+from microdcs.core.tracing import Tracing
+from microdcs.processing.pipeline import (
+    EventPipeline,
+    LatencyRecorder,
+    Prefetched,
+    TransportStats,
+)
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, error_event
+from microdcs.processing.routing import Intent
+from microdcs.processing.tracker import ResponseTracker
 from microdcs.storage.dedupe import Deduplicator
-from microdcs.telemetry.tracing import Tracing
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import (
     AckCallback,
@@ -50,13 +57,6 @@ from microdcs.transports.mqtt.options import client_options
 from microdcs.transports.mqtt.responsetopics import ResponseTopicPolicy, parse_patterns
 from microdcs.transports.mqtt.topics import TopicLayout
 from microdcs.transports.mqtt.wirecheck import check_envelope, check_topic
-from microdcs.transports.pipeline import (
-    EventPipeline,
-    LatencyRecorder,
-    Prefetched,
-    TransportStats,
-)
-from microdcs.transports.tracker import ResponseTracker
 from microdcs.transports.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from microdcs import eventformat
-from microdcs.cloudevent import (
+from microdcs.core import eventformat
+from microdcs.core.cloudevent import (
     CORE_ATTRIBUTES,
     EXPIRY_INTERVAL,
     MAX_ATTRIBUTE_LENGTH,
@@ -20,8 +20,8 @@ from microdcs.cloudevent import (
     is_attribute_name,
     parse_extension,
 )
-from microdcs.contenttypes import CLOUDEVENTS_JSON, is_json, is_structured
-from microdcs.errors import InvalidCloudEventError
+from microdcs.core.contenttypes import CLOUDEVENTS_JSON, is_json, is_structured
+from microdcs.core.errors import InvalidCloudEventError
 from microdcs.transports.mqtt import codec
 
 MAX_EXPIRY = 2**32 - 1

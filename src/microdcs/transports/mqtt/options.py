@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from microdcs.config import MqttConfig
+from microdcs.app.config import MqttConfig
 from microdcs.transports.mqtt.client import ClientOptions
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from microdcs.errors import ConfigurationError, InvalidRequestError
-from microdcs.routing import Intent, scope_levels
+from microdcs.core.errors import ConfigurationError, InvalidRequestError
+from microdcs.processing.routing import Intent, scope_levels
 
 _INTENTS = {intent.value: intent for intent in Intent}
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from microdcs.errors import OutgoingEventError
-from microdcs.wiretext import MAX_STRING_BYTES, wire_text_problem
+from microdcs.core.errors import OutgoingEventError
+from microdcs.core.wiretext import MAX_STRING_BYTES, wire_text_problem
 
 if TYPE_CHECKING:
     from microdcs.transports.mqtt.mapping import MqttEnvelope

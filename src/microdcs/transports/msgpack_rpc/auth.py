@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-from microdcs.config import RpcConfig
+from microdcs.app.config import RpcConfig
 
 AUTHENTICATE = "authenticate"
 

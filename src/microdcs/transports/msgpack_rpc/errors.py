@@ -6,10 +6,10 @@ no answer came (not connected, connection lost, timed out); retrying may work.
 
 from __future__ import annotations
 
-from microdcs.errors import MicroDCSError, UnavailableError
+from microdcs.core.errors import MicroDCSError, UnavailableError
 
 #: Error kinds of the RPC layer itself (the ``kind`` of an error object). CloudEvent
-#: kinds such as ``invalid_event`` and ``unknown_type`` come from :mod:`microdcs.errors`.
+#: kinds such as ``invalid_event`` and ``unknown_type`` come from :mod:`microdcs.core.errors`.
 INVALID_FRAME = "invalid_frame"
 INVALID_REQUEST = "invalid_request"
 UNKNOWN_METHOD = "unknown_method"

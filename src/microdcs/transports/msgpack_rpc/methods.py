@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from microdcs.cloudevent import MAX_ATTRIBUTE_LENGTH, CloudEvent
-from microdcs.errors import InputError, PayloadDecodeError
-from microdcs.eventformat import from_dict
-from microdcs.routing import Intent
+from microdcs.core.cloudevent import MAX_ATTRIBUTE_LENGTH, CloudEvent
+from microdcs.core.errors import InputError, PayloadDecodeError
+from microdcs.core.eventformat import from_dict
+from microdcs.processing.routing import Intent
 from microdcs.transports.msgpack_rpc.errors import INVALID_PARAMS, RpcError
 
 PUBLISH: Final = "publish"

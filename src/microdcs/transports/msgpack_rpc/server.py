@@ -25,14 +25,16 @@ import socket
 import ssl
 from typing import Any
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.config import AppConfig
-from microdcs.errors import InputError, UnknownEventTypeError
-from microdcs.eventformat import to_dict
-from microdcs.processor import CloudEventProcessor, MessageContext
-from microdcs.routing import Intent
+from microdcs.app.config import AppConfig
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.core.errors import InputError, UnknownEventTypeError
+from microdcs.core.eventformat import to_dict
+from microdcs.core.tracing import Tracing
+from microdcs.processing.pipeline import EventPipeline, LatencyRecorder, TransportStats
+from microdcs.processing.processor import CloudEventProcessor, MessageContext
+from microdcs.processing.routing import Intent
+from microdcs.processing.tracker import ResponseTracker
 from microdcs.storage.dedupe import Deduplicator
-from microdcs.telemetry.tracing import Tracing
 from microdcs.transports.msgpack_rpc.auth import server_ssl_context
 from microdcs.transports.msgpack_rpc.connection import (
     ConnectionPolicy,
@@ -50,8 +52,6 @@ from microdcs.transports.msgpack_rpc.methods import (
 )
 from microdcs.transports.msgpack_rpc.protocol import FrameEncoder
 from microdcs.transports.msgpack_rpc.tokens import TokenCheck
-from microdcs.transports.pipeline import EventPipeline, LatencyRecorder, TransportStats
-from microdcs.transports.tracker import ResponseTracker
 
 logger = logging.getLogger(__name__)
 

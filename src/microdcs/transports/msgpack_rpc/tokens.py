@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from microdcs.errors import ConfigurationError
+from microdcs.core.errors import ConfigurationError
 
 ALL_SCOPES = "*"
 TOKENS_FILE_ENV = "APP_RPC_TOKENS_FILE"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from microdcs.app import AdditionalTask
+from microdcs.app.application import AdditionalTask
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.storage import JobStore
 
 if TYPE_CHECKING:
-    from microdcs.runner import Runtime
+    from microdcs.app.runner import Runtime
 
 
 def bind_jobs(runtime: Runtime) -> JobManagementProcessor:

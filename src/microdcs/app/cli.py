@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from microdcs.runner import run_from_environment
+    from microdcs.app.runner import run_from_environment
 
     return run_from_environment(processor_specs=args.processor)
 
@@ -23,13 +23,13 @@ def _cmd_dataclassgen(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from microdcs.demo import run_demo
+    from microdcs.app.demo import run_demo
 
     return run_demo(Path(args.workdir))
 
 
 def _cmd_config_docs(args: argparse.Namespace) -> int:
-    from microdcs.configdocs import render
+    from microdcs.app.configdocs import render
 
     sys.stdout.write(render())
     return 0
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default=".run", help="where servers keep config and data")
     demo.set_defaults(handler=_cmd_demo)
 
-    from microdcs.equipment.simcli import add_parser as add_simulator
+    from microdcs.app.simcli import add_parser as add_simulator
 
     add_simulator(commands)
 

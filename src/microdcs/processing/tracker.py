@@ -9,8 +9,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from microdcs.cloudevent import CloudEvent
-from microdcs.processor import CloudEventProcessor
+from microdcs.core.cloudevent import CloudEvent
+from microdcs.processing.processor import CloudEventProcessor
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 import orjson
 
-from microdcs.cloudevent import (
+from microdcs.core.cloudevent import (
     CORE_ATTRIBUTES,
     MAX_ATTRIBUTE_LENGTH,
     CloudEvent,
@@ -21,8 +21,8 @@ from microdcs.cloudevent import (
     is_attribute_name,
     parse_extension,
 )
-from microdcs.contenttypes import is_json, is_msgpack
-from microdcs.errors import InvalidCloudEventError, PayloadDecodeError
+from microdcs.core.contenttypes import is_json, is_msgpack
+from microdcs.core.errors import InvalidCloudEventError, PayloadDecodeError
 
 
 def to_dict(event: CloudEvent, *, native_bytes: bool = False) -> dict[str, Any]:

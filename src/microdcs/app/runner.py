@@ -13,22 +13,22 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from microdcs import compiled
-from microdcs.app import AdditionalTask, Application
-from microdcs.config import AppConfig, load_config
-from microdcs.errors import ConfigurationError
+from microdcs.app import compiled
+from microdcs.app.application import AdditionalTask, Application
+from microdcs.app.config import AppConfig, load_config
+from microdcs.app.telemetry.health import Readiness
+from microdcs.app.telemetry.http import TelemetryServer
+from microdcs.app.telemetry.logging import configure_logging as _configure_logging
+from microdcs.app.telemetry.metrics import Metrics
+from microdcs.app.wiring.jobs import bind_jobs
+from microdcs.app.wiring.sfc import bind_engine
+from microdcs.core.errors import ConfigurationError
+from microdcs.core.tracing import Tracing, provider_from_environment
 from microdcs.examples.greeting import GreetingProcessor
-from microdcs.jobs.wiring import bind_jobs
-from microdcs.processor import CloudEventProcessor
+from microdcs.processing.processor import CloudEventProcessor
 from microdcs.sfc.engine.engine import SfcEngine
-from microdcs.sfc.engine.wiring import bind_engine
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
-from microdcs.telemetry.health import Readiness
-from microdcs.telemetry.http import TelemetryServer
-from microdcs.telemetry.logging import configure_logging as _configure_logging
-from microdcs.telemetry.metrics import Metrics
-from microdcs.telemetry.tracing import Tracing, provider_from_environment
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 
@@ -203,7 +203,7 @@ def settle_garbage_collector() -> None:
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:
-    """Log to stderr as text or JSON lines (see :mod:`microdcs.telemetry.logging`)."""
+    """Log to stderr as text or JSON lines (see :mod:`microdcs.app.telemetry.logging`)."""
     _configure_logging(level, fmt)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the microdcs package
 
 
 def _compiled_files(package_dir: Path) -> dict[Path, Path]:

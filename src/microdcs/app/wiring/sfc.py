@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from microdcs.app import AdditionalTask
+from microdcs.app.application import AdditionalTask
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.sfc.engine.control import JobStoreRecipes
@@ -12,7 +12,7 @@ from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.store import EngineStore
 
 if TYPE_CHECKING:
-    from microdcs.runner import Runtime
+    from microdcs.app.runner import Runtime
 
 
 def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:

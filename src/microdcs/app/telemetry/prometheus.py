@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from opentelemetry.sdk.metrics.export import Gauge, MetricsData, NumberDataPoint, Sum
 
-from microdcs.telemetry.metrics import HistogramPoint, LatencyHistogram
+from microdcs.app.telemetry.metrics import HistogramPoint, LatencyHistogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from microdcs.cloudevent import TRACEPARENT, TRACESTATE, CloudEvent
+from microdcs.core.cloudevent import TRACEPARENT, TRACESTATE, CloudEvent
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 

@@ -2,7 +2,7 @@
 
 GET only, one request per connection, no framework: a scrape every few seconds and two
 probes do not justify one, and the event loop stays the runtime's own. Run
-:meth:`TelemetryServer.run` as an :class:`~microdcs.app.AdditionalTask`.
+:meth:`TelemetryServer.run` as an :class:`~microdcs.app.application.AdditionalTask`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 
-from microdcs.telemetry.health import Readiness
-from microdcs.telemetry.metrics import Metrics
-from microdcs.telemetry.prometheus import CONTENT_TYPE, render
+from microdcs.app.telemetry.health import Readiness
+from microdcs.app.telemetry.metrics import Metrics
+from microdcs.app.telemetry.prometheus import CONTENT_TYPE, render
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import orjson
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from microdcs.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
 from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
@@ -147,7 +147,7 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # runtime, simulator, Redis and broker in order (the runtime drains while the broker
     # is still up).
     return subprocess.Popen(
-        [sys.executable, "-m", "microdcs.cli", *args], env=env, start_new_session=True
+        [sys.executable, "-m", "microdcs.app.cli", *args], env=env, start_new_session=True
     )
 
 

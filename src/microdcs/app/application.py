@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from microdcs.config import AppConfig
+from microdcs.app.config import AppConfig
 
 logger = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from microdcs.config import load_config
-    from microdcs.equipment.simulator import Emission, EquipmentSimulator, SimulatorSettings
-    from microdcs.errors import ConfigurationError
-    from microdcs.runner import configure_logging, run_event_loop
+    from microdcs.app.config import load_config
+    from microdcs.app.runner import configure_logging, run_event_loop
+    from microdcs.app.simulator import Emission, EquipmentSimulator, SimulatorSettings
+    from microdcs.core.errors import ConfigurationError
 
     try:
         config = load_config(os.environ)

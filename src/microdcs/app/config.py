@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from microdcs.errors import ConfigurationError
+from microdcs.core.errors import ConfigurationError
 
 
 def setting(env: str, default: Any, doc: str) -> Any:

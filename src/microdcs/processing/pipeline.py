@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from microdcs.boundedlog import DEFAULT_VALUE_CHARS, RateLimitedLog
-from microdcs.cloudevent import TRACEPARENT, CloudEvent
-from microdcs.errors import InputError, OutgoingEventError, StorageUnavailableError
-from microdcs.processor import CloudEventProcessor, MessageContext, error_event
+from microdcs.core.boundedlog import DEFAULT_VALUE_CHARS, RateLimitedLog
+from microdcs.core.cloudevent import TRACEPARENT, CloudEvent
+from microdcs.core.errors import InputError, OutgoingEventError, StorageUnavailableError
+from microdcs.core.tracing import Tracing
+from microdcs.processing.processor import CloudEventProcessor, MessageContext, error_event
 from microdcs.storage.dedupe import Deduplicator
-from microdcs.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from microdcs.cloudevent import (
+from microdcs.core.cloudevent import (
     CAUSATION_ID,
     CORRELATION_ID,
     ERROR_KIND,
@@ -24,12 +24,12 @@ from microdcs.cloudevent import (
     ExtensionValue,
     now_timestamp,
 )
-from microdcs.contenttypes import JSON, is_msgpack
-from microdcs.errors import InputError, UnknownEventTypeError
+from microdcs.core.contenttypes import JSON, is_msgpack
+from microdcs.core.errors import InputError, UnknownEventTypeError
+from microdcs.core.tracing import Tracing
+from microdcs.core.wiretext import sanitize_text
 from microdcs.models.base import MAX_NESTING_DEPTH, Model
-from microdcs.routing import Direction, Intent
-from microdcs.telemetry.tracing import Tracing
-from microdcs.wiretext import sanitize_text
+from microdcs.processing.routing import Direction, Intent
 
 logger = logging.getLogger(__name__)
 

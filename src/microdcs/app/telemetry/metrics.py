@@ -1,6 +1,6 @@
 """The metrics of one replica: OpenTelemetry instruments read at scrape time.
 
-Counters that transports already keep (:class:`~microdcs.transports.pipeline.TransportStats`)
+Counters that transports already keep (:class:`~microdcs.processing.pipeline.TransportStats`)
 are read by observable instruments when Prometheus scrapes, so the hot path pays nothing
 for them. Other components register zero-argument callables the same way. The one
 per-message measurement, handling latency, uses :class:`LatencyHistogram` instead of an
@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
 
-from microdcs.transports.pipeline import TransportStats
+from microdcs.processing.pipeline import TransportStats
 
 #: Upper bounds (seconds) of the latency buckets: 0.5 ms .. 30 s (the storage retry range).
 LATENCY_BUCKETS: tuple[float, ...] = (

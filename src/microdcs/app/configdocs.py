@@ -5,12 +5,12 @@ from __future__ import annotations
 import types
 from typing import Any, Union, get_args, get_origin
 
-from microdcs.config import iter_settings
+from microdcs.app.config import iter_settings
 
 HEADER = """\
 # Configuration reference
 
-Generated from `microdcs.config` by `microdcs config-docs > docs/configuration.md`;
+Generated from `microdcs.app.config` by `microdcs config-docs > docs/configuration.md`;
 a test fails when this file and the code disagree. Every setting is an environment
 variable read once at start-up; an invalid value stops the start with a message naming
 the variable.

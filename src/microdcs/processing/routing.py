@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from microdcs.errors import InvalidRequestError
+from microdcs.core.errors import InvalidRequestError
 
 
 class Intent(StrEnum):

@@ -18,11 +18,11 @@ from functools import lru_cache
 from random import getrandbits as _random_bits
 from typing import Final
 
-from microdcs.errors import InvalidCloudEventError
+from microdcs.core.errors import InvalidCloudEventError
 
 # Characters no received attribute value or ID may hold: the MQTT rule (wiretext), which
 # our outgoing strings follow too. They would travel on into topics, keys and log lines.
-from microdcs.wiretext import FORBIDDEN as FORBIDDEN_CHARACTERS
+from microdcs.core.wiretext import FORBIDDEN as FORBIDDEN_CHARACTERS
 
 SPEC_VERSION: Final = "1.0"
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from microdcs.cloudevent import (
+from microdcs.app.config import MqttConfig
+from microdcs.core.cloudevent import (
     CAUSATION_ID,
     CORRELATION_ID,
     ERROR_KIND,
@@ -36,11 +37,10 @@ from microdcs.cloudevent import (
     CloudEvent,
     now_timestamp,
 )
-from microdcs.config import MqttConfig
-from microdcs.contenttypes import JSON
+from microdcs.core.contenttypes import JSON
+from microdcs.core.errors import InputError
 from microdcs.equipment.contract import CANCEL_TYPE, EQUIPMENT_ERROR, decode_data
-from microdcs.errors import InputError
-from microdcs.routing import Intent
+from microdcs.processing.routing import Intent
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import MqttClient, MqttConnectionError
 from microdcs.transports.mqtt.mapping import MqttEnvelope, encode_properties, from_mqtt, to_binary
