@@ -36,7 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from microdcs.app.devstack import LocalMosquitto, LocalRedis
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 CFG = "com.github.aschamberger.ISA95-JOBCONTROL_V2.config.workmaster.v1"

@@ -9,7 +9,7 @@ from typing import Any
 
 from microdcs.app.config import AppConfig
 from microdcs.app.simulator import Emission, EquipmentSimulator, SimulatorSettings
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 from tests.integration.test_jobs_helpers import Station, state_numbers
 from tests.mesclient import Received
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from microdcs.app.config import AppConfig
 from microdcs.app.runner import Runtime
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, JobEvent, JobEventKind
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.returnstatus import ReturnStatus
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA, JobEvent, JobEventKind
 from microdcs_models.machinery_jobs import ISA95ParameterDataType
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import Station, next_json, retained_until, state_numbers

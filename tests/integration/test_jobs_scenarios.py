@@ -99,7 +99,7 @@ async def test_5_store_and_start_allows_start(config: AppConfig) -> None:
 def holding_work_master() -> dict[str, object]:
     """A work master with a valid one-step recipe: its jobs wait in AllowedToStart for the
     SFC engine, which these tests keep off (``without_engine``) so nothing starts them."""
-    from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+    from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 
     recipe = {"Steps": [{"Name": "only", "Initial": True}], "Transitions": []}
     return {"ID": "WM-R", "data": recipe, "dataschema": SFC_RECIPE_SCHEMA}

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from microdcs.app.config import AppConfig
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 from tests.conftest import running
 from tests.integration.sfc_helpers import (
     DRIED,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from microdcs.app.config import AppConfig
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import Station
 from tests.mesclient import MesClient, next_message

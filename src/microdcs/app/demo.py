@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 WORK_MASTER_CONFIG = "com.github.aschamberger.ISA95-JOBCONTROL_V2.config.workmaster.v1"

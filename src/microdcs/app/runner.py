@@ -23,7 +23,8 @@ from microdcs.app.telemetry.metrics import Metrics
 from microdcs.app.wiring.jobs import bind_jobs
 from microdcs.app.wiring.sfc import bind_engine
 from microdcs.core.errors import ConfigurationError
-from microdcs.core.tracing import Tracing, provider_from_environment
+from microdcs.app.telemetry.otel import provider_from_environment
+from microdcs.core.tracing import Tracing
 from microdcs.examples.greeting import GreetingProcessor
 from microdcs.processing.processor import CloudEventProcessor
 from microdcs.sfc.engine.engine import SfcEngine

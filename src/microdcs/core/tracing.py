@@ -10,6 +10,7 @@ replica that records nothing.
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -122,7 +123,6 @@ class Tracing:
         ) as span:
             yield span
 
-    @contextlib.contextmanager
     def span(
         self,
         name: str,
@@ -131,12 +131,28 @@ class Tracing:
         kind: SpanKind = SpanKind.INTERNAL,
         attributes: Mapping[str, Any] | None = None,
         links: Sequence[Link] = (),
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A span under an explicit ``parent`` (``None``: the current context), made current.
 
         For work resumed outside the request that caused it, e.g. an SFC step taken from a
-        Redis work stream, whose parent is the context stored with the work item.
+        Redis work stream, whose parent is the context stored with the work item. Without
+        an exporter and without a parent to continue, nothing would be recorded or
+        propagated: the current span stays current and the call costs next to nothing, so
+        callers never check whether tracing is on.
         """
+        if not self.enabled and parent is None:
+            return contextlib.nullcontext(trace.get_current_span())
+        return self._span(name, parent, kind, attributes, links)
+
+    @contextlib.contextmanager
+    def _span(
+        self,
+        name: str,
+        parent: Context | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        links: Sequence[Link],
+    ) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
             name,
             context=parent,
@@ -153,40 +169,3 @@ class Tracing:
         if span.is_recording():
             span.set_attribute("error.type", kind)
             span.set_status(Status(StatusCode.ERROR, message))
-
-
-def provider_from_environment(environ: Mapping[str, str]) -> TracerProvider | None:
-    """A tracer provider as the standard ``OTEL_*`` variables ask, or ``None`` for none.
-
-    Traces are exported only when configured: ``OTEL_TRACES_EXPORTER`` (``otlp``,
-    ``console``, ``none``) or an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``,
-    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``). The exporters read their own ``OTEL_*``
-    settings (headers, protocol details), as the OpenTelemetry specification says.
-    """
-    if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return None
-    exporter_name = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    if exporter_name in ("", "none") and not (exporter_name == "" and endpoint):
-        return None
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SpanExporter,
-    )
-
-    exporter: SpanExporter
-    if exporter_name == "console":
-        exporter = ConsoleSpanExporter()
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        exporter = OTLPSpanExporter()
-    service = environ.get("OTEL_SERVICE_NAME", "microdcs")
-    provider = SdkTracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider

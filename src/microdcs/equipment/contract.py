@@ -44,6 +44,24 @@ class EquipmentMessage:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command to send to a scope's equipment (a push_command run, or its re-send)."""
+
+    type_id: str
+    correlation_id: str
+    parameters: Mapping[str, Any]
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Tell a scope's equipment to stop the command of ``correlation_id`` if it can."""
+
+    correlation_id: str
+    reason: str
+
+
 def command_event(
     *,
     source: str,

@@ -18,18 +18,6 @@ from microdcs.storage.redis import RedisStore
 
 #: Station configuration sets, in the order the store script checks them.
 ID_KINDS = ("equipment", "materialclass", "materialdefinition", "personnel", "physicalasset")
-#: The scope tag of the root scope (no subject); "." is never a valid subject.
-ROOT_SCOPE = "."
-
-
-def scope_name(subject: str | None) -> str:
-    """The scope of a CloudEvent subject as used in keys (root scope for ``None``)."""
-    return subject or ROOT_SCOPE
-
-
-def subject_of_scope(scope: str) -> str | None:
-    """The inverse of :func:`scope_name`."""
-    return None if scope == ROOT_SCOPE else scope
 
 
 @dataclass(frozen=True, slots=True)

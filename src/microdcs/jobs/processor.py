@@ -17,18 +17,12 @@ import orjson
 
 from microdcs.core.cloudevent import CloudEvent, text_problem
 from microdcs.core.errors import InputError, InvalidRequestError
-from microdcs.jobs.keys import scope_name
+from microdcs.jobs.contract import JobEvent, JobEventKind, JobListener, scope_name
 from microdcs.jobs.returnstatus import ReturnStatus
-from microdcs.jobs.startpolicy import (
-    DefaultStartPolicy,
-    JobEvent,
-    JobEventKind,
-    JobListener,
-    StartPolicy,
-)
+from microdcs.jobs.startpolicy import DefaultStartPolicy, StartPolicy
 from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
 from microdcs.jobs.states import parse_state_filter
-from microdcs.jobs.stationconfig import StationConfigHandlers
+from microdcs.jobs.stationconfig import RecipeValidator, StationConfigHandlers
 from microdcs.jobs.storage import Change, JobStore
 from microdcs.models.base import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
@@ -124,9 +118,11 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         source: str = "microdcs",
         start_policy: StartPolicy | None = None,
         id_length: int = MAX_ID_LENGTH,
+        recipe_validator: RecipeValidator | None = None,
     ) -> None:
         super().__init__(source=source)
         self.jobs = jobs
+        self.recipe_validator = recipe_validator
         self._id_length = id_length
         self.start_policy: StartPolicy = start_policy or DefaultStartPolicy()
         self._listeners: list[JobListener] = []

@@ -7,15 +7,13 @@ transport turns into an error event on ``{prefix}/{scope}/events`` with ``mdcser
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from microdcs.core.errors import InvalidRequestError
-from microdcs.jobs.keys import scope_name
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, scope_name
 from microdcs.processing.processor import MessageContext, handles
-from microdcs.sfc import validate_recipe
 from microdcs_models.machinery_jobs import (
     EquipmentConfig,
     JobAcceptanceConfig,
@@ -25,7 +23,6 @@ from microdcs_models.machinery_jobs import (
     PhysicalAssetConfig,
     WorkMasterConfig,
 )
-from microdcs_models.sfc_recipe import SfcRecipe
 
 if TYPE_CHECKING:
     from microdcs.jobs.storage import JobStore
@@ -49,13 +46,23 @@ def _required_id(value: str) -> str:
     return value
 
 
+class RecipeValidator(Protocol):
+    """Checks the recipe of a work master before it is stored (the SFC package has one).
+
+    Raises an :class:`~microdcs.core.errors.InputError` naming every problem; the job
+    processor is handed one at construction, so a recipe that could never run is refused
+    when the MES configures it, not when a job that uses it starts.
+    """
+
+    def __call__(self, recipe_data: Any) -> None: ...
+
+
 class StationConfigHandlers:
     """Handlers of the ``...config.*.v1`` events; mixed into the job processor."""
 
     jobs: JobStore
-    #: Condition names the application registered with the SFC engine (set at wiring):
-    #: a recipe may use them, any other unknown name makes it invalid.
-    recipe_predicates: frozenset[str] = frozenset()
+    #: Checks SFC recipe data of work masters; ``None`` stores them unchecked.
+    recipe_validator: RecipeValidator | None
 
     async def _allow(self, kind: str, item_id: str, context: MessageContext) -> None:
         method = config_method(context)
@@ -100,10 +107,10 @@ class StationConfigHandlers:
         if message.data is not None and not message.dataschema:
             raise InvalidRequestError("a work master with recipe 'data' needs a 'dataschema'")
         recipe = message.dataschema if message.data is not None and message.dataschema else ""
-        if recipe == SFC_RECIPE_SCHEMA:
+        if recipe == SFC_RECIPE_SCHEMA and self.recipe_validator is not None:
             # An invalid recipe is rejected here (error event, nothing stored), not when a
             # job that uses it starts.
-            validate_recipe(SfcRecipe.from_raw(message.data), self.recipe_predicates)
+            self.recipe_validator(message.data)
         await self.jobs.put_work_master(scope, wm_id, orjson.dumps(message.to_raw()), recipe)
 
     @handles(JobAcceptanceConfig)

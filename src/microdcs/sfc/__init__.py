@@ -41,7 +41,7 @@ from microdcs.sfc.state import (
     Timer,
     TimerKind,
 )
-from microdcs.sfc.validation import validate_recipe
+from microdcs.sfc.validation import RecipeValidation, validate_recipe
 
 __all__ = [
     "MAX_FIRINGS",
@@ -67,6 +67,7 @@ __all__ = [
     "JobStopped",
     "Pause",
     "Predicate",
+    "RecipeValidation",
     "RecipeValidationError",
     "Reevaluate",
     "Resume",

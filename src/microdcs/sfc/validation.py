@@ -9,6 +9,7 @@ sound, because the graph cannot be built otherwise.
 from __future__ import annotations
 
 import math
+from typing import Any
 from collections import Counter
 from collections.abc import Collection, Sequence
 
@@ -202,3 +203,17 @@ def _check_actions(actions: Sequence[SfcAction], steps: set[str], problems: list
                 problems.append(f"{where}: TimeoutSeconds means nothing for qualifier R")
         elif not a.type_id.strip():
             problems.append(f"{where}: {a.interaction.value} needs a TypeId")
+
+
+class RecipeValidation:
+    """The job processor's recipe validator: work master data checked as an SFC recipe.
+
+    Built with the predicate names the replica registers, before the job processor, so
+    no one patches the names in afterwards.
+    """
+
+    def __init__(self, predicates: Collection[str] = ()) -> None:
+        self.predicates = frozenset(predicates)
+
+    def __call__(self, recipe_data: Any) -> None:
+        validate_recipe(SfcRecipe.from_raw(recipe_data), self.predicates)

@@ -28,11 +28,9 @@ import orjson
 
 from microdcs.core.errors import InputError, InvalidRequestError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
-from microdcs.equipment.contract import EquipmentMessage
-from microdcs.equipment.processor import EquipmentProcessor
-from microdcs.jobs.keys import scope_name, subject_of_scope
-from microdcs.jobs.returnstatus import ReturnStatus
-from microdcs.jobs.startpolicy import JobControl, JobEvent, JobEventKind
+from microdcs.equipment.contract import Cancel, Command, EquipmentMessage
+from microdcs.jobs.contract import JobControl, JobEvent, JobEventKind, scope_name, subject_of_scope
+from microdcs.jobs.contract import ReturnStatus
 from microdcs.sfc import (
     CancelAction,
     CompiledRecipe,
@@ -46,7 +44,7 @@ from microdcs.sfc import (
     evolve,
     new_execution,
 )
-from microdcs.sfc.engine.control import RecipeSource
+from microdcs.sfc.engine.ports import EquipmentPort, RecipeSource
 from microdcs.sfc.engine.keys import RESEND, timer_member
 from microdcs.sfc.engine.plan import (
     External,
@@ -87,7 +85,7 @@ class SfcEngine:
         store: EngineStore,
         control: JobControl,
         recipes: RecipeSource,
-        equipment: EquipmentProcessor,
+        equipment: EquipmentPort,
         *,
         consumer: str,
         claim_idle: float = 3.0,
@@ -256,12 +254,10 @@ class SfcEngine:
     ) -> AbstractContextManager[object]:
         """The span of one step, in the job's trace (see :func:`step_parent`).
 
-        Without an exporter and without any context to continue this is a no-op, so an
-        untraced deployment pays nothing per item.
+        Without an exporter and without any context to continue this is a no-op (inside
+        :meth:`Tracing.span`), so an untraced deployment pays next to nothing per item.
         """
         job = stored.trace if stored is not None else NONE
-        if not item.trace and not job and not self.tracing.enabled:
-            return contextlib.nullcontext()
         parent, links = step_parent(item.trace, job)
         attributes = {"microdcs.job.id": item.job_id, "microdcs.scope": scope,
                       "microdcs.sfc.work_kind": item.kind}  # fmt: skip
@@ -353,7 +349,7 @@ class SfcEngine:
             return
         logger.info("command %s overdue; sending it again", correlation)
         await self.equipment.send_command(
-            stored.subject or None, dispatch_effect(action, run, item.job_id)
+            stored.subject or None, _command(dispatch_effect(action, run, item.job_id))
         )
         member = timer_member(item.job_id, item.timer)
         await self.store.add_timer(scope, member, self.clock() + self.resend_after)
@@ -361,9 +357,9 @@ class SfcEngine:
     async def _perform(self, subject: str | None, job_id: str, effects: Sequence[External]) -> None:
         for effect in effects:
             if isinstance(effect, DispatchAction):
-                await self.equipment.send_command(subject, effect)
+                await self.equipment.send_command(subject, _command(effect))
             elif isinstance(effect, CancelAction):
-                await self.equipment.send_cancel(subject, effect)
+                await self.equipment.send_cancel(subject, Cancel(effect.correlation_id, effect.reason))
             elif isinstance(effect, JobCompleted | JobStopped):
                 await self.control.end_job(subject, job_id, response_data(effect.results))
             elif isinstance(effect, JobAborted):
@@ -408,3 +404,10 @@ async def _wait_any(shutdown: asyncio.Event, wake: asyncio.Event | None, seconds
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
         waiter.cancel()
+
+
+def _command(dispatch: DispatchAction) -> Command:
+    """The equipment command of a push_command run (what the equipment port sends)."""
+    return Command(
+        dispatch.type_id, dispatch.correlation_id, dispatch.parameters, dispatch.timeout_seconds
+    )

@@ -1,39 +1,20 @@
-"""What the engine needs from job management, and the adapter over the jobs package.
+"""The SFC engine's recipe source over the job store: a job's order and work master.
 
-:class:`~microdcs.jobs.startpolicy.JobControl` (implemented by the job processor) moves
-jobs with status events; :class:`RecipeSource` reads a job's order and work master.
+It satisfies :class:`~microdcs.sfc.engine.ports.RecipeSource` structurally; job management
+does not import the engine, the app package hands this object to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
 import orjson
 
-from microdcs.jobs.startpolicy import SFC_RECIPE_SCHEMA
+from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, JobRecipe
 from microdcs.jobs.states import JobState
 from microdcs.jobs.storage import JobStore
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecipe:
-    """The recipe (JSON of the work master's ``data``) and parameters of one job."""
-
-    recipe_json: bytes
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-
-class RecipeSource(Protocol):
-    async def recipe(self, scope: str, job_id: str) -> JobRecipe | None:
-        """The SFC recipe of the job's work master; ``None`` if it has none."""
-        ...
-
-    async def is_running(self, scope: str, job_id: str) -> bool: ...
-
-
 class JobStoreRecipes:
-    """:class:`RecipeSource` over the job store (orders and work masters of a scope)."""
+    """Recipes and running state read from the job store (orders and work masters)."""
 
     def __init__(self, jobs: JobStore) -> None:
         self.jobs = jobs
