@@ -12,11 +12,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from microdcs.core.tracing import Tracing
+from microdcs.equipment.ports import CommandOutlet
 from microdcs.equipment.processor import EquipmentProcessor
-from microdcs.jobs.startpolicy import JobControl
-from microdcs.sfc.engine.control import RecipeSource
+from microdcs.jobs.contract import JobControl
 from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.plan import WorkItem
+from microdcs.sfc.engine.ports import RecipeSource
 from microdcs.sfc.engine.store import EngineStore
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 
@@ -40,7 +41,7 @@ def _parent_span_id(context: Context) -> str:
 def _engine(tracing: Tracing) -> SfcEngine:
     return SfcEngine(
         cast(EngineStore, None), cast(JobControl, None), cast(RecipeSource, None),
-        EquipmentProcessor(), consumer="c", tracing=tracing,
+        EquipmentProcessor(cast(CommandOutlet, None)), consumer="c", tracing=tracing,
     )  # fmt: skip
 
 

@@ -2,10 +2,11 @@
 
 It handles every CloudEvent type on ``{prefix}/{scope}/events|data|metadata`` (the shared
 subscription, so any replica gets any answer) and hands it to a receiver, the SFC engine,
-which matches it to the waiting action through Redis. Commands go out with their
-correlation id in the CloudEvent and in the MQTT Correlation Data, and name the shared
-events topic as Response Topic: no answer depends on the replica that sent the command.
-Each command also carries the W3C trace context of its send span (``traceparent``).
+which matches it to the waiting action through Redis. Commands go out through the
+:class:`~microdcs.equipment.ports.CommandOutlet` it is built with, their correlation id
+in the CloudEvent and in the transport's correlation data, naming the shared events topic
+as Response Topic: no answer depends on the replica that sent the command. Each command
+also carries the W3C trace context of its send span (``traceparent``).
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from typing import ClassVar
 
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.equipment.contract import (
+    Cancel,
+    Command,
     EquipmentMessage,
     cancel_event,
     command_event,
     read_message,
 )
+from microdcs.equipment.ports import CommandOutlet
 from microdcs.processing.processor import CloudEventProcessor, MessageContext
-from microdcs.processing.routing import Direction, Intent
-from microdcs.sfc.events import CancelAction, DispatchAction
-from microdcs.transports.mqtt.handler import MqttBinding
-from microdcs.transports.mqtt.mapping import to_binary
+from microdcs.processing.routing import Direction
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +39,12 @@ class EquipmentProcessor(CloudEventProcessor):
     direction: ClassVar[Direction] = Direction.SOUTHBOUND
     default_prefix: ClassVar[str] = "app/equipment"
 
-    def __init__(self, *, source: str = "microdcs") -> None:
+    def __init__(self, outlet: CommandOutlet, *, source: str = "microdcs") -> None:
         super().__init__(source=source)
-        self._binding: MqttBinding | None = None
+        self._outlet = outlet
         self._receiver: Receiver | None = None
         self.sent = 0
         self.received = 0
-
-    def attach_binding(self, binding: MqttBinding) -> None:
-        """The MQTT binding commands go out through (set by the wiring)."""
-        self._binding = binding
 
     def set_receiver(self, receiver: Receiver) -> None:
         """Who matches answers and events to actions (the SFC engine)."""
@@ -66,37 +63,24 @@ class EquipmentProcessor(CloudEventProcessor):
         return []
 
     # -- outgoing -------------------------------------------------------------------------
-    async def send_command(self, subject: str | None, dispatch: DispatchAction) -> None:
+    async def send_command(self, subject: str | None, command: Command) -> None:
         """Publish the command of a push_command run (again, if it is overdue)."""
         event = command_event(
             source=self.source,
             subject=subject,
-            type_id=dispatch.type_id,
-            correlation_id=dispatch.correlation_id,
-            parameters=dispatch.parameters,
-            timeout_seconds=dispatch.timeout_seconds,
+            type_id=command.type_id,
+            correlation_id=command.correlation_id,
+            parameters=command.parameters,
+            timeout_seconds=command.timeout_seconds,
         )
-        await self._send(event, dispatch.correlation_id)
+        await self._outlet.send(event, command.correlation_id)
         self.sent += 1
 
-    async def send_cancel(self, subject: str | None, cancel: CancelAction) -> None:
+    async def send_cancel(self, subject: str | None, cancel: Cancel) -> None:
         event = cancel_event(
             source=self.source,
             subject=subject,
             correlation_id=cancel.correlation_id,
             reason=cancel.reason,
         )
-        await self._send(event, cancel.correlation_id)
-
-    async def _send(self, event: CloudEvent, correlation_id: str) -> None:
-        binding = self._binding
-        if binding is None:
-            raise RuntimeError("the equipment processor is not bound to MQTT")
-        topic = binding.layout.topic(event.subject, Intent.COMMANDS)
-        # A PRODUCER span child of the engine's step: the command carries its context, and
-        # equipment echoes it on the answer, so the answer joins the job's trace.
-        with self.tracing.produce(event, system="mqtt", destination=topic):
-            envelope = to_binary(event)
-            envelope.correlation_data = correlation_id.encode()
-            envelope.response_topic = binding.layout.topic(event.subject, Intent.EVENTS)
-            await binding.handler.publish(topic, envelope)
+        await self._outlet.send(event, cancel.correlation_id)

@@ -10,6 +10,8 @@ from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.sfc.engine.control import JobStoreRecipes
 from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.store import EngineStore
+from microdcs.transports.mqtt.outlets import MqttCommandOutlet
+from microdcs.transports.mqtt.topics import TopicLayout
 
 if TYPE_CHECKING:
     from microdcs.app.runner import Runtime
@@ -18,9 +20,11 @@ if TYPE_CHECKING:
 def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
     """Bind the equipment processor under ``equipment_prefix``; add the engine task."""
     config = runtime.config
-    equipment = EquipmentProcessor(source=config.resolved_source)
+    layout = TopicLayout(config.equipment_prefix, config.scope_levels)  # as bind makes it
+    outlet = MqttCommandOutlet(runtime.mqtt, layout, runtime.tracing)
+    equipment = EquipmentProcessor(outlet, source=config.resolved_source)
     equipment.tracing = runtime.tracing  # bound to MQTT only, so not through runtime.bind
-    equipment.attach_binding(runtime.mqtt.bind(equipment, prefix=config.equipment_prefix))
+    runtime.mqtt.bind(equipment, prefix=layout.prefix)
     engine = SfcEngine(
         EngineStore(runtime.store, maxlen=config.sfc_work_maxlen),
         jobs,
