@@ -33,6 +33,7 @@ import msgpack
 from microdcs.app.config import AppConfig, RpcConfig
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor
 from microdcs.transports.msgpack_rpc import MessagePackRpcClient, MessagePackRpcHandler
+from microdcs.transports.replica import ReplicaOptions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_rpc.json"
 IDLE_CONNECTIONS = 500
@@ -49,7 +50,12 @@ async def serve() -> None:
         ),
         shutdown_grace=1.0,
     )
-    handler = MessagePackRpcHandler(config)
+    replica = ReplicaOptions(
+        instance_id=config.resolved_instance_id,
+        source=config.resolved_source,
+        shutdown_grace=config.shutdown_grace,
+    )
+    handler = MessagePackRpcHandler(config.rpc, replica)
     handler.bind(GreetingProcessor(source="microdcs/bench"))
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,7 +15,6 @@ from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.msgpack_rpc import (
     MessagePackRpcClient,
-    MessagePackRpcHandler,
     RpcAuthenticationError,
     RpcConnectionError,
     RpcError,
@@ -27,6 +26,7 @@ from tests.integration.test_msgpack_rpc_helpers import (
     eventually,
     greeting_event,
     rpc_config,
+    rpc_handler,
     serving,
     slow_event,
 )
@@ -175,7 +175,7 @@ async def test_duplicate_publish_gets_the_same_responses_once_processed(
 
 
 def test_handler_is_a_protocol_handler() -> None:
-    handler = MessagePackRpcHandler(rpc_config())
+    handler = rpc_handler(rpc_config())
     assert handler.name == "rpc"
     assert handler.ready is False
     with pytest.raises(RuntimeError):

@@ -22,6 +22,7 @@ from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
+from microdcs.transports.replica import ReplicaOptions
 
 _ids = itertools.count()
 SLOW_TYPE = "com.example.test.slow.v1"
@@ -36,6 +37,22 @@ def rpc_config(*, shutdown_grace: float = 2.0, **rpc: Any) -> AppConfig:
         storage_retry_seconds=1.0,
         rpc=replace(RpcConfig(enabled=True, host="127.0.0.1", port=0), **rpc),
     )
+
+
+def rpc_handler(config: AppConfig, **options: Any) -> MessagePackRpcHandler:
+    """The RPC handler of ``config``, built as the runner builds it."""
+    replica = ReplicaOptions(
+        instance_id=config.resolved_instance_id,
+        source=config.resolved_source,
+        workers=config.workers,
+        queue_size=config.queue_size,
+        shutdown_grace=config.shutdown_grace,
+        storage_retry_seconds=config.storage_retry_seconds,
+        scope_levels=config.scope_levels,
+        is_processor_instance=config.is_processor_instance,
+        limits=config.limits,
+    )
+    return MessagePackRpcHandler(config.rpc, replica, **options)
 
 
 async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
@@ -100,9 +117,7 @@ async def serving(
 ) -> AsyncIterator[MessagePackRpcHandler]:
     """The RPC handler serving in this event loop until the block ends."""
     config = config or rpc_config()
-    handler = MessagePackRpcHandler(
-        config, dedupe=dedupe, tls_handshake_timeout=tls_handshake_timeout
-    )
+    handler = rpc_handler(config, dedupe=dedupe, tls_handshake_timeout=tls_handshake_timeout)
     for processor in processors or [GreetingProcessor(source="microdcs/test")]:
         handler.bind(processor)
     shutdown = asyncio.Event()

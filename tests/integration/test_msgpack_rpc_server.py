@@ -8,13 +8,13 @@ from typing import Any
 
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor, GreetingResponse
 from microdcs.processing.routing import Intent
-from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 from tests.integration.test_msgpack_rpc_helpers import (
     SlowProcessor,
     eventually,
     greeting_event,
     raw_client,
     rpc_config,
+    rpc_handler,
     serving,
     slow_event,
 )
@@ -295,7 +295,7 @@ async def test_unauthenticated_clients_receive_no_events() -> None:
 async def test_shutdown_lets_in_flight_requests_finish_then_closes() -> None:
     slow = SlowProcessor()
     shutdown = asyncio.Event()
-    handler = MessagePackRpcHandler(rpc_config())
+    handler = rpc_handler(rpc_config())
     handler.bind(slow)
     task = asyncio.create_task(handler.run(shutdown))
     await eventually(lambda: handler.ready)
@@ -314,7 +314,7 @@ async def test_shutdown_lets_in_flight_requests_finish_then_closes() -> None:
 
 async def test_shutdown_grace_bounds_a_request_that_never_finishes() -> None:
     slow = SlowProcessor()
-    handler = MessagePackRpcHandler(rpc_config(shutdown_grace=0.3))
+    handler = rpc_handler(rpc_config(shutdown_grace=0.3))
     handler.bind(slow)
     shutdown = asyncio.Event()
     task = asyncio.create_task(handler.run(shutdown))
@@ -332,7 +332,7 @@ async def test_shutdown_grace_bounds_a_request_that_never_finishes() -> None:
 
 async def test_port_in_use_fails_run_with_os_error() -> None:
     async with serving() as server:
-        clash = MessagePackRpcHandler(rpc_config(port=server.port))
+        clash = rpc_handler(rpc_config(port=server.port))
         clash.bind(GreetingProcessor())
         try:
             await clash.run(asyncio.Event())

@@ -328,9 +328,8 @@ async def test_a_scoped_token_works_with_the_client(tmp_path: Path) -> None:
 # -- file descriptors ----------------------------------------------------------------------
 SERVER_UNDER_FD_LIMIT = """
 import asyncio, resource, sys
-from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
 from microdcs.examples.greeting import GreetingProcessor
-from tests.integration.test_msgpack_rpc_helpers import rpc_config
+from tests.integration.test_msgpack_rpc_helpers import rpc_config, rpc_handler
 
 resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 
@@ -340,7 +339,7 @@ async def health(reader, writer):  # stands in for /healthz: needs a descriptor 
     writer.close()
 
 async def main():
-    handler = MessagePackRpcHandler(rpc_config(max_connections=64))
+    handler = rpc_handler(rpc_config(max_connections=64))
     handler.bind(GreetingProcessor(source="microdcs/test"))
     shutdown = asyncio.Event()
     task = asyncio.create_task(handler.run(shutdown))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from microdcs.app.config import MqttConfig
 from microdcs.app.simulator import SimulatorSettings
-from microdcs.transports.mqtt.options import client_options, tls_context
+from microdcs.transports.mqtt.options import MqttConfig, client_options, tls_context
 
 
 def test_login_and_address_come_from_the_settings() -> None:

@@ -50,6 +50,16 @@ class FlakyDedupe:
             raise StorageUnavailableError("down")
         return self.marked.get(key)
 
+    async def fetch_many(self, keys: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
+        """One batched lookup: it fails like :meth:`lookup` (a record is its own key)."""
+        if self.lookup_failures:
+            self.lookup_failures -= 1
+            raise StorageUnavailableError("down")
+        return [key if key in self.marked else None for key in keys]
+
+    def recorded(self, raw: tuple[str, str] | None) -> list[CloudEvent] | None:
+        return None if raw is None else self.marked[raw]
+
     async def mark(self, key: tuple[str, str], responses: list[CloudEvent]) -> None:
         if self.mark_failures:
             self.mark_failures -= 1

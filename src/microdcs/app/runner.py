@@ -32,6 +32,7 @@ from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
+from microdcs.transports.replica import ReplicaOptions
 
 logger = logging.getLogger("microdcs")
 
@@ -101,10 +102,23 @@ async def open_runtime(
             Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
         )
         metrics = Metrics(config.resolved_instance_id)
-        mqtt = MqttHandler(config, dedupe=dedupe, latency=metrics.latency("mqtt"), tracing=tracing)
+        replica = ReplicaOptions(
+            instance_id=config.resolved_instance_id,
+            source=config.resolved_source,
+            workers=config.workers,
+            queue_size=config.queue_size,
+            shutdown_grace=config.shutdown_grace,
+            storage_retry_seconds=config.storage_retry_seconds,
+            scope_levels=config.scope_levels,
+            is_processor_instance=config.is_processor_instance,
+            limits=config.limits,
+        )
+        mqtt = MqttHandler(
+            config.mqtt, replica, dedupe=dedupe, latency=metrics.latency("mqtt"), tracing=tracing
+        )
         rpc = (
             MessagePackRpcHandler(
-                config, dedupe=dedupe, latency=metrics.latency("rpc"), tracing=tracing
+                config.rpc, replica, dedupe=dedupe, latency=metrics.latency("rpc"), tracing=tracing
             )
             if config.rpc.enabled
             else None

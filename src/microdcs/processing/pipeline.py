@@ -2,7 +2,10 @@
 
 Dedupe lookup, dispatch to the processor, waiting out a Redis outage, and turning every
 failure into an error response. Transports only decode the envelope before and route
-the returned events after.
+the returned events after. Dedupe lookups are batched per event-loop iteration
+(:class:`~microdcs.processing.dedupe.BatchLookup`): a transport that can look its
+events up while they wait for a worker does (:meth:`EventPipeline.prefetcher`); the
+others get the same batched lookup inside :meth:`EventPipeline.process`.
 """
 
 from __future__ import annotations
@@ -19,12 +22,21 @@ from microdcs.core.boundedlog import DEFAULT_VALUE_CHARS, RateLimitedLog
 from microdcs.core.cloudevent import TRACEPARENT, CloudEvent
 from microdcs.core.errors import InputError, OutgoingEventError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
+from microdcs.processing.dedupe import (
+    BatchDelivery,
+    BatchLookup,
+    EventDedupe,
+    Prefetchable,
+    Prefetched,
+)
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, error_event
-from microdcs.storage.dedupe import Deduplicator
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = TypeVar("P", bound=Prefetchable)
+
+__all__ = ["EventPipeline", "LatencyRecorder", "Prefetched", "ResponseSink", "TransportStats"]
 
 
 @dataclass(slots=True)
@@ -46,11 +58,21 @@ ResponseSink = Callable[[list[CloudEvent]], None]
 
 
 @dataclass(slots=True)
-class Prefetched:
-    """A dedupe lookup a transport already made, e.g. for a whole batch in one command."""
+class _Waiter:
+    """An event whose dedupe lookup :meth:`EventPipeline.process` batches and awaits."""
 
-    key: str
-    record: bytes | None  # what Redis holds under ``key``: None for a new event
+    prefetched: Prefetched | None
+    done: asyncio.Future[Prefetched]
+
+
+def _wake(batch: list[_Waiter], error: BaseException | None) -> None:
+    for waiter in batch:
+        if waiter.done.done():
+            continue  # its request was cancelled meanwhile
+        if waiter.prefetched is not None:
+            waiter.done.set_result(waiter.prefetched)
+        else:
+            waiter.done.set_exception(error or StorageUnavailableError("dedupe lookup failed"))
 
 
 class LatencyRecorder(Protocol):
@@ -67,7 +89,7 @@ class EventPipeline:
         *,
         source: str,
         stats: TransportStats,
-        dedupe: Deduplicator | None,
+        dedupe: EventDedupe | None,
         storage_retry_seconds: float,
         latency: LatencyRecorder | None = None,
         tracing: Tracing | None = None,
@@ -80,11 +102,22 @@ class EventPipeline:
         self._latency = latency
         self._tracing = tracing or Tracing()
         self._log = RateLimitedLog(logger, value_chars=log_value_chars)
+        self._waiters: BatchLookup[_Waiter] | None = (
+            None if dedupe is None else BatchLookup(dedupe, _wake)
+        )
 
     @property
-    def dedupe(self) -> Deduplicator | None:
-        """The duplicate registry, for transports that look up a batch of events at once."""
+    def dedupe(self) -> EventDedupe | None:
+        """The duplicate registry (``None``: duplicate detection is off)."""
         return self._dedupe
+
+    def prefetcher(self, deliver: BatchDelivery[P]) -> BatchLookup[P] | None:
+        """A batched dedupe lookup for a transport's received items (``None``: dedupe off).
+
+        The transport adds each decoded event as it arrives and passes the item's
+        ``prefetched`` to :meth:`process`; ``deliver`` gets every batch once looked up.
+        """
+        return None if self._dedupe is None else BatchLookup(self._dedupe, deliver)
 
     @property
     def source(self) -> str:
@@ -176,38 +209,42 @@ class EventPipeline:
         deadline = time.monotonic() + self._retry_seconds
         dedupe = self._dedupe
         key = ""
+        handled = False  # True: the processor's own responses, to record for dedupe
         try:
+            previous: list[CloudEvent] | None = None
             if dedupe is not None:
-                if prefetched is not None:
-                    key = prefetched.key
-                    previous = dedupe.recorded(prefetched.record)
-                else:
-                    key = dedupe.key(event.source, event.id)
-                    try:  # the first attempt without the retry machinery: the common case
-                        previous = await dedupe.lookup(key)
-                    except StorageUnavailableError as error:
+                if prefetched is None:
+                    try:  # batched with the other events of this loop iteration
+                        prefetched = await self._batched(event)
+                    except StorageUnavailableError as error:  # this event waits it out alone
+                        key = dedupe.key(event.source, event.id)
                         previous = await self._retrying(
                             deadline, "look up", event, lambda: dedupe.lookup(key), error
                         )
-                if previous is not None:
-                    self._stats.duplicates += 1
-                    self._log.log(
-                        logging.INFO,
-                        "duplicate",
-                        "duplicate %s %s from %s",
-                        event.type,
-                        event.id,
-                        event.source,
-                    )
-                    return _sent(previous, send)
-            try:
-                responses = await processor.dispatch(event, context)
-            except StorageUnavailableError as error:
-                responses = await self._retrying(
-                    deadline, "handle", event, lambda: processor.dispatch(event, context), error
+                if prefetched is not None:
+                    key = prefetched.key
+                    previous = dedupe.recorded(prefetched.record)
+            if previous is not None:
+                self._stats.duplicates += 1
+                self._log.log(
+                    logging.INFO,
+                    "duplicate",
+                    "duplicate %s %s from %s",
+                    event.type,
+                    event.id,
+                    event.source,
                 )
+                responses = previous
+            else:
+                try:
+                    responses = await processor.dispatch(event, context)
+                except StorageUnavailableError as error:
+                    responses = await self._retrying(
+                        deadline, "handle", event, lambda: processor.dispatch(event, context), error
+                    )
+                handled = True
         except InputError as error:
-            return _sent([self.reject(event, error)], send)
+            responses = [self.reject(event, error)]
         except StorageUnavailableError as error:
             self._stats.fail(error.kind)
             self._log.log(
@@ -218,7 +255,7 @@ class EventPipeline:
                 event.id,
                 str(error),
             )
-            return _sent([error_event(event, error, source=self._source)], send)
+            responses = [error_event(event, error, source=self._source)]
         except OutgoingEventError as error:
             # The handler tried to send something the broker would refuse: its bug, but
             # it must neither reach the broker nor pass for an internal crash.
@@ -231,12 +268,15 @@ class EventPipeline:
                 event.id,
                 error.message,
             )
-            return _sent([error_event(event, error, source=self._source)], send)
+            responses = [error_event(event, error, source=self._source)]
         except Exception as error:
             self._stats.fail("internal_error")
             logger.exception("handler of %s failed on %s", event.type, event.id)
-            return _sent([error_event(event, error, source=self._source)], send)
-        _sent(responses, send)
+            responses = [error_event(event, error, source=self._source)]
+        if send is not None:  # the one way out: before the dedupe record, never twice
+            send(responses)
+        if not handled:
+            return responses
         if dedupe is not None:
             try:
                 try:
@@ -258,6 +298,16 @@ class EventPipeline:
                 )
         self._stats.processed += 1
         return responses
+
+    def _batched(self, event: CloudEvent) -> asyncio.Future[Prefetched]:
+        """The dedupe record of ``event``, looked up with the rest of this iteration's.
+
+        A plain function returning the future: no coroutine of its own per message.
+        """
+        assert self._waiters is not None
+        waiter = _Waiter(None, asyncio.get_running_loop().create_future())
+        self._waiters.add(waiter, event)
+        return waiter.done
 
     async def _retrying(
         self,
@@ -291,9 +341,3 @@ class EventPipeline:
                 return await step()
             except StorageUnavailableError as again:
                 error = again
-
-
-def _sent(responses: list[CloudEvent], send: ResponseSink | None) -> list[CloudEvent]:
-    if send is not None:
-        send(responses)
-    return responses

@@ -16,7 +16,11 @@ from microdcs.storage.redis import RedisStore
 
 
 class Deduplicator:
-    """Remembers processed events (and their responses) in Redis."""
+    """Remembers processed events (and their responses) in Redis.
+
+    It is the pipeline's ``EventDedupe`` (``microdcs.processing.dedupe``) by its shape
+    alone: storage does not import the processing layer.
+    """
 
     def __init__(self, store: RedisStore, ttl_seconds: int) -> None:
         self._store = store

@@ -1,4 +1,4 @@
-"""Client options from the ``APP_MQTT_*`` settings, for every MQTT client microdcs runs.
+"""The ``APP_MQTT_*`` settings, and client options from them for every MQTT client.
 
 The runtime and the equipment simulator log in to the same broker with the same kind of
 credentials and TLS settings; building their options in one place keeps a secured broker
@@ -8,10 +8,90 @@ credentials and TLS settings; building their options in one place keeps a secure
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
-from microdcs.app.config import MqttConfig
+from microdcs.core.settings import setting
 from microdcs.transports.mqtt.client import ClientOptions
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    hostname: str = setting("APP_MQTT_HOSTNAME", "localhost", "MQTT broker host name.")
+    port: int = setting("APP_MQTT_PORT", 1883, "MQTT broker port.")
+    username: str | None = setting("APP_MQTT_USERNAME", None, "MQTT user name.")
+    password: str | None = setting("APP_MQTT_PASSWORD", None, "MQTT password.")
+    tls: bool = setting("APP_MQTT_TLS", False, "Connect to the broker with TLS.")
+    tls_ca_file: str | None = setting(
+        "APP_MQTT_TLS_CA_FILE", None, "CA bundle to verify the broker (system CAs if unset)."
+    )
+    tls_cert_file: str | None = setting(
+        "APP_MQTT_TLS_CERT_FILE", None, "Client certificate for mutual TLS."
+    )
+    tls_key_file: str | None = setting("APP_MQTT_TLS_KEY_FILE", None, "Client key for mutual TLS.")
+    tls_insecure: bool = setting(
+        "APP_MQTT_TLS_INSECURE", False, "Skip broker host name verification (testing only)."
+    )
+    keepalive: int = setting("APP_MQTT_KEEPALIVE", 30, "MQTT keep-alive in seconds.")
+    session_expiry: int = setting(
+        "APP_MQTT_SESSION_EXPIRY",
+        10,
+        "Session Expiry Interval (s): how long the broker keeps a disconnected replica's "
+        "session, and with it the replica's share of the shared subscription. Short, so a "
+        "replica that died stops receiving within seconds; a replica that restarts within "
+        "it gets what its session holds. Longer suits a single replica with a stable "
+        "APP_INSTANCE_ID.",
+    )
+    receive_maximum: int = setting(
+        "APP_MQTT_RECEIVE_MAXIMUM",
+        256,
+        "Unacknowledged QoS 1 messages the broker may send at once (back-pressure).",
+    )
+    shared_subscription: str = setting(
+        "APP_MQTT_SHARED_SUBSCRIPTION", "microdcs", "Shared subscription group of the replicas."
+    )
+    response_topic_base: str = setting(
+        "APP_MQTT_RESPONSE_TOPIC_BASE",
+        "microdcs/responses",
+        "Base of each replica's own response topic ({base}/{instance_id}).",
+    )
+    max_payload_bytes: int = setting(
+        "APP_MQTT_MAX_PAYLOAD_BYTES",
+        1_048_576,
+        "Larger incoming payloads are rejected with 'payload_too_large'.",
+    )
+    end_session_on_shutdown: bool = setting(
+        "APP_MQTT_END_SESSION_ON_SHUTDOWN",
+        True,
+        "After a complete graceful drain, leave the shared group and end the MQTT session, so "
+        "a replica that does not come back (new pod name, scale-down) receives nothing. Set "
+        "false for a single replica with a stable APP_INSTANCE_ID: its session then queues "
+        "messages while it restarts.",
+    )
+    response_topic_allow: str = setting(
+        "APP_MQTT_RESPONSE_TOPIC_ALLOW",
+        "",
+        "Comma-separated MQTT topic filters a request's Response Topic must match (e.g. "
+        "'mes/+/responses,mes/+/responses/#'). Empty: any valid topic. Topics under the "
+        "runtime's own prefixes and response topics are always refused.",
+    )
+    publish_attempts: int = setting(
+        "APP_MQTT_PUBLISH_ATTEMPTS",
+        5,
+        "Connections a QoS 1 publish of ours may be sent on without the broker "
+        "acknowledging it; then it is dropped (logged, counted) so a message the broker "
+        "refuses by disconnecting cannot keep the replica offline.",
+    )
+    max_unacked_publishes: int = setting(
+        "APP_MQTT_MAX_UNACKED_PUBLISHES",
+        8192,
+        "Publishes of ours awaiting the broker's PUBACK at which workers take no new "
+        "request until half of them are acknowledged: responses to a slow broker stay "
+        "bounded (and below MQTT's 65,535 packet identifiers).",
+    )
+    reconnect_max_seconds: float = setting(
+        "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
+    )
 
 
 def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:

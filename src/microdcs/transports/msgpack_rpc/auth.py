@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-from microdcs.app.config import RpcConfig
+from microdcs.transports.msgpack_rpc.options import RpcConfig
 
 AUTHENTICATE = "authenticate"
 

@@ -25,16 +25,15 @@ import socket
 import ssl
 from typing import Any
 
-from microdcs.app.config import AppConfig
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.core.errors import InputError, UnknownEventTypeError
 from microdcs.core.eventformat import to_dict
 from microdcs.core.tracing import Tracing
+from microdcs.processing.dedupe import EventDedupe
 from microdcs.processing.pipeline import EventPipeline, LatencyRecorder, TransportStats
 from microdcs.processing.processor import CloudEventProcessor, MessageContext
 from microdcs.processing.routing import Intent
 from microdcs.processing.tracker import ResponseTracker
-from microdcs.storage.dedupe import Deduplicator
 from microdcs.transports.msgpack_rpc.auth import server_ssl_context
 from microdcs.transports.msgpack_rpc.connection import (
     ConnectionPolicy,
@@ -50,8 +49,10 @@ from microdcs.transports.msgpack_rpc.methods import (
     decode_event,
     parse_publish,
 )
+from microdcs.transports.msgpack_rpc.options import RpcConfig
 from microdcs.transports.msgpack_rpc.protocol import FrameEncoder
 from microdcs.transports.msgpack_rpc.tokens import TokenCheck
+from microdcs.transports.replica import ReplicaOptions
 
 logger = logging.getLogger(__name__)
 
@@ -81,30 +82,32 @@ class MessagePackRpcHandler:
 
     def __init__(
         self,
-        config: AppConfig,
+        rpc: RpcConfig,
+        replica: ReplicaOptions,
         *,
-        dedupe: Deduplicator | None = None,
+        dedupe: EventDedupe | None = None,
         tls_handshake_timeout: float = 10.0,
         latency: LatencyRecorder | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        self.config = config
+        self.rpc = rpc
+        self._limits = replica.limits
+        self._shutdown_grace = replica.shutdown_grace
         self.tls_handshake_timeout = tls_handshake_timeout
         self.stats = TransportStats()
         self.connection_stats = ConnectionStats()
         self.tracker = ResponseTracker()
         self.pipeline = EventPipeline(
-            source=config.resolved_source,
+            source=replica.source,
             stats=self.stats,
             dedupe=dedupe,
-            storage_retry_seconds=config.storage_retry_seconds,
+            storage_retry_seconds=replica.storage_retry_seconds,
             latency=latency,
             tracing=tracing,
-            log_value_chars=config.limits.log_value_chars,
+            log_value_chars=replica.limits.log_value_chars,
         )
         self.bindings: list[RpcBinding] = []
         self._routes: dict[str, RpcBinding] = {}
-        rpc = config.rpc
         self._policy = ConnectionPolicy(
             token=TokenCheck.from_config(rpc.token, rpc.tokens_file),
             backoff=AuthBackoff(initial=rpc.auth_backoff, maximum=rpc.auth_backoff_max),
@@ -129,7 +132,7 @@ class MessagePackRpcHandler:
     # -- wiring -----------------------------------------------------------------
     def bind(self, processor: CloudEventProcessor) -> RpcBinding:
         """Route the event types ``processor`` handles to it and push its events."""
-        processor.max_depth = self.config.limits.nesting_depth
+        processor.max_depth = self._limits.nesting_depth
         binding = RpcBinding(self, processor)
         self.bindings.append(binding)
         for event_type in sorted(processor.event_types):
@@ -194,7 +197,7 @@ class MessagePackRpcHandler:
         publish = parse_publish(params)
         self.stats.received += 1
         try:
-            event = decode_event(publish.event, self.config.limits.attribute_length)
+            event = decode_event(publish.event, self._limits.attribute_length)
         except RpcError as rejected:
             self.stats.fail(rejected.kind)
             raise
@@ -238,7 +241,7 @@ class MessagePackRpcHandler:
     # -- lifecycle --------------------------------------------------------------------
     async def run(self, shutdown: asyncio.Event) -> None:
         """Serve until ``shutdown`` is set; then drain in-flight requests and close."""
-        rpc = self.config.rpc
+        rpc = self.rpc
         self._ssl = server_ssl_context(rpc)
         # Bind before the task group: a port in use is raised as itself, not as a group.
         listeners = await bind(rpc.host, rpc.port, backlog=1024)
@@ -279,7 +282,7 @@ class MessagePackRpcHandler:
         if not self._accepting or self._tasks is None:
             sock.close()
             return
-        limit = self.config.rpc.max_connections
+        limit = self.rpc.max_connections
         if self._sockets >= limit:
             self.connection_stats.refused_connections += 1
             self._refusal_log.warning("%d RPC connections open: refusing new ones", limit)
@@ -318,8 +321,8 @@ class MessagePackRpcHandler:
                 dispatcher=self,
                 policy=self._policy,
                 encoder=self._encoder,
-                max_buffer_bytes=self.config.rpc.max_buffer_bytes,
-                max_concurrent_requests=self.config.rpc.max_concurrent_requests,
+                max_buffer_bytes=self.rpc.max_buffer_bytes,
+                max_concurrent_requests=self.rpc.max_concurrent_requests,
                 stats=self.connection_stats,
             )
             self._connections[connection] = task
@@ -345,11 +348,11 @@ class MessagePackRpcHandler:
         pending = set(self._connections.values())
         if not pending:
             return
-        _, late = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+        _, late = await asyncio.wait(pending, timeout=self._shutdown_grace)
         if late:
             logger.warning(
                 "shutdown grace of %.1fs over: closing %d connections with requests in progress",
-                self.config.shutdown_grace,
+                self._shutdown_grace,
                 len(late),
             )
             for task in late:

@@ -1,0 +1,421 @@
+"""Received PUBLISHes: the receive callback, the work queue, the workers, the ack gate.
+
+Received messages go into a queue served by a pool of workers, so requests are processed
+concurrently; responses are queued for sending without awaiting each PUBACK, and the
+request is acknowledged (PUBACK) only once the broker acknowledged its responses.
+Back-pressure comes from the MQTT v5 Receive Maximum: the broker never has more
+unacknowledged messages in flight to us than the queue is sized for, and reading pauses
+at the queue's bound. Requests the runtime may not answer normally (a refused Response
+Topic, an expired Message Expiry) are answered here, before any processing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from microdcs.core.boundedlog import RateLimitedLog
+from microdcs.core.cloudevent import EXPIRY_INTERVAL, CloudEvent
+from microdcs.core.errors import (
+    ExpiredRequestError,
+    InputError,
+    InvalidResponseTopicError,
+    OutgoingEventError,
+    PayloadTooLargeError,
+)
+from microdcs.processing.pipeline import EventPipeline, Prefetched, TransportStats
+from microdcs.processing.processor import MessageContext, error_event
+from microdcs.processing.routing import Intent
+from microdcs.processing.tracker import ResponseTracker
+from microdcs.transports.mqtt import codec
+from microdcs.transports.mqtt.binding import MqttBinding
+from microdcs.transports.mqtt.client import MqttClient
+from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary
+from microdcs.transports.mqtt.outbox import Outbox
+from microdcs.transports.mqtt.responsetopics import ResponseTopicPolicy
+from microdcs.transports.mqtt.routing import Router
+from microdcs.transports.mqtt.wirecheck import check_envelope
+from microdcs.transports.workqueue import WorkQueue
+
+logger = logging.getLogger("microdcs.transports.mqtt.handler")
+
+#: A request with less Message Expiry left than this is answered ``expired`` rather than
+#: processed: the time it spent in the broker's and the kernel's buffers is not seen, and
+#: its answer would reach a client that has given up.
+EXPIRY_MARGIN_SECONDS = 0.5
+#: Longest a worker waits for the broker's PUBACKs before taking new work anyway.
+UNACKED_WAIT_SECONDS = 1.0
+#: Message Expiry Interval (s) of an ``expired`` answer: nobody may be waiting for it.
+EXPIRED_ANSWER_SECONDS = 10
+
+
+@dataclass(slots=True)
+class _Received:
+    """One received PUBLISH and the connection it arrived on.
+
+    A request that decoded and routed in the receive callback carries its event, binding
+    and intent, and then its dedupe record, looked up together with the rest of its batch.
+    """
+
+    message: codec.Publish
+    epoch: int
+    arrived: float  # loop time of receipt: the Message Expiry runs on while it waits
+    event: CloudEvent | None = None
+    binding: MqttBinding | None = None
+    intent: Intent | None = None
+    prefetched: Prefetched | None = None
+
+
+class _AckGate:
+    """Acknowledges a received message when its last pending step completes.
+
+    The steps: the processing itself (done once the pipeline returned, i.e. after dedupe
+    recorded the event) and the broker's PUBACK of every response. Responses go out
+    before the dedupe record is stored, so the request is acknowledged only after both.
+    """
+
+    __slots__ = ("_ack", "_pending")
+
+    def __init__(self, ack: Callable[[], None]) -> None:
+        self._ack = ack
+        self._pending = 1  # the processing
+
+    def expect(self, count: int) -> None:
+        self._pending += count
+
+    def done(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._ack()
+
+
+class Inbox:
+    """What the handler received and has not finished yet, and the workers serving it."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        outbox: Outbox,
+        pipeline: EventPipeline,
+        stats: TransportStats,
+        tracker: ResponseTracker,
+        response_topic: str,
+        response_topics: ResponseTopicPolicy,
+        queue_size: int,
+        max_payload_bytes: int,
+        max_unacked_publishes: int,
+        attribute_length: int,
+        log_value_chars: int,
+    ) -> None:
+        self._router = router
+        self._outbox = outbox
+        self._pipeline = pipeline
+        self._stats = stats
+        self._tracker = tracker
+        self._response_topic = response_topic
+        self._response_topics = response_topics
+        self._queue_size = queue_size
+        self._max_payload = max_payload_bytes
+        self._attribute_length = attribute_length
+        #: Set by the session once the client exists.
+        self.client: MqttClient | None = None
+        #: False once shutting down: what arrives then is left for redelivery.
+        self.accepting = True
+        self.queue: WorkQueue[_Received] = WorkQueue()
+        #: Reading stops at this many received messages held (queued or being looked up)
+        #: and resumes at half of it: memory stays bounded whatever the broker sends.
+        self._high_water = queue_size
+        self._low_water = max(1, queue_size // 2)
+        #: Received messages no worker has taken yet (queued, or in a dedupe lookup).
+        self._waiting = 0
+        #: Our publishes awaiting a PUBACK at which workers stop taking new work.
+        self._unacked_high = max_unacked_publishes
+        self._unacked_low = max(1, max_unacked_publishes // 2)
+        self._rejections = RateLimitedLog(logger, value_chars=log_value_chars)
+        self._prefetch = pipeline.prefetcher(self._looked_up)
+
+    # -- receiving (client callback, in the event loop) -------------------------------------
+    def on_message(self, message: codec.Publish) -> None:
+        """The client's receive callback: queue the message (its dedupe lookup batched)."""
+        if not self.accepting:
+            return  # shutting down: leave it unacknowledged for redelivery
+        if message.qos == 0 and self.queue.qsize() >= self._queue_size:
+            self._stats.dropped += 1  # QoS 0 is at-most-once; QoS 1 is bounded by Receive Maximum
+            return
+        self._stats.received += 1
+        client = self.client
+        assert client is not None
+        item = _Received(message, client.epoch, client.read_at)
+        self._waiting += 1
+        if self._waiting >= self._high_water:
+            client.pause_delivery()
+        prefetch = self._prefetch
+        if prefetch is None or message.topic == self._response_topic or not self._decode(item):
+            self.queue.put(item)
+            return
+        # Look the whole batch up in one MGET at the end of this loop iteration; the
+        # workers get the items with their records (one wake-up less per message).
+        assert item.event is not None
+        self.queue.reserve()
+        prefetch.add(item, item.event)
+
+    def _decode(self, item: _Received) -> bool:
+        """Decode and route a request early; False leaves it to the worker (and its errors)."""
+        message = item.message
+        if message.payload is None or message.payload_size > self._max_payload:
+            return False
+        try:
+            event = from_mqtt(
+                message.payload,
+                message.content_type,
+                message.user_properties,
+                message.message_expiry,
+                self._attribute_length,
+            )
+            item.binding, item.intent = self._router.route(message.topic, event)
+        except Exception:  # InputError or worse: the worker decodes again and answers it
+            return False
+        item.event = event
+        return True
+
+    def _looked_up(self, batch: list[_Received], error: BaseException | None) -> None:
+        # Failed (Redis unavailable): ``prefetched`` is None and the pipeline waits it out.
+        for item in batch:
+            self.queue.put(item, reserved=True)
+
+    def _ack(self, item: _Received) -> None:
+        if item.message.qos > 0:
+            assert self.client is not None
+            self.client.ack(item.message.packet_id, item.epoch)
+
+    # -- processing -----------------------------------------------------------------
+    async def worker(self) -> None:
+        """Serve the queue until cancelled."""
+        while True:
+            item = await self.queue.get()
+            self._waiting -= 1
+            client = self.client
+            if client is not None and client.pending_acks >= self._unacked_high:
+                # The broker acknowledges our publishes slower than we produce them:
+                # take no new work until it caught up (responses stay bounded). Bounded
+                # wait: the PUBACKs may sit behind messages held at their own bound.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(UNACKED_WAIT_SECONDS):
+                        await client.wait_unacknowledged_below(self._unacked_low)
+            try:
+                await self._handle(item)
+            except Exception:
+                self._stats.fail("internal_error")
+                logger.exception("unexpected failure handling a message on %s", item.message.topic)
+                self._ack(item)
+            finally:
+                self.queue.done()
+                if self._waiting <= self._low_water and self.client is not None:
+                    self.client.resume_delivery()
+
+    async def _handle(self, item: _Received) -> None:
+        message = item.message
+        if message.topic == self._response_topic:
+            await self._handle_response(item)
+            return
+        if message.response_topic is not None and self._refuse_response_topic(item):
+            return
+        if message.message_expiry is not None and self._expired(item):
+            return
+        if item.event is not None and item.binding is not None and item.intent is not None:
+            await self._process(item, item.event, item.binding, item.intent)
+            return
+        event: CloudEvent | None = None
+        binding: MqttBinding | None = None
+        try:
+            if message.payload is None or message.payload_size > self._max_payload:
+                raise PayloadTooLargeError(
+                    f"payload of {message.payload_size} bytes exceeds {self._max_payload}"
+                )
+            event = from_mqtt(
+                message.payload,
+                message.content_type,
+                message.user_properties,
+                message.message_expiry,
+                self._attribute_length,
+            )
+            binding, intent = self._router.route(message.topic, event)
+        except InputError as error:
+            rejection = self._pipeline.reject(event, error)
+            binding = binding or self._router.binding_for_topic(message.topic)
+            gate = _AckGate(partial(self._ack, item))
+            self._send_responses([rejection], message, binding, gate)
+            gate.done()
+            return
+        await self._process(item, event, binding, intent)
+
+    async def _process(
+        self, item: _Received, event: CloudEvent, binding: MqttBinding, intent: Intent
+    ) -> None:
+        message = item.message
+        context = MessageContext(
+            event=event, transport="mqtt", intent=intent, destination=message.topic
+        )
+        gate = _AckGate(partial(self._ack, item))
+        await self._pipeline.process(
+            event,
+            binding.processor,
+            context,
+            lambda responses: self._send_responses(responses, message, binding, gate),
+            item.prefetched,
+        )
+        gate.done()  # processing finished, dedupe recorded
+
+    def _refuse_response_topic(self, item: _Received) -> bool:
+        """A request naming a Response Topic it may not have: no reply, an error event."""
+        message = item.message
+        assert message.response_topic is not None
+        problem = self._response_topics.problem(message.response_topic)
+        if problem is None:
+            return False
+        self._stats.fail("invalid_response_topic")
+        self._rejections.log(
+            logging.WARNING,
+            "invalid_response_topic",
+            "refused Response Topic %s on %s: %s",
+            message.response_topic,
+            message.topic,
+            problem,
+        )
+        binding = item.binding or self._router.binding_for_topic(message.topic)
+        gate = _AckGate(partial(self._ack, item))
+        if binding is not None:
+            error = InvalidResponseTopicError(f"Response Topic refused: {problem}")
+            event = error_event(item.event, error, source=self._pipeline.source)
+            try:
+                intent = binding.processor.direction.default_intent
+                topic = binding.layout.topic(event.subject, intent)
+                envelope = to_binary(event)
+                check_envelope(envelope, topic)
+            except (InputError, OutgoingEventError):
+                pass  # nowhere valid to report it: counted and logged above
+            else:
+                gate.expect(1)
+                self._outbox.send(topic, envelope, on_ack=gate.done)
+        gate.done()
+        return True
+
+    def _expired(self, item: _Received) -> bool:
+        """A request whose Message Expiry ran out (or nearly) while queued is not processed.
+
+        It is counted and answered ``expired`` (with a short expiry of its own, so the
+        broker discards the answer if nobody waits for it any more).
+        """
+        message = item.message
+        assert message.message_expiry is not None
+        waited = asyncio.get_running_loop().time() - item.arrived
+        if waited + EXPIRY_MARGIN_SECONDS < message.message_expiry:
+            return False
+        self._stats.fail("expired")
+        self._rejections.log(
+            logging.WARNING,
+            "expired",
+            "request on %s expired after %.1fs in the queue; not processed",
+            message.topic,
+            waited,
+        )
+        error = ExpiredRequestError(
+            f"the request expired after waiting {waited:.1f}s for a worker; not processed"
+        )
+        response = error_event(item.event, error, source=self._pipeline.source)
+        response.extensions[EXPIRY_INTERVAL] = EXPIRED_ANSWER_SECONDS
+        binding = item.binding or self._router.binding_for_topic(message.topic)
+        # At QoS 0: under overload these answers are the many, and they must not compete
+        # for packet identifiers and PUBACKs with the answers of processed requests.
+        gate = _AckGate(partial(self._ack, item))
+        self._send_responses([response], message, binding, gate, qos=0)
+        gate.done()
+        return True
+
+    async def _handle_response(self, item: _Received) -> None:
+        message = item.message
+        key = message.correlation_data
+        awaited = self._tracker.pop(key) if key is not None else None
+        if awaited is None or message.payload is None:
+            logger.info("response without an awaiting request (late or unknown); dropped")
+            self._stats.dropped += 1
+            self._ack(item)
+            return
+        try:
+            event = from_mqtt(
+                message.payload,
+                message.content_type,
+                message.user_properties,
+                message.message_expiry,
+                self._attribute_length,
+            )
+            await awaited.processor.dispatch_response(event, awaited.request)
+            self._stats.processed += 1
+        except InputError as error:
+            self._pipeline.reject(None, error)
+        self._ack(item)
+
+    # -- answering ------------------------------------------------------------------
+    def _send_responses(
+        self,
+        responses: list[CloudEvent],
+        request: codec.Publish,
+        binding: MqttBinding | None,
+        gate: _AckGate,
+        *,
+        qos: int = 1,
+    ) -> None:
+        """Publish responses; ``gate`` acknowledges the request once the broker has them."""
+        topics: list[tuple[str, MqttEnvelope]] = []
+        for response in responses:
+            try:
+                topic, envelope = self._response_envelope(response, request, binding)
+            except (InputError, OutgoingEventError) as error:
+                # Refused at the boundary: the processor's answer holds something the
+                # broker would disconnect us for. Answer with an error that can travel.
+                self._refused_response(response, error)
+                try:
+                    replacement = error_event(None, error, source=self._pipeline.source)
+                    replacement.subject = None
+                    topic, envelope = self._response_envelope(replacement, request, binding)
+                except (InputError, OutgoingEventError):
+                    continue
+            if topic is None:
+                logger.info("no Response Topic for %s; response dropped", response.type)
+                continue
+            topics.append((topic, envelope))
+        gate.expect(len(topics))
+        send = self._outbox.send
+        for topic, envelope in topics:
+            send(topic, envelope, qos=qos, on_ack=gate.done)
+
+    def _response_envelope(
+        self, response: CloudEvent, request: codec.Publish, binding: MqttBinding | None
+    ) -> tuple[str | None, MqttEnvelope]:
+        """Where a response goes and what it carries, checked for the wire."""
+        envelope = to_binary(response)
+        topic: str | None = None
+        if request.response_topic:
+            envelope.correlation_data = request.correlation_data
+            topic = request.response_topic
+        elif binding is not None:
+            intent = binding.processor.direction.default_intent
+            topic = binding.layout.topic(response.subject, intent)
+        check_envelope(envelope, topic)
+        return topic, envelope
+
+    def _refused_response(self, response: CloudEvent, error: Exception) -> None:
+        self._stats.fail("invalid_outgoing")
+        self._rejections.log(
+            logging.ERROR,
+            "invalid_outgoing",
+            "refused to send %s %s: %s",
+            response.type,
+            response.id,
+            getattr(error, "message", error),
+        )
