@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from microdcs.jobs.storage import JobRecord
 from microdcs.processing.processor import CloudEventProcessor
+from microdcs.publisher.ports import ListedJob
 from microdcs_models.machinery_jobs import (
     CloudEventTypeInfo,
     ISA95JobOrderStatusEventType,
@@ -25,13 +25,13 @@ def index_entry(job_id: str, path: str, has_result: bool) -> bytes:
     return orjson.dumps({"job_order_id": job_id, "state": path, "has_result": has_result})
 
 
-def order_payload(record: JobRecord) -> bytes:
+def order_payload(record: ListedJob) -> bytes:
     """``order/{id}``: the job order and its state."""
     state = orjson.dumps(record.status.to_wire())
     return b'{"JobOrder":' + record.order_json + b',"State":' + state + b"}"
 
 
-def result_payload(record: JobRecord) -> bytes:
+def result_payload(record: ListedJob) -> bytes:
     """``result/{id}``: the job response."""
     return orjson.dumps(record.response_raw())
 

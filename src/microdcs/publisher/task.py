@@ -29,33 +29,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
-from microdcs.app.config import AppConfig
 from microdcs.core.errors import OutgoingEventError, UnavailableError
-from microdcs.jobs.keys import subject_of_scope
-from microdcs.jobs.storage import JobRecord, JobStore
+from microdcs.jobs.contract import subject_of_scope
 from microdcs.processing.processor import CloudEventProcessor
-from microdcs.publisher.changes import (
-    Plan,
-    Scope,
-    entry_time,
-    plan_changes,
-    stream_entries,
-    text,
-)
+from microdcs.publisher.changes import Cursor, Plan, Scope, entry_time, fold_changes
 from microdcs.publisher.lease import Lease
 from microdcs.publisher.marker import RetainedMarker, new_marker
+from microdcs.publisher.options import PublisherOptions
 from microdcs.publisher.payloads import (
     index_payload,
     metadata_payload,
     order_payload,
     result_payload,
 )
+from microdcs.publisher.ports import JobFeed, ListedJob, RetainedOutlet
+from microdcs.publisher.topics import RetainedTopics
 from microdcs.storage.outage import OutageLog
-from microdcs.storage.redis import UNAVAILABLE_ERRORS
-from microdcs.transports.mqtt.handler import MqttHandler
-from microdcs.transports.mqtt.topics import TopicLayout
+from microdcs.storage.redis import UNAVAILABLE_ERRORS, RedisStore
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +64,7 @@ REBUILD_CONCURRENCY = 16
 #: What a pass survives: Redis or the broker away (the pass starts over later).
 TRANSIENT = (UnavailableError, *UNAVAILABLE_ERRORS)
 
-Publishes = list[asyncio.Future[None]]
+Publishes = list[Awaitable[None]]
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -80,33 +72,37 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 class JobPublisher:
-    """An :class:`~microdcs.app.application.AdditionalTask` body: ``run(shutdown)``."""
+    """A task body, ``run(shutdown)``, for the application to run and restart.
+
+    ``jobs`` is read (the job store implements :class:`~microdcs.publisher.ports.JobFeed`),
+    ``outlet`` takes the retained topics to the broker, ``store`` holds the lease and the
+    marker, and ``processor`` (the job processor) is described in ``metadata``.
+    """
 
     def __init__(
         self,
-        config: AppConfig,
-        jobs: JobStore,
-        mqtt: MqttHandler,
+        options: PublisherOptions,
+        jobs: JobFeed,
+        store: RedisStore,
+        outlet: RetainedOutlet,
         processor: CloudEventProcessor,
     ) -> None:
         self.jobs = jobs
-        self.mqtt = mqtt
+        self.outlet = outlet
         self.processor = processor
-        self.layout = TopicLayout(config.jobs_prefix, config.scope_levels)
-        self.expiry = config.jobs_retained_expiry
-        self.poll = config.publisher_poll_seconds
-        self.interval = config.publisher_interval_seconds
+        self.topics = RetainedTopics(options.prefix, options.scope_levels)
+        self.expiry = options.retained_expiry
+        self.poll = options.poll_seconds
+        self.interval = options.interval_seconds
         self.lease = Lease(
-            jobs.redis,
-            jobs.redis.key("jobs", "publisher", "lease"),
-            config.resolved_instance_id,
-            config.publisher_lease_seconds,
+            store,
+            store.key("jobs", "publisher", "lease"),
+            options.instance_id,
+            options.lease_seconds,
         )
         self.leading = False
         self.marker = RetainedMarker(
-            jobs.redis,
-            jobs.redis.key("jobs", "publisher", "marker"),
-            f"{self.layout.prefix}/retained-marker",
+            store, store.key("jobs", "publisher", "marker"), self.topics.marker
         )
         #: Jobs whose retained state could not be published (exported as a counter).
         self.skipped = 0
@@ -124,7 +120,7 @@ class JobPublisher:
         self._restart = False
         #: Per scope, the wall-clock time of its oldest change not yet published.
         self._oldest: dict[str, float] = {}
-        mqtt.session_listeners.append(self._on_session)
+        outlet.on_session(self._on_session)
 
     def notify(self, scope: str) -> None:
         """A processor of this replica changed ``scope``: publish without waiting a poll."""
@@ -144,7 +140,7 @@ class JobPublisher:
         return max(0.0, time.time() - min(self._oldest.values()))
 
     def _on_session(self, session_present: bool) -> None:
-        """MQTT handler listener: a broker that forgot our session may have lost more."""
+        """Session listener: a broker that forgot our session may have lost more."""
         if not session_present:
             self._check_retained = True
             self._wake.set()
@@ -158,7 +154,7 @@ class JobPublisher:
         cancelled: once the MQTT connection is closed a publish is never acknowledged,
         and what the stored cursor does not cover is republished by the next holder.
         """
-        if not await self._wait_or_stop(self.mqtt.connected, shutdown):
+        if not await self._wait_or_stop(self.outlet.connected, shutdown):
             return
         self._stopping = False
         work = asyncio.ensure_future(self._compete())
@@ -232,8 +228,8 @@ class JobPublisher:
         self._restart = False
 
     async def _publish_metadata(self) -> None:
-        await self.mqtt.publish_retained(
-            f"{self.layout.prefix}/metadata", metadata_payload(self.processor), expiry=self.expiry
+        await self.outlet.publish(
+            self.topics.metadata, metadata_payload(self.processor), expiry=self.expiry
         )
 
     # -- retained state lost by the broker ----------------------------------------------
@@ -241,7 +237,7 @@ class JobPublisher:
         """Republish every scope if the broker lost the retained marker (and so all)."""
         self._check_retained = False  # a listener may ask again while this runs
         try:
-            if not await self.marker.intact(self.mqtt.client.options):
+            if not await self.marker.intact(self.outlet):
                 await self._rebuild()
         except BaseException:
             self._check_retained = True
@@ -257,7 +253,7 @@ class JobPublisher:
             await asyncio.gather(*(self._load(name, republish=True) for name in chunk))
         await self._publish_metadata()
         marker = new_marker()
-        await self.mqtt.publish_retained(self.marker.topic, marker, expiry=None)
+        await self.outlet.publish(self.marker.topic, marker, expiry=None)
         await self.marker.remember(marker)  # only after the broker has all of it
         self.rebuilds += 1
         logger.info("republished the retained state of %d scopes", len(names))
@@ -301,12 +297,9 @@ class JobPublisher:
         """Start following a scope: from its stored cursor, or by a full republish
         (always with ``republish``; the index revisions go on from the stored one)."""
         scope = Scope(name)
-        stored = await self.jobs.redis.execute("GET", self.jobs.keys(name).cursor)
+        stored = await self.jobs.changes.cursor(name)
         if stored is not None:
-            # "<stream id> <revision> <change seq>"; before revisions: "<stream id> <seq>".
-            parts = text(stored).split(" ")
-            scope.cursor, scope.revision = parts[0], int(parts[1])
-            scope.cursor_seq = int(parts[2]) if len(parts) > 2 else scope.revision
+            scope.resume(Cursor.decode(stored))
         if stored is None or republish:
             await self._resync(scope)
         else:
@@ -334,32 +327,24 @@ class JobPublisher:
         scopes = [self._scopes[n] for n in names if n in self._scopes]
         if not scopes:
             return
-        replies = await self.jobs.redis.execute_many(
-            [
-                ("XREAD", "COUNT", BATCH, "STREAMS", self.jobs.keys(s.name).changes, s.cursor)
-                for s in scopes
-            ]
-        )
+        batches = await self.jobs.changes.read([(s.name, s.cursor) for s in scopes], count=BATCH)
         plans = []
-        for scope, reply in zip(scopes, replies, strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            entries = stream_entries(reply)
+        for scope, entries in zip(scopes, batches, strict=True):
             if len(entries) == BATCH:
                 self._hinted.add(scope.name)  # a backlog: go on in the next pass
             if not entries:
                 if scope.name not in self._hinted:
                     self._oldest.pop(scope.name, None)  # nothing left to publish
                 continue
-            first = entry_time(entries[0][0])
+            first = entries[0].time
             self._oldest[scope.name] = min(self._oldest.get(scope.name, first), first)
-            if int(entries[0][1][b"seq"]) > scope.cursor_seq + 1:
+            if entries[0].seq > scope.cursor_seq + 1:
                 logger.warning(
                     "change stream of %s was trimmed past the cursor; resyncing", scope.name
                 )
                 await self._resync(scope)
                 continue
-            plans.append(plan_changes(scope, entries))
+            plans.append(fold_changes(scope, entries))
         if plans:
             await self._publish(plans)
 
@@ -382,34 +367,30 @@ class JobPublisher:
             done += len(plan.upserts)
             for job_id in plan.removes:
                 try:
-                    for kind in ("order", "result"):
-                        topic = self.layout.scoped(subject, kind, job_id)
-                        acks.append(self.mqtt.delete_retained_nowait(topic))
+                    for topic in (
+                        self.topics.order(subject, job_id),
+                        self.topics.result(subject, job_id),
+                    ):
+                        acks.append(self.outlet.delete_nowait(topic))
                 except (OutgoingEventError, ValueError) as exc:
                     self._skip(scope.name, job_id, exc)
             if plan.changed:
                 payload = index_payload(scope.revision + 1, subject, scope.index.values())
-                topic = self.layout.scoped(subject, "state-index")
+                topic = self.topics.state_index(subject)
                 try:
-                    acks.append(
-                        self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
-                    )
+                    acks.append(self.outlet.publish_nowait(topic, payload, expiry=self.expiry))
                 except (OutgoingEventError, ValueError) as exc:
                     self._skip(scope.name, "state-index", exc)
             if n % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # let this replica's requests through
         await asyncio.gather(*acks)
-        cursors = []
+        cursors = {}
         for plan in plans:
-            scope = plan.scope
-            revision = scope.revision + 1 if plan.changed else scope.revision
-            scope.cursor, scope.cursor_seq, scope.revision = plan.cursor, plan.cursor_seq, revision
-            scope.dirty = False
-            key = self.jobs.keys(scope.name).cursor
-            cursors.append(("SET", key, f"{plan.cursor} {revision} {plan.cursor_seq}"))
-        for reply in await self.jobs.redis.execute_many(cursors):
-            if isinstance(reply, Exception):
-                raise reply
+            cursor = plan.next_cursor()
+            plan.scope.resume(cursor)
+            plan.scope.dirty = False
+            cursors[plan.scope.name] = cursor.encode()
+        await self.jobs.changes.save(cursors)
         for plan in plans:
             name = plan.scope.name
             if name in self._hinted:  # more to come: at the latest after what is published
@@ -418,7 +399,7 @@ class JobPublisher:
             else:
                 self._oldest.pop(name, None)
 
-    def _job_publishes(self, scope: Scope, records: Iterable[JobRecord | None]) -> Publishes:
+    def _job_publishes(self, scope: Scope, records: Iterable[ListedJob | None]) -> Publishes:
         """Queue the retained publishes of the jobs' current state; their PUBACK futures."""
         subject = subject_of_scope(scope.name)
         publishes: Publishes = []
@@ -426,17 +407,13 @@ class JobPublisher:
             if record is None:
                 continue  # left the list meanwhile: its removal follows in the stream
             try:
-                topic = self.layout.scoped(subject, "order", record.job_id)
+                topic = self.topics.order(subject, record.job_id)
                 payload = order_payload(record)
-                publishes.append(
-                    self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
-                )
+                publishes.append(self.outlet.publish_nowait(topic, payload, expiry=self.expiry))
                 if record.has_response:
-                    topic = self.layout.scoped(subject, "result", record.job_id)
+                    topic = self.topics.result(subject, record.job_id)
                     payload = result_payload(record)
-                    publishes.append(
-                        self.mqtt.publish_retained_nowait(topic, payload, expiry=self.expiry)
-                    )
+                    publishes.append(self.outlet.publish_nowait(topic, payload, expiry=self.expiry))
             except (OutgoingEventError, ValueError) as exc:
                 self._skip(scope.name, record.job_id, exc)
         return publishes

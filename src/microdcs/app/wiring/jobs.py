@@ -25,9 +25,21 @@ def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
     )
     runtime.bind(processor, prefix=config.jobs_prefix)
     if config.is_publisher_instance:
+        from microdcs.publisher.options import PublisherOptions
         from microdcs.publisher.task import JobPublisher
+        from microdcs.transports.mqtt.outlets import MqttRetainedOutlet
 
-        publisher = JobPublisher(config, jobs, runtime.mqtt, processor)
+        options = PublisherOptions(
+            prefix=config.jobs_prefix,
+            instance_id=config.resolved_instance_id,
+            scope_levels=config.scope_levels,
+            retained_expiry=config.jobs_retained_expiry,
+            lease_seconds=config.publisher_lease_seconds,
+            poll_seconds=config.publisher_poll_seconds,
+            interval_seconds=config.publisher_interval_seconds,
+        )
+        outlet = MqttRetainedOutlet(runtime.mqtt)
+        publisher = JobPublisher(options, jobs, runtime.store, outlet, processor)
         processor.add_change_listener(publisher.notify)
         runtime.app.add_task(AdditionalTask("jobs-publisher", publisher.run))
         runtime.metrics.observe("microdcs.publisher.lag_seconds", publisher.lag_seconds)

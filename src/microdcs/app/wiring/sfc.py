@@ -23,7 +23,6 @@ def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
     layout = TopicLayout(config.equipment_prefix, config.scope_levels)  # as bind makes it
     outlet = MqttCommandOutlet(runtime.mqtt, layout, runtime.tracing)
     equipment = EquipmentProcessor(outlet, source=config.resolved_source)
-    equipment.tracing = runtime.tracing  # bound to MQTT only, so not through runtime.bind
     runtime.mqtt.bind(equipment, prefix=layout.prefix)
     engine = SfcEngine(
         EngineStore(runtime.store, maxlen=config.sfc_work_maxlen),
