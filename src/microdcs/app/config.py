@@ -17,28 +17,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from microdcs.core.errors import ConfigurationError
 from microdcs.core.limits import LimitsConfig as LimitsConfig
 from microdcs.core.settings import setting
+from microdcs.storage.options import RedisConfig as RedisConfig
 from microdcs.transports.mqtt.options import MqttConfig as MqttConfig
 from microdcs.transports.msgpack_rpc.options import RpcConfig as RpcConfig
-
-
-@dataclass(frozen=True, slots=True)
-class RedisConfig:
-    hostname: str = setting("APP_REDIS_HOSTNAME", "localhost", "Redis host name.")
-    port: int = setting("APP_REDIS_PORT", 6379, "Redis port.")
-    password: str | None = setting("APP_REDIS_PASSWORD", None, "Redis password.")
-    db: int = setting("APP_REDIS_DB", 0, "Redis database number.")
-    key_prefix: str = setting("APP_REDIS_KEY_PREFIX", "microdcs", "Prefix of every Redis key.")
-    dedupe_enabled: bool = setting(
-        "APP_DEDUPE_ENABLED",
-        True,
-        "Detect duplicate events (source+id) in Redis and answer them from the stored "
-        "responses. Turn off only where handlers are idempotent anyway.",
-    )
-    dedupe_ttl: int = setting(
-        "APP_DEDUPE_TTL_SECONDS",
-        86400,
-        "How long a processed event id (source+id) is remembered for duplicate detection.",
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,69 +12,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import orjson
-
+from microdcs.jobs.changefeed import ChangeFeed
 from microdcs.jobs.keys import ID_KINDS, ScopeKeys, scopes_key
+from microdcs.jobs.records import RECORD_FIELDS, JobRecord, Snapshot
 from microdcs.jobs.returnstatus import ReturnStatus
+from microdcs.jobs.scripts import JobScripts
 from microdcs.jobs.statemachine import RULES, Command, Removal
 from microdcs.jobs.states import READY, JobState, JobStatus
 from microdcs.storage.redis import RedisStore
+from microdcs.storage.replies import text
 from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
-_LUA = Path(__file__).parent / "lua"
-_SCRIPTS = ("put_order", "transition", "get_job", "responses", "workmaster", "snapshot")
-
-
-def _text(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
+__all__ = ["Change", "JobRecord", "JobStore", "Snapshot", "references"]
 
 
 def _now() -> tuple[str, int]:
     now = time.time()
     iso = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
     return iso.replace("+00:00", "Z"), int(now * 1000)
-
-
-def _status(state: Any, sub: Any) -> JobStatus:
-    number = int(_text(sub) or 0)
-    return JobStatus(JobState(int(_text(state))), number or None)
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job as stored: its order (JSON), status and job response fields."""
-
-    job_id: str
-    order_json: bytes
-    status: JobStatus
-    started: str | None = None
-    ended: str | None = None
-    response_data: bytes | None = None
-    has_response: bool = False
-
-    def response_raw(self) -> dict[str, Any]:
-        """The ISA95JobResponseDataType JSON object of this job."""
-        raw: dict[str, Any] = {
-            "JobResponseID": self.job_id,
-            "JobOrderID": self.job_id,
-            "JobState": self.status.to_wire(),
-        }
-        if self.started:
-            raw["StartTime"] = self.started
-        if self.ended:
-            raw["EndTime"] = self.ended
-        if self.response_data:
-            raw["JobResponseData"] = orjson.loads(self.response_data)
-        return raw
-
-    def order_raw(self) -> dict[str, Any]:
-        value: dict[str, Any] = orjson.loads(self.order_json)
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +76,9 @@ class JobStore:
         self._retention = retention
         self._maxlen = maxlen
         self._known_scopes: set[str] = set()
-        for name in _SCRIPTS:
-            store.register_script(f"jobs.{name}", _LUA / f"{name}.lua")
+        self._scripts = JobScripts(store)
+        #: The scopes' change streams and the publisher's cursors.
+        self.changes = ChangeFeed(store)
 
     def keys(self, scope: str) -> ScopeKeys:
         return ScopeKeys.of(self.redis, scope)
@@ -141,20 +99,18 @@ class JobStore:
         refs = references(order)
         iso, ms = _now()
         initial = new or JobStatus(JobState.NOT_ALLOWED_TO_START, READY)
-        reply = await self.redis.run_script(
-            "jobs.put_order",
+        reply = await self._scripts.put_order(
             [k.job(order.job_order_id), k.list, k.changes, k.seq, k.config("max"),
              k.config("workmaster"), k.config("recipe"), *(k.config(x) for x in ID_KINDS)],
             ["store" if new is not None else "update", order.job_order_id, order_json,
              int(initial.state), initial.substate or 0, iso, ms, self._maxlen,
              *(len(r) for r in refs), *(i for r in refs for i in r)],
         )  # fmt: skip
-        status = ReturnStatus(int(reply[0]))
-        if status is not ReturnStatus.OK:
-            return Change(status)
-        record = JobRecord(order.job_order_id, order_json, _status(reply[4], reply[5]))
+        if reply.job_status is None:
+            return Change(reply.status)
+        record = JobRecord(order.job_order_id, order_json, reply.job_status)
         return Change(
-            status, record, version=int(reply[1]), seq=int(reply[2]), recipe=_text(reply[3])
+            reply.status, record, version=reply.version, seq=reply.seq, recipe=reply.recipe
         )
 
     async def transition(
@@ -172,63 +128,37 @@ class JobStore:
         iso, ms = _now()
         allowed = "," + ",".join(str(int(s)) for s in rule.allowed_from) + ","
         target = rule.target
-        reply = await self.redis.run_script(
-            "jobs.transition",
+        reply = await self._scripts.transition(
             [k.job(job_id), k.list, k.changes, k.seq, k.responses, k.archived(job_id)],
             [job_id, allowed, int(target.state) if target else "",
              (target.substate or 0) if target else (rule.keep_substate or 0),
              rule.removal.value, iso, ms, self._maxlen, self._retention,
              "" if expected_version is None else expected_version, response_data or b""],
         )  # fmt: skip
-        status = ReturnStatus(int(reply[0]))
-        if status is not ReturnStatus.OK:
-            return Change(status)
-        record = JobRecord(
-            job_id,
-            bytes(reply[5]),
-            _status(reply[3], reply[4]),
-            started=_text(reply[6]) or None,
-            ended=_text(reply[7]) or None,
-            response_data=reply[8] or None,
-            has_response=_text(reply[9]) == "1",
-        )
+        if reply.status is not ReturnStatus.OK:
+            return Change(reply.status)
         return Change(
-            status,
-            record,
-            version=int(reply[1]),
-            seq=int(reply[2]),
+            reply.status,
+            reply.record(job_id),
+            version=reply.version,
+            seq=reply.seq,
             removed=rule.removal is not Removal.NONE,
-            recipe=_text(reply[10]),
+            recipe=reply.recipe,
         )
 
     async def job(self, scope: str, job_id: str) -> tuple[JobRecord, int] | None:
         """The job (or its archived response) and its version; ``None`` if unknown."""
         k = self.keys(scope)
-        reply = await self.redis.run_script("jobs.get_job", [k.job(job_id), k.archived(job_id)], [])
-        if not reply:
+        reply = await self._scripts.get_job([k.job(job_id), k.archived(job_id)], [])
+        if reply is None:
             return None
-        order, st, sub, started, ended, rdata, res, version = reply
-        record = JobRecord(
-            job_id, bytes(order), _status(st, sub), _text(started) or None,
-            _text(ended) or None, rdata or None, _text(res) == "1",
-        )  # fmt: skip
-        return record, int(_text(version) or 0)
+        return reply.record(job_id), reply.version
 
     async def responses(self, scope: str) -> list[JobRecord]:
         """Every job of the scope that has a job response (listed or archived)."""
         k = self.keys(scope)
         _, ms = _now()
-        flat = await self.redis.run_script("jobs.responses", [k.responses], [ms, k.base])
-        records = []
-        for i in range(0, len(flat), 7):
-            job_id, order, st, sub, started, ended, rdata = flat[i : i + 7]
-            records.append(
-                JobRecord(
-                    _text(job_id), bytes(order), _status(st, sub), _text(started) or None,
-                    _text(ended) or None, rdata or None, True,
-                )
-            )  # fmt: skip
-        return records
+        return await self._scripts.responses([k.responses], [ms, k.base])
 
     # -- station configuration -----------------------------------------------------------
     async def allow_id(self, scope: str, kind: str, item_id: str, *, allowed: bool) -> None:
@@ -242,8 +172,7 @@ class JobStore:
     ) -> None:
         """Store a work master (``wm_json``) or delete it (``None``)."""
         k = self.keys(scope)
-        await self.redis.run_script(
-            "jobs.workmaster",
+        await self._scripts.workmaster(
             [k.config("workmaster"), k.config("recipe")],
             ["PUT" if wm_json is not None else "DELETE", wm_id, wm_json or b"", recipe_schema],
         )
@@ -264,53 +193,31 @@ class JobStore:
     async def scopes(self) -> set[str]:
         """Every scope that has ever had a job."""
         members = await self.redis.execute("SMEMBERS", scopes_key(self.redis))
-        return {_text(m) for m in members}
+        return {text(m) for m in members}
 
     async def snapshot(self, scope: str) -> Snapshot:
         """The scope's listed jobs with its change counter, in one atomic read."""
         k = self.keys(scope)
-        flat = await self.redis.run_script("jobs.snapshot", [k.list, k.seq, k.changes], [k.base])
-        jobs = [
-            (_text(flat[i]), _status(flat[i + 1], flat[i + 2]), _text(flat[i + 3]) == "1")
-            for i in range(2, len(flat), 4)
-        ]
-        return Snapshot(seq=int(flat[0]), last_id=_text(flat[1]), jobs=jobs)
+        return await self._scripts.snapshot([k.list, k.seq, k.changes], [k.base])
 
     async def listed(self, scope: str, job_id: str) -> JobRecord | None:
         """A listed job as it is now (``None`` once it left the list)."""
-        fields = await self.redis.execute("HMGET", self.keys(scope).job(job_id), *_RECORD_FIELDS)
-        return _record(job_id, fields)
+        fields = await self.redis.execute("HMGET", self.keys(scope).job(job_id), *RECORD_FIELDS)
+        return _listed(job_id, fields)
 
     async def listed_many(self, jobs: Sequence[tuple[str, str]]) -> list[JobRecord | None]:
         """:meth:`listed` for many (scope, job id) pairs in one pipelined round trip."""
         replies = await self.redis.execute_many(
-            [("HMGET", self.keys(scope).job(job_id), *_RECORD_FIELDS) for scope, job_id in jobs]
+            [("HMGET", self.keys(scope).job(job_id), *RECORD_FIELDS) for scope, job_id in jobs]
         )
         records = []
         for (_, job_id), fields in zip(jobs, replies, strict=True):
             if isinstance(fields, Exception):
                 raise fields
-            records.append(_record(job_id, fields))
+            records.append(_listed(job_id, fields))
         return records
 
 
-_RECORD_FIELDS = ("order", "st", "sub", "started", "ended", "rdata", "res")
-
-
-def _record(job_id: str, fields: Sequence[Any]) -> JobRecord | None:
-    order, st, sub, started, ended, rdata, res = fields
-    if order is None:
-        return None
-    return JobRecord(
-        job_id, bytes(order), _status(st, sub), _text(started) or None,
-        _text(ended) or None, rdata or None, _text(res) == "1",
-    )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A scope's job list at change counter ``seq`` (stream entry ``last_id``)."""
-
-    seq: int
-    last_id: str
-    jobs: list[tuple[str, JobStatus, bool]]
+def _listed(job_id: str, fields: Sequence[Any]) -> JobRecord | None:
+    """The record of a job hash's fields, ``None`` when the hash is gone."""
+    return None if fields[0] is None else JobRecord.from_fields(job_id, fields)

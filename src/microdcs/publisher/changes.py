@@ -1,19 +1,95 @@
 """The publisher's view of a scope and how a batch of its changes folds into a plan.
 
 Pure (no I/O): what the change stream says, what the index becomes, which jobs to
-(re)publish and which to remove, and up to where the stream is covered.
+(re)publish and which to remove, and up to where the stream is covered. The stream
+itself is read through the job store's change feed (:class:`ChangeReader`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from microdcs.jobs.states import JobState, JobStatus
-from microdcs.jobs.storage import Snapshot
+from microdcs.jobs.contract import JobStatus
 from microdcs.publisher.payloads import index_entry
 
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
+if TYPE_CHECKING:  # ports may name ChangeReader without an import cycle
+    from microdcs.publisher.ports import ScopeSnapshot
+
+
+class Change(Protocol):
+    """One change-stream entry as the publisher reads it: a job after one change."""
+
+    @property
+    def entry_id(self) -> str:
+        """Stream entry id, ``<ms>-<n>``."""
+        ...
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def seq(self) -> int:
+        """The scope's change counter after this change."""
+        ...
+
+    @property
+    def removed(self) -> bool:
+        """The job left the list."""
+        ...
+
+    @property
+    def status(self) -> JobStatus: ...
+
+    @property
+    def has_result(self) -> bool: ...
+
+    @property
+    def time(self) -> float:
+        """Wall-clock time (s) of the change."""
+        ...
+
+
+class ChangeReader(Protocol):
+    """The scopes' change streams and the publisher's cursors (the job store's
+    ``changes`` implements it); each method is one pipelined round trip."""
+
+    async def cursor(self, scope: str) -> str | None:
+        """The cursor last saved for ``scope`` (:meth:`Cursor.encode`), or ``None``."""
+        ...
+
+    async def read(
+        self, positions: Sequence[tuple[str, str]], *, count: int
+    ) -> Sequence[Sequence[Change]]:
+        """Up to ``count`` changes after each (scope, stream id), per scope in order."""
+        ...
+
+    async def save(self, cursors: Mapping[str, str]) -> None:
+        """Store the encoded cursor of each scope."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where publishing of a scope has got to, as stored with the job store."""
+
+    #: Stream ID up to which every change is published.
+    position: str
+    #: Revision (``seq`` on the wire) of the last published state index.
+    revision: int
+    #: Change counter of the entry at ``position``.
+    seq: int
+
+    def encode(self) -> str:
+        return f"{self.position} {self.revision} {self.seq}"
+
+    @classmethod
+    def decode(cls, stored: str) -> Cursor:
+        """``"<stream id> <revision> <change seq>"``; before revisions: ``"<id> <seq>"``."""
+        parts = stored.split(" ")
+        revision = int(parts[1])
+        return cls(parts[0], revision, int(parts[2]) if len(parts) > 2 else revision)
 
 
 @dataclass(slots=True)
@@ -34,12 +110,16 @@ class Scope:
     #: The index reflects changes no published revision covers yet.
     dirty: bool = False
 
-    def reset(self, snapshot: Snapshot) -> None:
+    def reset(self, snapshot: ScopeSnapshot) -> None:
         self.seq = snapshot.seq
         self.index = {
             job_id: index_entry(job_id, status.path, has_result)
             for job_id, status, has_result in snapshot.jobs
         }
+
+    def resume(self, cursor: Cursor) -> None:
+        """Continue from a stored cursor."""
+        self.cursor, self.revision, self.cursor_seq = cursor.position, cursor.revision, cursor.seq
 
 
 @dataclass(slots=True)
@@ -55,55 +135,36 @@ class Plan:
     #: The index changed: publish its next revision.
     changed: bool
 
-
-def text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def stream_entries(reply: Any) -> Entries:
-    """Stream entries of a one-stream XREAD reply, raw RESP or parsed by redis-py."""
-    if not reply:
-        return []
-    entries = []
-    for entry_id, fields in reply[0][1]:
-        if not isinstance(fields, dict):
-            fields = dict(zip(fields[::2], fields[1::2], strict=True))
-        entries.append((entry_id, fields))
-    return entries
+    def next_cursor(self) -> Cursor:
+        """The cursor to store once this plan is published."""
+        revision = self.scope.revision + 1 if self.changed else self.scope.revision
+        return Cursor(self.cursor, revision, self.cursor_seq)
 
 
-def entry_time(entry_id: object) -> float:
+def entry_time(entry_id: str) -> float:
     """Wall-clock time (s) Redis added a stream entry: its ID is ``<ms>-<n>``."""
-    return int(text(entry_id).split("-", 1)[0]) / 1000
+    return int(entry_id.split("-", 1)[0]) / 1000
 
 
-def status_path(fields: dict[bytes, bytes]) -> str:
-    sub = int(fields[b"sub"]) or None
-    return JobStatus(JobState(int(fields[b"st"])), sub).path
-
-
-def plan_changes(scope: Scope, entries: Entries) -> Plan:
+def fold_changes(scope: Scope, entries: Sequence[Change]) -> Plan:
     """Fold a batch of a scope's changes into its index; which jobs to (re)publish."""
-    last_op: dict[str, str] = {}
+    last_removed: dict[str, bool] = {}
     changed = scope.dirty
-    for _, fields in entries:
-        job_id = text(fields[b"id"])
-        op = text(fields[b"op"])
-        last_op[job_id] = op
-        entry_seq = int(fields[b"seq"])
-        if entry_seq <= scope.seq:
+    for entry in entries:
+        job_id = entry.job_id
+        last_removed[job_id] = entry.removed
+        if entry.seq <= scope.seq:
             continue  # already reflected in the index (snapshot or earlier pass)
-        scope.seq, changed = entry_seq, True
-        if op == "remove":
+        scope.seq, changed = entry.seq, True
+        if entry.removed:
             scope.index.pop(job_id, None)
         else:
-            has_result = text(fields[b"res"]) == "1"
-            scope.index[job_id] = index_entry(job_id, status_path(fields), has_result)
+            scope.index[job_id] = index_entry(job_id, entry.status.path, entry.has_result)
     return Plan(
         scope,
-        [j for j, op in last_op.items() if op != "remove"],
-        [j for j, op in last_op.items() if op == "remove"],
-        text(entries[-1][0]),
-        int(entries[-1][1][b"seq"]),
+        [j for j, removed in last_removed.items() if not removed],
+        [j for j, removed in last_removed.items() if removed],
+        entries[-1].entry_id,
+        entries[-1].seq,
         changed,
     )

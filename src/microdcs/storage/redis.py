@@ -8,7 +8,6 @@ other. ``client`` (redis-py) serves everything else, such as blocking stream rea
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any, Self, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import (
     ClusterDownError,
-    NoScriptError,
     ReadOnlyError,
     ResponseError,
     TryAgainError,
@@ -26,10 +24,11 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from microdcs.app.config import RedisConfig
 from microdcs.core.errors import StorageUnavailableError
 from microdcs.core.tracing import Tracing
+from microdcs.storage.options import RedisConfig
 from microdcs.storage.resp import RespConnection, is_transient_reply
+from microdcs.storage.script import Script, raw
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +36,8 @@ T = TypeVar("T")
 #: redis-py errors that mean "Redis is not serving right now" (as opposed to a bad
 #: command): unreachable, loading its dataset (``BusyLoadingError`` is a
 #: ``ConnectionError``), or in a failover (read-only replica, cluster down, try again).
+#: Mapped to :class:`StorageUnavailableError` here, at the boundary: callers of the
+#: store catch that, never these.
 UNAVAILABLE_ERRORS = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -66,7 +67,7 @@ class RedisStore:
         self.pipeline = RespConnection(
             config.hostname, config.port, password=config.password, db=config.db
         )
-        self._scripts: dict[str, tuple[str, str]] = {}
+        self._scripts: dict[str, Script[Any]] = {}
         #: Set by the runtime; script calls are traced as CLIENT spans.
         self.tracing = Tracing()
 
@@ -123,28 +124,13 @@ class RedisStore:
             return False
 
     def register_script(self, name: str, path: Path) -> None:
-        """Load a Lua script once at start-up; it is then called by SHA."""
-        source = path.read_text(encoding="utf-8")
-        self._scripts[name] = (source, hashlib.sha1(source.encode()).hexdigest())
+        """Keep a script under ``name`` for :meth:`run_script`.
+
+        For callers that do not hold their :class:`~microdcs.storage.script.Script`
+        objects yet (the publisher's lease); new code builds a ``Script`` and calls it.
+        """
+        self._scripts[name] = Script.load(self, name, path, raw)
 
     async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA a registered script, loading it on NOSCRIPT (e.g. after a Redis restart)."""
-        source, sha = self._scripts[name]
-        with self.tracing.client(
-            f"EVALSHA {name}",
-            {
-                "db.system.name": "redis",
-                "db.operation.name": "EVALSHA",
-                "db.stored_procedure.name": name,
-            },
-        ):
-            return await self._evalsha(source, sha, keys, args)
-
-    async def _evalsha(
-        self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]
-    ) -> Any:
-        try:
-            return await self.pipeline.execute("EVALSHA", sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.pipeline.execute("SCRIPT", "LOAD", source)
-            return await self.pipeline.execute("EVALSHA", sha, len(keys), *keys, *args)
+        """Call a script registered under ``name``; its raw reply."""
+        return await self._scripts[name](keys, args)

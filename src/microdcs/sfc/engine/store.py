@@ -7,30 +7,40 @@ blocking stream reads and claims use the redis-py client, which has its own conn
 from __future__ import annotations
 
 import asyncio
-import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from microdcs.sfc.engine.keys import GROUP, EngineKeys, scopes_key
 from microdcs.sfc.engine.plan import Plan, WorkItem
 from microdcs.sfc.engine.tracecontext import NONE, Carried
 from microdcs.sfc.state import Execution, ExecutionStatus
 from microdcs.storage.redis import RedisStore
+from microdcs.storage.replies import number, text
+from microdcs.storage.script import Script
 
 _LUA = Path(__file__).parent / "lua"
-_SCRIPTS = ("cas", "match")
 
 Entry = tuple[str, WorkItem]
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
+@dataclass(frozen=True, slots=True)
+class CasReply:
+    """``cas.lua``: ``{1}`` when stored, ``{0, current version}`` when not."""
+
+    stored: bool
+    #: The version found instead of the expected one ("" when stored, or absent).
+    current: str = ""
+
+    @classmethod
+    def from_reply(cls, reply: Sequence[Any]) -> CasReply:
+        if int(reply[0]) == 1:
+            return cls(True)
+        return cls(False, text(reply[1]) if len(reply) > 1 else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +62,13 @@ class EngineStore:
         self.redis = store
         self.maxlen = maxlen
         self._known_scopes: set[str] = set()
-        for name in _SCRIPTS:
-            store.register_script(f"sfc.{name}", _LUA / f"{name}.lua")
+        self._cas = Script.load(store, "sfc.cas", _LUA / "cas.lua", CasReply.from_reply)
+        #: Replies how many actions the message completes.
+        self._match = Script.load(store, "sfc.match", _LUA / "match.lua", number)
         # Polled several times a second: called without a span (see claim_timers).
-        self._timers = (_LUA / "claim_timers.lua").read_text(encoding="utf-8")
-        self._timers_sha = hashlib.sha1(self._timers.encode()).hexdigest()
+        self._timers = Script.load(
+            store, "sfc.claim_timers", _LUA / "claim_timers.lua", number, traced=False
+        )
 
     def keys(self, scope: str) -> EngineKeys:
         return EngineKeys.of(self.redis, scope)
@@ -71,7 +83,7 @@ class EngineStore:
         return True
 
     async def scopes(self) -> set[str]:
-        return {_text(m) for m in await self.redis.execute("SMEMBERS", scopes_key(self.redis))}
+        return {text(m) for m in await self.redis.execute("SMEMBERS", scopes_key(self.redis))}
 
     async def ensure_group(self, scope: str) -> None:
         try:
@@ -107,7 +119,7 @@ class EngineStore:
             return []
         entries: list[Entry] = []
         for _, items in reply or ():
-            entries += [(_text(i), WorkItem.from_fields(f)) for i, f in items if f]
+            entries += [(text(i), WorkItem.from_fields(f)) for i, f in items if f]
         return entries
 
     async def claim(
@@ -124,7 +136,7 @@ class EngineStore:
             await self._regroup(scope, exc)
             return []
         items = reply[1] if reply else []
-        return [(_text(i), WorkItem.from_fields(f)) for i, f in items if f]
+        return [(text(i), WorkItem.from_fields(f)) for i, f in items if f]
 
     async def ack(self, scope: str, ids: list[str]) -> None:
         if ids:
@@ -139,8 +151,8 @@ class EngineStore:
         if v is None or state is None:
             return None
         return Stored(
-            Execution.from_dict(orjson.loads(state)), _text(v), _text(applied), _text(subject),
-            Carried(_text(tp), _text(ts)) if tp else NONE, tuple(_text(recent).split()),
+            Execution.from_dict(orjson.loads(state)), text(v), text(applied), text(subject),
+            Carried(text(tp), text(ts)) if tp else NONE, tuple(text(recent).split()),
         )  # fmt: skip
 
     async def field(self, scope: str, job_id: str, name: str) -> bytes | None:
@@ -171,13 +183,12 @@ class EngineStore:
         keys.append(k.active)
         live = new.status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
         active_op = ["sa" if live else "sr", len(keys), new.job_id]
-        reply = await self.redis.run_script(
-            "sfc.cas",
+        reply = await self._cas(
             keys,
             [expected, new.version, orjson.dumps(new.to_dict()), entry_id, effects,
              len(pairs) // 2, *pairs, *plan.ops, *active_op],
         )  # fmt: skip
-        return int(reply[0]) == 1
+        return reply.stored
 
     # -- timers and matching --------------------------------------------------------------
     async def claim_timers(self, scope: str, now: float, *, limit: int = 500) -> int:
@@ -188,13 +199,7 @@ class EngineStore:
         job's trace.
         """
         k = self.keys(scope)
-        call = ("EVALSHA", self._timers_sha, 2, k.timers, k.work, now, limit, self.maxlen)
-        try:
-            fired = await self.redis.execute(*call)
-        except NoScriptError:  # e.g. after a Redis restart
-            await self.redis.execute("SCRIPT", "LOAD", self._timers)
-            fired = await self.redis.execute(*call)
-        return int(fired)
+        return await self._timers([k.timers, k.work], [now, limit, self.maxlen])
 
     async def active_count(self, scopes: set[str]) -> int:
         """Executions running or paused in these scopes (one pipelined SCARD each)."""
@@ -217,9 +222,7 @@ class EngineStore:
     ) -> int:
         """Queue the completion(s) an equipment message causes, with its trace context."""
         k = self.keys(scope)
-        matched: int = await self.redis.run_script(
-            "sfc.match",
+        return await self._match(
             [k.awaiting, k.work, k.pull(event_type)],
             [correlation_id, kind, payload, self.maxlen, trace.traceparent, trace.tracestate],
         )
-        return matched
