@@ -323,6 +323,7 @@ def start_runtime(
         APP_REDIS_KEY_PREFIX=f"bench{uuid.uuid4().hex[:6]}",
         APP_LOG_LEVEL="WARNING",
         APP_HTTP_PORT="0",
+        APP_GREETING_ENABLED="true",  # the echo benchmark talks to it
     )
     env.update(env_extra or {})
     command = os.environ.get("BENCH_RUNTIME_CMD", "-m microdcs.app.cli run").split()

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from microdcs.app.assembly import open_runtime
+from microdcs.app.binder import ProcessorFactory
 from microdcs.app.config import AppConfig, MqttConfig, RedisConfig
 from microdcs.app.devstack import LocalMosquitto, LocalRedis
-from microdcs.app.runner import Runtime, RuntimeFactory, open_runtime
+from microdcs.app.runtime import Runtime
 from microdcs.core.tracing import Tracing
 
 _counter = itertools.count()
@@ -47,6 +49,7 @@ def make_config(broker_port: int, redis_port: int, **overrides: Any) -> AppConfi
     redis = RedisConfig(hostname="127.0.0.1", port=redis_port, key_prefix=f"t{tag}")
     config = AppConfig(
         instance_id=f"replica-{n}-{tag}",
+        greeting_enabled=True,  # most transport tests talk to the greeting echo
         greeting_prefix=f"test{tag}/greeting",
         jobs_prefix=f"test{tag}/jobs",
         equipment_prefix=f"test{tag}/equipment",
@@ -66,12 +69,13 @@ def config(mosquitto: LocalMosquitto, redis_server: LocalRedis) -> AppConfig:
 @contextlib.asynccontextmanager
 async def running(
     config: AppConfig,
-    factories: Sequence[RuntimeFactory] = (),
+    factories: Sequence[ProcessorFactory] = (),
     *,
     tracing: Tracing | None = None,
+    telemetry: bool = False,
 ) -> AsyncIterator[Runtime]:
     """A runtime serving in this event loop until the block ends."""
-    async with open_runtime(config, factories, tracing=tracing) as runtime:
+    async with open_runtime(config, factories, tracing=tracing, telemetry=telemetry) as runtime:
         task = asyncio.create_task(runtime.app.run(install_signal_handlers=False))
         try:
             async with asyncio.timeout(10):

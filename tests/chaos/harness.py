@@ -41,6 +41,7 @@ def replica_config(broker: int, redis: int, tag: str, n: int, **overrides: Any) 
     config = AppConfig(
         instance_id=f"chaos-{tag}-{n}",
         jobs_prefix=f"chaos{tag}/jobs",
+        greeting_enabled=True,
         greeting_prefix=f"chaos{tag}/greeting",
         equipment_prefix=f"chaos{tag}/equipment",
         shutdown_grace=5.0,

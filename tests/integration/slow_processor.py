@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from microdcs.app.runner import Runtime
+from microdcs.app.binder import Binder
 from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 
@@ -38,6 +38,6 @@ class SlowProcessor(CloudEventProcessor):
         return SlowDone(n=message.n, pid=os.getpid())
 
 
-def bind(runtime: Runtime) -> None:
+def bind(binder: Binder) -> None:
     prefix = os.environ.get("TEST_SLOW_PREFIX", "test/slow")
-    runtime.mqtt.bind(SlowProcessor(source=runtime.config.resolved_source), prefix=prefix)
+    binder.bind(SlowProcessor(source=binder.source), prefix=prefix, rpc=False)

@@ -16,8 +16,9 @@ from typing import ClassVar
 import orjson
 import pytest
 
+from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
-from microdcs.app.runner import Runtime
+from microdcs.app.runtime import Runtime
 from microdcs.examples.greeting import GREETING_TYPE
 from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
@@ -68,10 +69,10 @@ class HostileTestProcessor(CloudEventProcessor):
 def _factory(prefix: str) -> tuple[list[HostileTestProcessor], object]:
     made: list[HostileTestProcessor] = []
 
-    def bind(runtime: Runtime) -> None:
-        processor = HostileTestProcessor(source=runtime.config.resolved_source)
+    def bind(binder: Binder) -> None:
+        processor = HostileTestProcessor(source=binder.source)
         made.append(processor)
-        runtime.mqtt.bind(processor, prefix=prefix)
+        binder.bind(processor, prefix=prefix, rpc=False)
 
     return made, bind
 

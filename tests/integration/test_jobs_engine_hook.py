@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from microdcs.app.config import AppConfig
-from microdcs.app.runner import Runtime
+from microdcs.app.runtime import Runtime
 from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, JobEvent, JobEventKind
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.returnstatus import ReturnStatus
@@ -17,10 +17,7 @@ from tests.mesclient import MesClient
 
 
 def job_processor(runtime: Runtime) -> JobManagementProcessor:
-    for binding in runtime.mqtt.bindings:
-        if isinstance(binding.processor, JobManagementProcessor):
-            return binding.processor
-    raise AssertionError("no job processor bound")
+    return runtime.jobs
 
 
 async def test_engine_is_told_and_moves_jobs_with_events_and_retained_result(

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from microdcs.app.config import AppConfig, to_environment
-from microdcs.app.runner import Runtime
+from microdcs.app.runtime import Runtime
 from tests.mesclient import MesClient, Received, ce_properties, next_message
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"

@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import pytest
 
+from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig, to_environment
 from microdcs.app.devstack import LocalMosquitto, LocalRedis
-from microdcs.app.runner import Runtime
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.examples.greeting import GREETING_TYPE
 from microdcs.models import Model
@@ -211,8 +211,8 @@ async def test_awaited_response_is_matched_and_unanswered_request_expires(
     caller = Caller()
     prefix = f"{config.equipment_prefix}"
 
-    def bind(runtime: Runtime) -> None:
-        runtime.mqtt.bind(caller, prefix=prefix)
+    def bind(binder: Binder) -> None:
+        binder.bind(caller, prefix=prefix, rpc=False)
 
     async with running(config, [bind]), MesClient(config.mqtt.port) as equipment:
         commands = await equipment.watch(f"{prefix}/+/commands")

@@ -14,7 +14,7 @@ import orjson
 
 from microdcs.app.config import AppConfig
 from microdcs.app.devstack import LocalMosquitto, LocalRedis
-from microdcs.app.runner import Runtime
+from microdcs.app.runtime import Runtime
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.jobs.statemachine import STORED
 from microdcs.jobs.storage import JobStore

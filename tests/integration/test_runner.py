@@ -49,3 +49,20 @@ async def test_runtime_without_rpc_has_no_rpc_handler(config: AppConfig) -> None
     async with running(config) as runtime:
         assert runtime.rpc is None
         assert [handler.name for handler in runtime.app.handlers] == ["mqtt"]
+
+
+async def test_a_default_replica_binds_no_greeting_and_serves_a_factory(config: AppConfig) -> None:
+    from microdcs.app.binder import Binder
+    from microdcs.examples.greeting import GreetingProcessor
+
+    bound: list[str] = []
+
+    def factory(binder: Binder) -> None:
+        bound.append(binder.source)
+        binder.bind(GreetingProcessor(source=binder.source), prefix="test/factory", rpc=False)
+
+    async with running(replace(config, greeting_enabled=False), [factory]) as runtime:
+        prefixes = {binding.layout.prefix for binding in runtime.mqtt.bindings}
+        assert config.greeting_prefix not in prefixes
+        assert {"test/factory", config.jobs_prefix, config.equipment_prefix} <= prefixes
+        assert bound == [config.resolved_source]

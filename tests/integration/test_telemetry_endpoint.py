@@ -13,7 +13,6 @@ import pytest
 
 from microdcs.app.config import AppConfig
 from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port
-from microdcs.app.runner import add_telemetry_server
 from microdcs.app.telemetry.health import Readiness
 from microdcs.app.telemetry.http import TelemetryServer
 from microdcs.app.telemetry.metrics import Metrics
@@ -131,7 +130,7 @@ async def test_a_client_that_never_finishes_its_request_is_cut_off(metrics: Metr
 async def test_metrics_of_a_running_replica_are_scraped_over_http(config: AppConfig) -> None:
     config = replace(config, http_host="127.0.0.1", http_port=free_port())
     topic = f"{config.greeting_prefix}/plant1/commands"
-    async with running(config, [add_telemetry_server]), MesClient(config.mqtt.port) as mes:
+    async with running(config, telemetry=True), MesClient(config.mqtt.port) as mes:
         for n in range(3):
             await mes.request(topic, GREETING_TYPE, {"name": f"n{n}"}, event_id=f"m-{n}")
         ready = await eventually_status(config.http_port, "/readyz", 200)
@@ -161,7 +160,7 @@ async def test_readiness_follows_the_broker_down_and_back(
             http_port=free_port(),
         )
         config = replace(config, mqtt=replace(config.mqtt, reconnect_max_seconds=0.5))
-        async with running(config, [add_telemetry_server]):
+        async with running(config, telemetry=True):
             assert (await eventually_status(config.http_port, "/readyz", 200)).status == 200
             broker.stop()
             down = await eventually_status(config.http_port, "/readyz", 503)
@@ -183,7 +182,7 @@ async def test_readiness_follows_redis_down_and_back(
             http_port=free_port(),
             sfc_engine_enabled=False,
         )
-        async with running(config, [add_telemetry_server]):
+        async with running(config, telemetry=True):
             assert (await eventually_status(config.http_port, "/readyz", 200)).status == 200
             redis.stop()
             down = await eventually_status(config.http_port, "/readyz", 503)

@@ -113,6 +113,13 @@ class AppConfig:
     sfc_work_maxlen: int = setting(
         "APP_SFC_WORK_MAXLEN", 100000, "Approximate length each scope's work stream is trimmed to."
     )
+    greeting_enabled: bool = setting(
+        "APP_GREETING_ENABLED",
+        False,
+        "Bind the greeting example (an echo used by the README, the demo and the echo "
+        "benchmark); a production replica runs only job management, the engine and the "
+        "processors given with --processor.",
+    )
     greeting_prefix: str = setting(
         "APP_GREETING_TOPIC_PREFIX", "app/greeting", "Topic prefix of the greeting example."
     )

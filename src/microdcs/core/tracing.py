@@ -10,8 +10,8 @@ replica that records nothing.
 from __future__ import annotations
 
 import contextlib
-from contextlib import AbstractContextManager
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import context as otel_context

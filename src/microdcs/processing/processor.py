@@ -151,8 +151,6 @@ class CloudEventProcessor:
         self.source = source
         self.name = name or type(self).__name__
         self._sinks: list[EventSink] = []
-        #: Set by the runtime when the processor is bound; records nothing until then.
-        self.tracing = Tracing()
         #: Deepest payload nesting accepted (``APP_LIMIT_NESTING_DEPTH``, set on binding).
         self.max_depth = MAX_NESTING_DEPTH
 

@@ -9,9 +9,9 @@ sound, because the graph cannot be built otherwise.
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections import Counter
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from microdcs.sfc.conditions import DONE, Condition, unknown_predicates
 from microdcs.sfc.errors import ConditionSyntaxError, RecipeValidationError

@@ -1,34 +1,42 @@
-"""Wire job management into a runtime: the processor, and the publisher where enabled."""
+"""Wire job management: the job store and processor, and the publisher where enabled."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from microdcs.app.application import AdditionalTask
+from microdcs.app.binder import Binder
+from microdcs.app.config import AppConfig
+from microdcs.app.telemetry.metrics import Metrics
 from microdcs.jobs.processor import JobManagementProcessor
+from microdcs.jobs.stationconfig import RecipeValidator
 from microdcs.jobs.storage import JobStore
+from microdcs.publisher.options import PublisherOptions
+from microdcs.publisher.task import JobPublisher
+from microdcs.storage.redis import RedisStore
+from microdcs.transports.mqtt.handler import MqttHandler
+from microdcs.transports.mqtt.outlets import MqttRetainedOutlet
 
-if TYPE_CHECKING:
-    from microdcs.app.runner import Runtime
 
-
-def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
+def wire_jobs(
+    config: AppConfig,
+    store: RedisStore,
+    mqtt: MqttHandler,
+    binder: Binder,
+    metrics: Metrics,
+    recipe_validator: RecipeValidator,
+) -> JobManagementProcessor:
     """Bind the job processor under ``config.jobs_prefix``; add the publisher task."""
-    config = runtime.config
     jobs = JobStore(
-        runtime.store,
+        store,
         retention=config.jobs_response_retention,
         maxlen=config.jobs_changes_maxlen,
     )
     processor = JobManagementProcessor(
-        jobs, source=config.resolved_source, id_length=config.limits.id_length
+        jobs,
+        source=config.resolved_source,
+        id_length=config.limits.id_length,
+        recipe_validator=recipe_validator,
     )
-    runtime.bind(processor, prefix=config.jobs_prefix)
+    binder.bind(processor, prefix=config.jobs_prefix)
     if config.is_publisher_instance:
-        from microdcs.publisher.options import PublisherOptions
-        from microdcs.publisher.task import JobPublisher
-        from microdcs.transports.mqtt.outlets import MqttRetainedOutlet
-
         options = PublisherOptions(
             prefix=config.jobs_prefix,
             instance_id=config.resolved_instance_id,
@@ -38,12 +46,11 @@ def bind_jobs(runtime: Runtime) -> JobManagementProcessor:
             poll_seconds=config.publisher_poll_seconds,
             interval_seconds=config.publisher_interval_seconds,
         )
-        outlet = MqttRetainedOutlet(runtime.mqtt)
-        publisher = JobPublisher(options, jobs, runtime.store, outlet, processor)
+        publisher = JobPublisher(options, jobs, store, MqttRetainedOutlet(mqtt), processor)
         processor.add_change_listener(publisher.notify)
-        runtime.app.add_task(AdditionalTask("jobs-publisher", publisher.run))
-        runtime.metrics.observe("microdcs.publisher.lag_seconds", publisher.lag_seconds)
-        runtime.metrics.observe("microdcs.publisher.leader", lambda: int(publisher.leading))
-        runtime.metrics.observe("microdcs.publisher.skipped", lambda: publisher.skipped)
-        runtime.metrics.observe("microdcs.publisher.rebuilds", lambda: publisher.rebuilds)
+        binder.add_task("jobs-publisher", publisher.run)
+        metrics.observe("microdcs.publisher.lag_seconds", publisher.lag_seconds)
+        metrics.observe("microdcs.publisher.leader", lambda: int(publisher.leading))
+        metrics.observe("microdcs.publisher.skipped", lambda: publisher.skipped)
+        metrics.observe("microdcs.publisher.rebuilds", lambda: publisher.rebuilds)
     return processor

@@ -1,31 +1,44 @@
-"""Wire the engine and the southbound equipment processor into a runtime."""
+"""Wire the SFC engine and the southbound equipment processor it commands."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
-from microdcs.app.application import AdditionalTask
+from microdcs.app.binder import Binder
+from microdcs.app.config import AppConfig
+from microdcs.app.telemetry.metrics import Metrics
+from microdcs.core.tracing import Tracing
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.jobs.processor import JobManagementProcessor
-from microdcs.sfc.engine.control import JobStoreRecipes
+from microdcs.jobs.recipes import JobStoreRecipes
+from microdcs.sfc import Predicate
 from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.store import EngineStore
+from microdcs.storage.redis import RedisStore
+from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.outlets import MqttCommandOutlet
 from microdcs.transports.mqtt.topics import TopicLayout
 
-if TYPE_CHECKING:
-    from microdcs.app.runner import Runtime
 
-
-def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
-    """Bind the equipment processor under ``equipment_prefix``; add the engine task."""
-    config = runtime.config
+def wire_engine(
+    config: AppConfig,
+    store: RedisStore,
+    mqtt: MqttHandler,
+    jobs: JobManagementProcessor,
+    binder: Binder,
+    metrics: Metrics,
+    predicates: Mapping[str, Predicate],
+    tracing: Tracing,
+) -> SfcEngine:
+    """Bind the equipment processor under ``equipment_prefix`` (MQTT only: equipment is
+    on the broker); add the engine task where the engine runs."""
     layout = TopicLayout(config.equipment_prefix, config.scope_levels)  # as bind makes it
-    outlet = MqttCommandOutlet(runtime.mqtt, layout, runtime.tracing)
-    equipment = EquipmentProcessor(outlet, source=config.resolved_source)
-    runtime.mqtt.bind(equipment, prefix=layout.prefix)
+    equipment = EquipmentProcessor(
+        MqttCommandOutlet(mqtt, layout, tracing), source=config.resolved_source
+    )
+    binder.bind(equipment, prefix=layout.prefix, rpc=False)
     engine = SfcEngine(
-        EngineStore(runtime.store, maxlen=config.sfc_work_maxlen),
+        EngineStore(store, maxlen=config.sfc_work_maxlen),
         jobs,
         JobStoreRecipes(jobs.jobs),
         equipment,
@@ -34,10 +47,12 @@ def bind_engine(runtime: Runtime, jobs: JobManagementProcessor) -> SfcEngine:
         timer_poll=config.sfc_timer_poll_seconds,
         resend_after=config.sfc_command_resend_seconds,
         scope_scan=config.sfc_scope_scan_seconds,
-        tracing=runtime.tracing,
+        predicates=predicates,
+        tracing=tracing,
     )
     jobs.add_listener(engine.on_job_event)
-    jobs.recipe_predicates = frozenset(engine.predicates)
     if config.sfc_engine_enabled and config.is_processor_instance:
-        runtime.app.add_task(AdditionalTask("sfc-engine", engine.run))
+        binder.add_task("sfc-engine", engine.run)
+    metrics.observe("microdcs.sfc.steps_fired", lambda: engine.steps)
+    metrics.observe("microdcs.sfc.active_executions", lambda: engine.active_executions)
     return engine

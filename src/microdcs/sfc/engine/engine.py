@@ -29,8 +29,14 @@ import orjson
 from microdcs.core.errors import InputError, InvalidRequestError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
 from microdcs.equipment.contract import Cancel, Command, EquipmentMessage
-from microdcs.jobs.contract import JobControl, JobEvent, JobEventKind, scope_name, subject_of_scope
-from microdcs.jobs.contract import ReturnStatus
+from microdcs.jobs.contract import (
+    JobControl,
+    JobEvent,
+    JobEventKind,
+    ReturnStatus,
+    scope_name,
+    subject_of_scope,
+)
 from microdcs.sfc import (
     CancelAction,
     CompiledRecipe,
@@ -44,7 +50,6 @@ from microdcs.sfc import (
     evolve,
     new_execution,
 )
-from microdcs.sfc.engine.ports import EquipmentPort, RecipeSource
 from microdcs.sfc.engine.keys import RESEND, timer_member
 from microdcs.sfc.engine.plan import (
     External,
@@ -54,6 +59,7 @@ from microdcs.sfc.engine.plan import (
     plan_change,
     response_data,
 )
+from microdcs.sfc.engine.ports import EquipmentPort, RecipeSource
 from microdcs.sfc.engine.store import EngineStore, Entry, Stored
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
@@ -359,7 +365,8 @@ class SfcEngine:
             if isinstance(effect, DispatchAction):
                 await self.equipment.send_command(subject, _command(effect))
             elif isinstance(effect, CancelAction):
-                await self.equipment.send_cancel(subject, Cancel(effect.correlation_id, effect.reason))
+                cancel = Cancel(effect.correlation_id, effect.reason)
+                await self.equipment.send_cancel(subject, cancel)
             elif isinstance(effect, JobCompleted | JobStopped):
                 await self.control.end_job(subject, job_id, response_data(effect.results))
             elif isinstance(effect, JobAborted):

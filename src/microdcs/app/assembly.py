@@ -1,0 +1,155 @@
+"""Build one replica in dependency order, by constructor injection.
+
+Storage first, then the dedupe registry and the transports, then the processor factories
+(each handed a :class:`~microdcs.app.binder.Binder`), then the domains that the factories'
+choices feed (job management with its recipe validator, the publisher, the equipment
+processor and the SFC engine), and last the telemetry that observes all of them. Nothing
+is patched onto an object after it is built; the only late registrations are listeners
+(the engine follows the job processor's moves) and processors bound to a transport.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from microdcs.app.application import AdditionalTask, Application
+from microdcs.app.binder import Binder, ProcessorFactory
+from microdcs.app.config import AppConfig
+from microdcs.app.runtime import Runtime
+from microdcs.app.telemetry.health import Readiness
+from microdcs.app.telemetry.http import TelemetryServer
+from microdcs.app.telemetry.metrics import Metrics
+from microdcs.app.wiring.jobs import wire_jobs
+from microdcs.app.wiring.sfc import wire_engine
+from microdcs.core.tracing import Tracing
+from microdcs.examples.greeting import GreetingProcessor
+from microdcs.processing.processor import CloudEventProcessor
+from microdcs.sfc import Predicate, RecipeValidation
+from microdcs.storage.dedupe import Deduplicator
+from microdcs.storage.redis import RedisStore
+from microdcs.transports.mqtt.handler import MqttHandler
+from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
+from microdcs.transports.replica import ReplicaOptions
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    config: AppConfig,
+    factories: Sequence[ProcessorFactory] = (),
+    *,
+    tracing: Tracing | None = None,
+    telemetry: bool = False,
+) -> AsyncIterator[Runtime]:
+    """A wired replica; the caller runs ``runtime.app.run()`` inside the context.
+
+    ``telemetry`` adds the /healthz, /readyz and /metrics server (``APP_HTTP_PORT``).
+    """
+    tracing = tracing or Tracing()
+    async with RedisStore(config.redis) as store:
+        store.tracing = tracing
+        app = Application(config)
+        metrics = Metrics(config.resolved_instance_id)
+        # One dedupe registry: a source+id is a duplicate whichever transport brings it.
+        dedupe = (
+            Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
+        )
+        replica = replica_options(config)
+        mqtt = MqttHandler(
+            config.mqtt, replica, dedupe=dedupe, latency=metrics.latency("mqtt"), tracing=tracing
+        )
+        rpc = (
+            MessagePackRpcHandler(
+                config.rpc, replica, dedupe=dedupe, latency=metrics.latency("rpc"), tracing=tracing
+            )
+            if config.rpc.enabled
+            else None
+        )
+
+        def bind(processor: CloudEventProcessor, prefix: str | None, over_rpc: bool) -> None:
+            mqtt.bind(processor, prefix=prefix)
+            if over_rpc and rpc is not None:
+                rpc.bind(processor)
+
+        binder = Binder(config, bind, app.add_task)
+        if config.greeting_enabled:
+            binder.bind(
+                GreetingProcessor(source=config.resolved_source), prefix=config.greeting_prefix
+            )
+        for factory in factories:
+            factory(binder)
+        predicates: dict[str, Predicate] = {}
+        jobs = wire_jobs(config, store, mqtt, binder, metrics, RecipeValidation(predicates))
+        engine = wire_engine(config, store, mqtt, jobs, binder, metrics, predicates, tracing)
+        app.add_handler(mqtt)
+        if rpc is not None:
+            app.add_handler(rpc)
+        observe_transports(metrics, mqtt, rpc)
+        runtime = Runtime(
+            config=config,
+            app=app,
+            store=store,
+            mqtt=mqtt,
+            rpc=rpc,
+            metrics=metrics,
+            tracing=tracing,
+            jobs=jobs,
+            sfc_engine=engine,
+            predicates=predicates,
+            binder=binder,
+        )
+        if telemetry:
+            add_telemetry_server(runtime)
+        try:
+            yield runtime
+        finally:
+            metrics.shutdown()
+
+
+def replica_options(config: AppConfig) -> ReplicaOptions:
+    """What the transports need of the replica's settings, and nothing else."""
+    return ReplicaOptions(
+        instance_id=config.resolved_instance_id,
+        source=config.resolved_source,
+        workers=config.workers,
+        queue_size=config.queue_size,
+        shutdown_grace=config.shutdown_grace,
+        storage_retry_seconds=config.storage_retry_seconds,
+        scope_levels=config.scope_levels,
+        is_processor_instance=config.is_processor_instance,
+        limits=config.limits,
+    )
+
+
+def observe_transports(
+    metrics: Metrics, mqtt: MqttHandler, rpc: MessagePackRpcHandler | None
+) -> None:
+    """Export the transports' counters, queue depth and awaited responses (read at scrape)."""
+    metrics.observe_transport(
+        "mqtt", mqtt.stats, queue_depth=lambda: mqtt.queue_depth, awaited=lambda: len(mqtt.tracker)
+    )
+    if rpc is None:
+        return
+    metrics.observe_transport("rpc", rpc.stats, awaited=lambda: len(rpc.tracker))
+    stats = rpc.connection_stats
+    metrics.observe("microdcs.rpc.connections", lambda: stats.open)
+    metrics.observe("microdcs.rpc.closed", lambda: stats.refused_connections, reason="limit")
+    metrics.observe("microdcs.rpc.closed", lambda: stats.auth_timeouts, reason="auth_timeout")
+    metrics.observe("microdcs.rpc.closed", lambda: stats.idle_timeouts, reason="idle_timeout")
+    metrics.observe("microdcs.rpc.auth_failures", lambda: stats.auth_failures, reason="token")
+    metrics.observe("microdcs.rpc.auth_failures", lambda: stats.auth_throttled, reason="throttled")
+
+
+def add_telemetry_server(runtime: Runtime) -> TelemetryServer | None:
+    """Serve /healthz, /readyz and /metrics as a task of the app (None when turned off)."""
+    config = runtime.config
+    if config.http_port == 0:
+        return None
+    readiness = Readiness(runtime.app.handlers, runtime.store.ping)
+    runtime.metrics.observe("microdcs.redis.errors", lambda: readiness.ping_failures, where="ping")
+    runtime.metrics.observe("microdcs.ready", lambda: int(readiness.last))
+    server = TelemetryServer(
+        config.http_host, config.http_port, metrics=runtime.metrics, readiness=readiness
+    )
+    runtime.app.add_task(AdditionalTask("http", server.run))
+    return server
