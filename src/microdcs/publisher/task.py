@@ -47,7 +47,7 @@ from microdcs.publisher.payloads import (
 from microdcs.publisher.ports import JobFeed, ListedJob, RetainedOutlet
 from microdcs.publisher.topics import RetainedTopics
 from microdcs.storage.outage import OutageLog
-from microdcs.storage.redis import UNAVAILABLE_ERRORS, RedisStore
+from microdcs.storage.redis import RedisStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ YIELD_EVERY = 2
 #: Scopes republished concurrently when the broker lost the retained state.
 REBUILD_CONCURRENCY = 16
 #: What a pass survives: Redis or the broker away (the pass starts over later).
-TRANSIENT = (UnavailableError, *UNAVAILABLE_ERRORS)
+TRANSIENT = (UnavailableError,)
 
 Publishes = list[Awaitable[None]]
 

@@ -9,8 +9,7 @@ other. ``client`` (redis-py) serves everything else, such as blocking stream rea
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Coroutine, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -28,7 +27,6 @@ from microdcs.core.errors import StorageUnavailableError
 from microdcs.core.tracing import Tracing
 from microdcs.storage.options import RedisConfig
 from microdcs.storage.resp import RespConnection, is_transient_reply
-from microdcs.storage.script import Script, raw
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +36,7 @@ T = TypeVar("T")
 #: ``ConnectionError``), or in a failover (read-only replica, cluster down, try again).
 #: Mapped to :class:`StorageUnavailableError` here, at the boundary: callers of the
 #: store catch that, never these.
-UNAVAILABLE_ERRORS = (
+_UNAVAILABLE_ERRORS = (
     RedisConnectionError,
     RedisTimeoutError,
     ReadOnlyError,
@@ -67,7 +65,6 @@ class RedisStore:
         self.pipeline = RespConnection(
             config.hostname, config.port, password=config.password, db=config.db
         )
-        self._scripts: dict[str, Script[Any]] = {}
         #: Set by the runtime; script calls are traced as CLIENT spans.
         self.tracing = Tracing()
 
@@ -109,7 +106,7 @@ class RedisStore:
         stay ``ResponseError``."""
         try:
             return await operation
-        except UNAVAILABLE_ERRORS as exc:
+        except _UNAVAILABLE_ERRORS as exc:
             raise StorageUnavailableError(f"Redis unavailable: {exc}") from exc
         except ResponseError as exc:
             if is_transient_reply(str(exc)):
@@ -120,17 +117,5 @@ class RedisStore:
         """True when Redis answers; never raises."""
         try:
             return bool(await self.client.ping())
-        except UNAVAILABLE_ERRORS:
+        except _UNAVAILABLE_ERRORS:
             return False
-
-    def register_script(self, name: str, path: Path) -> None:
-        """Keep a script under ``name`` for :meth:`run_script`.
-
-        For callers that do not hold their :class:`~microdcs.storage.script.Script`
-        objects yet (the publisher's lease); new code builds a ``Script`` and calls it.
-        """
-        self._scripts[name] = Script.load(self, name, path, raw)
-
-    async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Call a script registered under ``name``; its raw reply."""
-        return await self._scripts[name](keys, args)

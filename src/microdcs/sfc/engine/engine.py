@@ -65,14 +65,13 @@ from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
 from microdcs.sfc.work import dispatch_effect
 from microdcs.storage.outage import OutageLog
-from microdcs.storage.redis import UNAVAILABLE_ERRORS
 from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Redis being away: wait and retry rather than crash the task.
-TRANSIENT = (*UNAVAILABLE_ERRORS, StorageUnavailableError)
+TRANSIENT = (StorageUnavailableError,)
 #: MES moves the engine turns into work items (by the MES only; its own moves are not).
 _MES_KINDS = {
     JobEventKind.PAUSED: "pause",
