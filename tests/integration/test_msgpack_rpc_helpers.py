@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from microdcs.app.assembly import replica_options
 from microdcs.app.config import AppConfig, RpcConfig
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor
 from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.transports.msgpack_rpc import MessagePackRpcHandler
-from microdcs.transports.replica import ReplicaOptions
 
 _ids = itertools.count()
 SLOW_TYPE = "com.example.test.slow.v1"
@@ -41,18 +41,7 @@ def rpc_config(*, shutdown_grace: float = 2.0, **rpc: Any) -> AppConfig:
 
 def rpc_handler(config: AppConfig, **options: Any) -> MessagePackRpcHandler:
     """The RPC handler of ``config``, built as the runner builds it."""
-    replica = ReplicaOptions(
-        instance_id=config.resolved_instance_id,
-        source=config.resolved_source,
-        workers=config.workers,
-        queue_size=config.queue_size,
-        shutdown_grace=config.shutdown_grace,
-        storage_retry_seconds=config.storage_retry_seconds,
-        scope_levels=config.scope_levels,
-        is_processor_instance=config.is_processor_instance,
-        limits=config.limits,
-    )
-    return MessagePackRpcHandler(config.rpc, replica, **options)
+    return MessagePackRpcHandler(config.rpc, replica_options(config), **options)
 
 
 async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:

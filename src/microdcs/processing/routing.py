@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from microdcs.core.errors import InvalidRequestError
+from microdcs.core.errors import ConfigurationError, InvalidRequestError
 
 
 class Intent(StrEnum):
@@ -53,6 +53,27 @@ def scope_levels(subject: str | None) -> tuple[str, ...]:
         if not level or "/" in level or "+" in level or "#" in level:
             raise InvalidRequestError(f"subject {subject!r} is not a valid scope")
     return levels
+
+
+def scope_levels_within(subject: str | None, max_levels: int) -> tuple[str, ...]:
+    """:func:`scope_levels`, refusing a subject deeper than ``max_levels`` (topics have
+    room for that many scope levels between their prefix and their last level)."""
+    levels = scope_levels(subject)
+    if len(levels) > max_levels:
+        raise InvalidRequestError(
+            f"subject {subject!r} has {len(levels)} scope levels; at most {max_levels}"
+        )
+    return levels
+
+
+def check_topic_prefix(prefix: str, max_levels: int) -> None:
+    """Raise :class:`ConfigurationError` unless ``prefix`` can begin our topics."""
+    if not prefix or prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigurationError("prefix", f"invalid topic prefix {prefix!r}")
+    if any(ch in prefix for ch in "+#") or prefix.startswith("$"):
+        raise ConfigurationError("prefix", f"wildcards not allowed in {prefix!r}")
+    if max_levels < 0:
+        raise ConfigurationError("max_levels", "must be >= 0")
 
 
 def subject_of(levels: tuple[str, ...]) -> str | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from microdcs.core.errors import ConfigurationError, InvalidRequestError
-from microdcs.processing.routing import scope_levels
+from microdcs.processing.routing import check_topic_prefix, scope_levels_within
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +20,7 @@ class RetainedTopics:
     max_levels: int = 3
 
     def __post_init__(self) -> None:
-        if not self.prefix or self.prefix.startswith("/") or self.prefix.endswith("/"):
-            raise ConfigurationError("prefix", f"invalid topic prefix {self.prefix!r}")
-        if any(ch in self.prefix for ch in "+#") or self.prefix.startswith("$"):
-            raise ConfigurationError("prefix", f"wildcards not allowed in {self.prefix!r}")
-        if self.max_levels < 0:
-            raise ConfigurationError("max_levels", "must be >= 0")
+        check_topic_prefix(self.prefix, self.max_levels)
 
     @property
     def metadata(self) -> str:
@@ -48,9 +42,5 @@ class RetainedTopics:
         return self._scoped(subject, "state-index")
 
     def _scoped(self, subject: str | None, *tail: str) -> str:
-        levels = scope_levels(subject)
-        if len(levels) > self.max_levels:
-            raise InvalidRequestError(
-                f"subject {subject!r} has {len(levels)} scope levels; at most {self.max_levels}"
-            )
+        levels = scope_levels_within(subject, self.max_levels)
         return "/".join((self.prefix, *levels, *tail))

@@ -164,19 +164,23 @@ class Inbox:
         self.queue.reserve()
         prefetch.add(item, item.event)
 
+    def _event_of(self, message: codec.Publish, payload: bytes) -> CloudEvent:
+        """The CloudEvent a PUBLISH carries (raises the public input errors)."""
+        return from_mqtt(
+            payload,
+            message.content_type,
+            message.user_properties,
+            message.message_expiry,
+            self._attribute_length,
+        )
+
     def _decode(self, item: _Received) -> bool:
         """Decode and route a request early; False leaves it to the worker (and its errors)."""
         message = item.message
         if message.payload is None or message.payload_size > self._max_payload:
             return False
         try:
-            event = from_mqtt(
-                message.payload,
-                message.content_type,
-                message.user_properties,
-                message.message_expiry,
-                self._attribute_length,
-            )
+            event = self._event_of(message, message.payload)
             item.binding, item.intent = self._router.route(message.topic, event)
         except Exception:  # InputError or worse: the worker decodes again and answers it
             return False
@@ -237,13 +241,7 @@ class Inbox:
                 raise PayloadTooLargeError(
                     f"payload of {message.payload_size} bytes exceeds {self._max_payload}"
                 )
-            event = from_mqtt(
-                message.payload,
-                message.content_type,
-                message.user_properties,
-                message.message_expiry,
-                self._attribute_length,
-            )
+            event = self._event_of(message, message.payload)
             binding, intent = self._router.route(message.topic, event)
         except InputError as error:
             rejection = self._pipeline.reject(event, error)
@@ -347,13 +345,7 @@ class Inbox:
             self._ack(item)
             return
         try:
-            event = from_mqtt(
-                message.payload,
-                message.content_type,
-                message.user_properties,
-                message.message_expiry,
-                self._attribute_length,
-            )
+            event = self._event_of(message, message.payload)
             await awaited.processor.dispatch_response(event, awaited.request)
             self._stats.processed += 1
         except InputError as error:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from microdcs.core.errors import ConfigurationError, InvalidRequestError
-from microdcs.processing.routing import Intent, scope_levels
+from microdcs.processing.routing import (
+    Intent,
+    check_topic_prefix,
+    scope_levels_within,
+)
 
 _INTENTS = {intent.value: intent for intent in Intent}
 
@@ -18,20 +21,10 @@ class TopicLayout:
     max_levels: int = 3
 
     def __post_init__(self) -> None:
-        if not self.prefix or self.prefix.startswith("/") or self.prefix.endswith("/"):
-            raise ConfigurationError("prefix", f"invalid topic prefix {self.prefix!r}")
-        if any(ch in self.prefix for ch in "+#") or self.prefix.startswith("$"):
-            raise ConfigurationError("prefix", f"wildcards not allowed in {self.prefix!r}")
-        if self.max_levels < 0:
-            raise ConfigurationError("max_levels", "must be >= 0")
+        check_topic_prefix(self.prefix, self.max_levels)
 
     def _levels(self, subject: str | None) -> tuple[str, ...]:
-        levels = scope_levels(subject)
-        if len(levels) > self.max_levels:
-            raise InvalidRequestError(
-                f"subject {subject!r} has {len(levels)} scope levels; at most {self.max_levels}"
-            )
-        return levels
+        return scope_levels_within(subject, self.max_levels)
 
     def topic(self, subject: str | None, intent: Intent) -> str:
         """The topic for an event of ``subject`` (scope) with ``intent``."""
