@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -101,6 +102,17 @@ async def test_deeply_nested_store_is_an_invalid_payload(station: Station, depth
 
 async def test_nesting_within_the_limit_is_stored(station: Station) -> None:
     assert await station.call("Store", orjson.loads(deep_store(50))) == 1
+
+
+async def test_a_configured_nesting_limit_reaches_the_processor(config: AppConfig) -> None:
+    """The transport hands its limit to the processor with each message (the limit is
+    the replica's setting, not a default baked into the processor)."""
+    tight = replace(config, limits=replace(config.limits, nesting_depth=8))
+    async with running(tight) as runtime, MesClient(config.mqtt.port) as mes:
+        station = Station(mes, config.jobs_prefix, runtime)
+        reply = await station.call_raw("Store", payload=deep_store(10))
+        assert reply.attributes["mdcserrorkind"] == "invalid_payload"
+        assert await station.call("Store", orjson.loads(deep_store(3))) == 1
 
 
 def structured(data: object, **attributes: object) -> bytes:

@@ -46,8 +46,7 @@ async def open_runtime(
     ``telemetry`` adds the /healthz, /readyz and /metrics server (``APP_HTTP_PORT``).
     """
     tracing = tracing or Tracing()
-    async with RedisStore(config.redis) as store:
-        store.tracing = tracing
+    async with RedisStore(config.redis, tracing=tracing) as store:
         app = Application(config)
         metrics = Metrics(config.resolved_instance_id)
         # One dedupe registry: a source+id is a duplicate whichever transport brings it.

@@ -52,6 +52,8 @@ class MessageContext:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: Where the event arrived (the MQTT topic), for traces and logs.
     destination: str | None = None
+    #: Deepest payload nesting the transport accepts (``APP_LIMIT_NESTING_DEPTH``).
+    max_depth: int = MAX_NESTING_DEPTH
 
     @property
     def subject(self) -> str | None:
@@ -151,8 +153,6 @@ class CloudEventProcessor:
         self.source = source
         self.name = name or type(self).__name__
         self._sinks: list[EventSink] = []
-        #: Deepest payload nesting accepted (``APP_LIMIT_NESTING_DEPTH``, set on binding).
-        self.max_depth = MAX_NESTING_DEPTH
 
     # -- wiring -----------------------------------------------------------------
     @property
@@ -178,7 +178,9 @@ class CloudEventProcessor:
         if spec is None:
             raise UnknownEventTypeError(f"no handler for CloudEvent type {event.type!r}")
         try:
-            message = spec.model.decode(event.data, event.datacontenttype, max_depth=self.max_depth)
+            message = spec.model.decode(
+                event.data, event.datacontenttype, max_depth=context.max_depth
+            )
         except InputError as error:
             return self.invalid_response(event, error)
         message.restore_hidden(event.extensions)
@@ -190,15 +192,15 @@ class CloudEventProcessor:
             return [self.response_event(event, result)]
         return [self.response_event(event, item) for item in result]
 
-    async def dispatch_response(self, response: CloudEvent, request: CloudEvent) -> None:
+    async def dispatch_response(
+        self, response: CloudEvent, request: CloudEvent, *, max_depth: int = MAX_NESTING_DEPTH
+    ) -> None:
         """Route a response to a request we sent: typed handler, else :meth:`on_response`."""
         spec = self._mdcs_response_handlers.get(response.type)
         if spec is None:
             await self.on_response(response, request)
             return
-        message = spec.model.decode(
-            response.data, response.datacontenttype, max_depth=self.max_depth
-        )
+        message = spec.model.decode(response.data, response.datacontenttype, max_depth=max_depth)
         message.restore_hidden(response.extensions)
         handler: ResponseHandler = getattr(type(self), spec.method_name)
         await handler(self, message, ResponseContext(response=response, request=request))

@@ -50,7 +50,7 @@ _UNAVAILABLE_ERRORS = (
 class RedisStore:
     """Owns the Redis connections; ``async with RedisStore(cfg) as store``."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, *, tracing: Tracing | None = None) -> None:
         self.config = config
         self.client: aioredis.Redis = aioredis.Redis(
             host=config.hostname,
@@ -65,8 +65,8 @@ class RedisStore:
         self.pipeline = RespConnection(
             config.hostname, config.port, password=config.password, db=config.db
         )
-        #: Set by the runtime; script calls are traced as CLIENT spans.
-        self.tracing = Tracing()
+        #: Script calls are traced as CLIENT spans (records nothing without an exporter).
+        self.tracing = tracing or Tracing()
 
     def key(self, *parts: str) -> str:
         """A key under the configured prefix, parts joined by ``:``."""

@@ -54,7 +54,6 @@ class MqttHandler:
         self.tracing = tracing or Tracing()
         self.tracker = ResponseTracker()
         self._scope_levels = replica.scope_levels
-        self._nesting_depth = limits.nesting_depth
         self.pipeline = EventPipeline(
             source=replica.source,
             stats=self.stats,
@@ -83,6 +82,7 @@ class MqttHandler:
             max_payload_bytes=mqtt.max_payload_bytes,
             max_unacked_publishes=mqtt.max_unacked_publishes,
             attribute_length=limits.attribute_length,
+            nesting_depth=limits.nesting_depth,
             log_value_chars=limits.log_value_chars,
         )
         self.session = Session(
@@ -105,7 +105,6 @@ class MqttHandler:
         layout = TopicLayout(prefix or processor.default_prefix, self._scope_levels)
         binding = MqttBinding(self, processor, layout)
         self.router.add(binding)
-        processor.max_depth = self._nesting_depth
         self.response_topics.deny_prefix(layout.prefix)
         processor.attach_sink(binding)
         return binding

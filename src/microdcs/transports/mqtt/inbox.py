@@ -110,6 +110,7 @@ class Inbox:
         max_payload_bytes: int,
         max_unacked_publishes: int,
         attribute_length: int,
+        nesting_depth: int,
         log_value_chars: int,
     ) -> None:
         self._router = router
@@ -122,6 +123,7 @@ class Inbox:
         self._queue_size = queue_size
         self._max_payload = max_payload_bytes
         self._attribute_length = attribute_length
+        self._nesting_depth = nesting_depth
         #: Set by the session once the client exists.
         self.client: MqttClient | None = None
         #: False once shutting down: what arrives then is left for redelivery.
@@ -257,7 +259,11 @@ class Inbox:
     ) -> None:
         message = item.message
         context = MessageContext(
-            event=event, transport="mqtt", intent=intent, destination=message.topic
+            event=event,
+            transport="mqtt",
+            intent=intent,
+            destination=message.topic,
+            max_depth=self._nesting_depth,
         )
         gate = _AckGate(partial(self._ack, item))
         await self._pipeline.process(
@@ -346,7 +352,9 @@ class Inbox:
             return
         try:
             event = self._event_of(message, message.payload)
-            await awaited.processor.dispatch_response(event, awaited.request)
+            await awaited.processor.dispatch_response(
+                event, awaited.request, max_depth=self._nesting_depth
+            )
             self._stats.processed += 1
         except InputError as error:
             self._pipeline.reject(None, error)

@@ -132,7 +132,6 @@ class MessagePackRpcHandler:
     # -- wiring -----------------------------------------------------------------
     def bind(self, processor: CloudEventProcessor) -> RpcBinding:
         """Route the event types ``processor`` handles to it and push its events."""
-        processor.max_depth = self._limits.nesting_depth
         binding = RpcBinding(self, processor)
         self.bindings.append(binding)
         for event_type in sorted(processor.event_types):
@@ -224,6 +223,7 @@ class MessagePackRpcHandler:
             transport=TRANSPORT,
             intent=publish.intent or processor.direction.subscribes[0],
             metadata=publish.metadata,
+            max_depth=self._limits.nesting_depth,
         )
         return await self.pipeline.process(event, processor, context)
 
@@ -232,7 +232,7 @@ class MessagePackRpcHandler:
     ) -> None:
         """An event caused by a request we emitted with ``expect_response`` is its response."""
         try:
-            await processor.dispatch_response(event, request)
+            await processor.dispatch_response(event, request, max_depth=self._limits.nesting_depth)
         except InputError as error:
             self.pipeline.reject(event, error)
             raise RpcError(error.kind, error.message) from None
