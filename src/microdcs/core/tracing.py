@@ -61,9 +61,20 @@ class Tracing:
             event.extensions[TRACESTATE] = carrier[TRACESTATE]
 
     # -- spans ------------------------------------------------------------------------------
+    def consume(
+        self, event: CloudEvent, *, system: str, destination: str | None
+    ) -> AbstractContextManager[Span]:
+        """A CONSUMER span for handling ``event``, child of the context it carries.
+
+        Without an exporter and without a context to continue there is nothing to record
+        or propagate: the current span stays current, at next to no cost per message.
+        """
+        if not self.enabled and TRACEPARENT not in event.extensions:
+            return contextlib.nullcontext(trace.get_current_span())
+        return self._consume(event, system, destination)
+
     @contextlib.contextmanager
-    def consume(self, event: CloudEvent, *, system: str, destination: str | None) -> Iterator[Span]:
-        """A CONSUMER span for handling ``event``, child of the context it carries."""
+    def _consume(self, event: CloudEvent, system: str, destination: str | None) -> Iterator[Span]:
         attributes: dict[str, Any] = {
             "messaging.system": system,
             "messaging.operation.type": "process",
@@ -89,9 +100,21 @@ class Tracing:
         ) as span:
             yield span
 
+    def produce(
+        self, event: CloudEvent, *, system: str, destination: str
+    ) -> AbstractContextManager[Span]:
+        """A PRODUCER span for sending ``event``; its context is written into the event.
+
+        Without an exporter no span is made; the trace being handled, if any, is still
+        written into the event, so equipment and the MES continue it.
+        """
+        if not self.enabled:
+            self.inject(event)
+            return contextlib.nullcontext(trace.get_current_span())
+        return self._produce(event, system, destination)
+
     @contextlib.contextmanager
-    def produce(self, event: CloudEvent, *, system: str, destination: str) -> Iterator[Span]:
-        """A PRODUCER span for sending ``event``; its context is written into the event."""
+    def _produce(self, event: CloudEvent, system: str, destination: str) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
             f"send {event.type}",
             kind=SpanKind.PRODUCER,

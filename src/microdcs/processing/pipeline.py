@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from microdcs.core.boundedlog import DEFAULT_VALUE_CHARS, RateLimitedLog
-from microdcs.core.cloudevent import TRACEPARENT, CloudEvent
+from microdcs.core.cloudevent import CloudEvent
 from microdcs.core.errors import InputError, OutgoingEventError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
 from microdcs.processing.dedupe import (
@@ -171,23 +171,18 @@ class EventPipeline:
         type, and whether the answer is an error.
         """
         started = time.perf_counter()
-        if not self._tracing.enabled and TRACEPARENT not in event.extensions:
-            # Nothing to record and no trace to continue: skip the span machinery, which
-            # costs more than the rest of a simple handler.
+        # Without an exporter or a trace to continue this is a no-op (inside Tracing).
+        with self._tracing.consume(
+            event, system=context.transport, destination=context.destination
+        ) as span:
             responses = await self._process(event, processor, context, send, prefetched)
             error_kind = responses[0].error_kind if responses else None
-        else:
-            with self._tracing.consume(
-                event, system=context.transport, destination=context.destination
-            ) as span:
-                responses = await self._process(event, processor, context, send, prefetched)
-                error_kind = responses[0].error_kind if responses else None
-                if error_kind is not None:
-                    Tracing.mark_error(
-                        span,
-                        error_kind,
-                        str(responses[0].extensions.get("mdcserrormessage", error_kind)),
-                    )
+            if error_kind is not None:
+                Tracing.mark_error(
+                    span,
+                    error_kind,
+                    str(responses[0].extensions.get("mdcserrormessage", error_kind)),
+                )
         if self._latency is not None:
             self._latency.record(event.type, time.perf_counter() - started, error_kind is not None)
         return responses

@@ -35,11 +35,7 @@ class MqttBinding:
         client = self.handler.client
         if not client.writable:
             await client.wait_writable()
-        tracing = self.handler.tracing
-        if not tracing.enabled:  # the event already carries the context being handled
-            self._send(event, topic, expect_response)
-            return
-        with tracing.produce(event, system="mqtt", destination=topic):
+        with self.handler.tracing.produce(event, system="mqtt", destination=topic):
             self._send(event, topic, expect_response)
 
     def _send(self, event: CloudEvent, topic: str, expect_response: bool) -> None:
