@@ -9,12 +9,16 @@ other. ``client`` (redis-py) serves everything else, such as blocking stream rea
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
+    AuthenticationError,
     ClusterDownError,
     ReadOnlyError,
     ResponseError,
@@ -23,7 +27,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from microdcs.core.errors import StorageUnavailableError
+from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
 from microdcs.storage.options import RedisConfig
 from microdcs.storage.resp import RespConnection, is_transient_reply
@@ -47,23 +51,93 @@ _UNAVAILABLE_ERRORS = (
 )
 
 
+#: The option of a read-timeout override passed from ``execute_command`` to
+#: ``parse_response`` (popped there: redis-py never sees it).
+_READ_TIMEOUT = "_microdcs_read_timeout"
+
+#: Error replies of a refused login (wrong password, unknown or disabled user).
+_REFUSED_LOGIN = (
+    "WRONGPASS",
+    "NOAUTH",
+    "NOPERM",
+    "invalid username-password",
+    "without any password configured",
+)
+
+
+def block_seconds(args: tuple[Any, ...]) -> float | None:
+    """The ``BLOCK`` time of a command in seconds (``math.inf`` for ``BLOCK 0``), or None
+    when the command does not block on purpose."""
+    if b"BLOCK" in args:  # how redis-py spells it
+        index = args.index(b"BLOCK")
+    elif "BLOCK" in args:
+        index = args.index("BLOCK")
+    else:
+        return None
+    try:
+        milliseconds = int(args[index + 1])
+    except (IndexError, TypeError, ValueError):
+        return None
+    return math.inf if milliseconds == 0 else milliseconds / 1000
+
+
+class _Client(aioredis.Redis):
+    """redis-py with ``socket_timeout`` as the command timeout, extended by the block
+    time of a command that waits on purpose (``XREADGROUP ... BLOCK``), so a blocking
+    stream read is not cut by the timeout meant for a frozen server."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        blocking = block_seconds(args)
+        if blocking is not None:
+            timeout = self.connection_pool.connection_kwargs.get("socket_timeout")
+            options[_READ_TIMEOUT] = blocking + (timeout or 0.0)
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    async def parse_response(
+        self, connection: Any, command_name: str | bytes, **options: Any
+    ) -> Any:
+        read_timeout = options.pop(_READ_TIMEOUT, None)
+        if read_timeout is None:
+            return await super().parse_response(connection, command_name, **options)
+        saved = connection.socket_timeout
+        connection.socket_timeout = None if read_timeout == math.inf else read_timeout
+        try:
+            return await super().parse_response(connection, command_name, **options)
+        finally:
+            connection.socket_timeout = saved
+
+
 class RedisStore:
     """Owns the Redis connections; ``async with RedisStore(cfg) as store``."""
 
     def __init__(self, config: RedisConfig, *, tracing: Tracing | None = None) -> None:
         self.config = config
-        self.client: aioredis.Redis = aioredis.Redis(
+        self.client: aioredis.Redis = _Client(
             host=config.hostname,
             port=config.port,
             db=config.db,
+            username=config.username,
             password=config.password,
             socket_connect_timeout=2.0,
-            socket_timeout=10.0,
+            socket_timeout=config.command_timeout,
+            # redis-py's default retry policy (10 tries, 10 ms to 1 s backoff) for a
+            # lost connection, but a command timeout is not retried: against a frozen
+            # server the tries would multiply the timeout the operator configured.
+            retry=Retry(
+                ExponentialWithJitterBackoff(base=0.01, cap=1.0),
+                10,
+                supported_errors=(RedisConnectionError,),
+            ),
             health_check_interval=15,
             decode_responses=False,
         )
         self.pipeline = RespConnection(
-            config.hostname, config.port, password=config.password, db=config.db
+            config.hostname,
+            config.port,
+            username=config.username,
+            password=config.password,
+            db=config.db,
+            command_timeout=config.command_timeout,
         )
         #: Script calls are traced as CLIENT spans (records nothing without an exporter).
         self.tracing = tracing or Tracing()
@@ -73,6 +147,19 @@ class RedisStore:
         return ":".join((self.config.key_prefix, *parts))
 
     async def __aenter__(self) -> Self:
+        """Checks the credentials once when there are any: a refused user or password is
+        a configuration error, reported here with the user's name instead of as a loop
+        of unavailable-storage retries. Redis being down is not (the runtime waits)."""
+        if self.config.password or self.config.username:
+            try:
+                await self.pipeline.connect()
+            except StorageUnavailableError as exc:
+                if any(marker in str(exc) for marker in _REFUSED_LOGIN):
+                    self.pipeline.close()
+                    await self.client.aclose()
+                    raise ConfigurationError(
+                        "APP_REDIS_USERNAME/APP_REDIS_PASSWORD", str(exc)
+                    ) from None
         return self
 
     async def __aexit__(
@@ -106,6 +193,11 @@ class RedisStore:
         stay ``ResponseError``."""
         try:
             return await operation
+        except AuthenticationError as exc:
+            user = self.config.username or "default"
+            raise StorageUnavailableError(
+                f"Redis refused the login of user {user!r}: {exc}"
+            ) from exc
         except _UNAVAILABLE_ERRORS as exc:
             raise StorageUnavailableError(f"Redis unavailable: {exc}") from exc
         except ResponseError as exc:

@@ -4,12 +4,22 @@ Commands issued during one event-loop iteration leave in one ``write``; replies 
 matched to their futures in order as they arrive, and the next batch never waits for the
 previous one's replies. Parsing is hiredis (C). redis-py stays in use for everything that
 is not per-message (blocking stream reads, administration).
+
+Blocking commands (``XREAD ... BLOCK``, ``BLPOP``) do not belong here: one of them would
+hold up every reply queued behind it, and the command timeout would cut it.
+
+A frozen Redis (``SIGSTOP``, a stalled VM, a black-holed network) answers nothing and
+closes nothing. One watchdog timer per connection watches the oldest write still waiting
+for replies; when it is older than ``command_timeout`` every outstanding command fails
+with :class:`StorageUnavailableError` and the connection is dropped, because replies that
+arrive later could no longer be matched to their requests. The next command reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import socket
 from collections.abc import Awaitable
 from typing import Any
@@ -18,6 +28,8 @@ import hiredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from microdcs.core.errors import StorageUnavailableError
+
+logger = logging.getLogger(__name__)
 
 #: RESP length headers, built once: formatting them was most of the cost of encoding.
 _BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(1024))
@@ -77,6 +89,9 @@ def _reply_error(message: str) -> Exception:
 class _Protocol(asyncio.Protocol):
     def __init__(self, connection: RespConnection) -> None:
         self._connection = connection
+        #: Cleared when the connection drops this transport (timeout, close): late events
+        #: of the old socket must not touch the state of a newer one.
+        self.active = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
@@ -84,10 +99,13 @@ class _Protocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        self._connection._data_received(data)
+        if self.active:
+            self._connection._data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._connection._connection_lost(exc)
+        if self.active:
+            self.active = False
+            self._connection._connection_lost(exc)
 
 
 class RespConnection:
@@ -99,15 +117,28 @@ class RespConnection:
         port: int,
         *,
         password: str | None = None,
+        username: str | None = None,
         db: int = 0,
         connect_timeout: float = 2.0,
+        command_timeout: float = 2.0,
     ) -> None:
         self._host = host
         self._port = port
         self._password = password
+        self._username = username
         self._db = db
         self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
         self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
+        #: Commands written and replies matched on the current connection; with the
+        #: (count written after the write, loop time of the write) of every write not yet
+        #: fully answered, the watchdog knows the age of the oldest unanswered command
+        #: without a timer or timestamp per command.
+        self._written = 0
+        self._answered = 0
+        self._writes: collections.deque[tuple[int, float]] = collections.deque()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._reader = hiredis.Reader()
         self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._out: list[bytes] = []
@@ -128,10 +159,12 @@ class RespConnection:
         async with self._connecting:
             if self.connected:
                 return
+            if self._protocol is not None:  # a socket still closing: forget it first
+                self._drop(StorageUnavailableError("Redis connection lost"))
             loop = self._loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    transport, _ = await loop.create_connection(
+                    transport, protocol = await loop.create_connection(
                         lambda: _Protocol(self), self._host, self._port
                     )
             except (OSError, TimeoutError) as exc:
@@ -139,10 +172,16 @@ class RespConnection:
                     f"Redis at {self._host}:{self._port} unavailable: {exc}"
                 ) from None
             self._transport = transport
+            self._protocol = protocol
             self._reader = hiredis.Reader()
+            self._written = self._answered = 0
+            self._writes.clear()
             setup: list[tuple[Any, ...]] = []
             if self._password:
-                setup.append(("AUTH", self._password))
+                if self._username:
+                    setup.append(("AUTH", self._username, self._password))
+                else:
+                    setup.append(("AUTH", self._password))
             if self._db:
                 setup.append(("SELECT", self._db))
             if setup:
@@ -152,7 +191,19 @@ class RespConnection:
                         # Not usable unauthenticated or on the wrong database: the next
                         # command connects (and sets up) again.
                         self.close()
-                        raise StorageUnavailableError(f"Redis refused set-up: {reply}")
+                        if isinstance(reply, StorageUnavailableError):
+                            raise reply
+                        raise StorageUnavailableError(
+                            f"Redis refused set-up{self._as_user()}: {reply}"
+                        )
+
+    def _as_user(self) -> str:
+        return f" for user {self._username!r}" if self._username else ""
+
+    async def connect(self) -> None:
+        """Connect (and authenticate) now instead of on the first command; raises
+        :class:`StorageUnavailableError` naming the user when Redis refuses it."""
+        await self._ensure_connected()
 
     async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send commands in order; each reply (or the reply's error) in the same order."""
@@ -197,14 +248,55 @@ class RespConnection:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._out:
+        out = self._out
+        if not out:
             return
-        data = b"".join(self._out)
-        self._out.clear()
-        if self._transport is None:
+        count = len(out)
+        data = b"".join(out)
+        out.clear()
+        transport = self._transport
+        if transport is None:
             self._fail_pending(StorageUnavailableError("Redis connection lost"))
             return
-        self._transport.write(data)
+        transport.write(data)
+        loop = self._loop
+        assert loop is not None  # set by _ensure_connected
+        self._written += count
+        now = loop.time()
+        self._writes.append((self._written, now))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(now + self._command_timeout, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        """The watchdog: fail everything outstanding if the oldest unanswered write is
+        older than the command timeout, otherwise sleep until it would be."""
+        self._watchdog = None
+        writes = self._writes
+        answered = self._answered
+        while writes and writes[0][0] <= answered:
+            writes.popleft()
+        if not writes:
+            return  # all answered; the next write arms the watchdog again
+        loop = self._loop
+        assert loop is not None
+        deadline = writes[0][1] + self._command_timeout
+        if loop.time() < deadline:
+            self._watchdog = loop.call_at(deadline, self._check_timeout)
+            return
+        # Replies still in flight could never be matched to their requests again: the
+        # connection is dropped with them and the next command opens a new one.
+        logger.warning(
+            "Redis at %s:%d answered nothing within %.1f s; reconnecting",
+            self._host,
+            self._port,
+            self._command_timeout,
+        )
+        self._drop(
+            StorageUnavailableError(
+                f"Redis at {self._host}:{self._port} did not answer within "
+                f"{self._command_timeout:g} s"
+            )
+        )
 
     def _data_received(self, data: bytes) -> None:
         reader = self._reader
@@ -214,15 +306,14 @@ class RespConnection:
             try:
                 reply = reader.gets()
             except hiredis.ProtocolError as exc:
-                assert self._transport is not None
-                self._transport.abort()
-                self._fail_pending(StorageUnavailableError(f"Redis protocol error: {exc}"))
+                self._drop(StorageUnavailableError(f"Redis protocol error: {exc}"))
                 return
             if reply is False:
                 return
             if not pending:
                 continue
             future = pending.popleft()
+            self._answered += 1
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -232,7 +323,29 @@ class RespConnection:
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._protocol = None
+        self._stop_watchdog()
         self._fail_pending(StorageUnavailableError(f"Redis connection lost: {exc}"))
+
+    def _drop(self, error: Exception) -> None:
+        """Abandon the current socket now: its late replies and its close are ignored."""
+        transport = self._transport
+        protocol = self._protocol
+        self._transport = None
+        self._protocol = None
+        if protocol is not None:
+            protocol.active = False
+        if transport is not None:
+            transport.abort()
+        self._stop_watchdog()
+        self._out.clear()
+        self._fail_pending(error)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._writes.clear()
 
     def _fail_pending(self, error: Exception) -> None:
         while self._pending:
@@ -241,6 +354,14 @@ class RespConnection:
                 future.set_exception(error)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        """Close the socket after what is written; outstanding commands fail."""
+        transport = self._transport
+        protocol = self._protocol
+        self._transport = None
+        self._protocol = None
+        if protocol is not None:
+            protocol.active = False
+        if transport is not None:
+            transport.close()
+        self._stop_watchdog()
+        self._fail_pending(StorageUnavailableError("Redis connection closed"))
