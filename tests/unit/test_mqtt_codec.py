@@ -1051,3 +1051,39 @@ def test_encoding_a_publish_with_an_impossible_qos_or_packet_id_is_refused(
 def test_a_qos_0_publish_needs_no_packet_id() -> None:
     packet = codec.encode_publish("t", b"p", b"\x00", qos=0)
     assert packet == b"\x30\x05\x00\x01t\x00p"  # topic "t", no properties, payload "p"
+
+
+# -- issue 14: topic aliases and reason strings -------------------------------------------
+def test_publish_topic_alias_is_decoded_and_absent_as_none() -> None:
+    section = paho_publish_properties(TopicAlias=7).pack()
+    body = b"\x00\x00" + section + b"payload"
+    message = decode_publish(0x00, body, len(body))
+    assert (message.topic, message.topic_alias, message.payload) == ("", 7, b"payload")
+    plain = b"\x00\x01t\x00"
+    assert decode_publish(0x00, plain, len(plain)).topic_alias is None
+
+
+def test_connect_announces_a_topic_alias_maximum_only_when_above_zero() -> None:
+    def props(packet: bytes) -> dict[int, object]:
+        body = packet[2:]  # a CONNECT this small has a one-byte remaining length
+        found, _ = decode_properties(body, 10, len(body))
+        return found
+
+    with_aliases = codec.encode_connect(
+        "c", clean_start=True, keepalive=30, session_expiry=0, receive_maximum=10,
+        topic_alias_maximum=16,
+    )  # fmt: skip
+    without = codec.encode_connect(
+        "c", clean_start=True, keepalive=30, session_expiry=0, receive_maximum=10
+    )
+    assert props(with_aliases)[codec.TOPIC_ALIAS_MAXIMUM] == 16
+    assert codec.TOPIC_ALIAS_MAXIMUM not in props(without)
+
+
+def test_reason_string_is_read_from_a_property_section_and_tolerates_bad_ones() -> None:
+    text = "quota exceeded"
+    section = encode_varint(3 + len(text)) + b"\x1f" + len(text).to_bytes(2, "big") + text.encode()
+    assert codec.reason_string(b"\x00\x01\x97" + section, 3) == text
+    assert codec.reason_string(b"\x00\x01\x97", 3) is None  # no property section
+    assert codec.reason_string(b"\x00\x01\x97\x05\x1f", 3) is None  # malformed: ignored
+    assert codec.reason_string(b"\x00\x01\x97\x00", 3) is None  # section without one

@@ -17,12 +17,15 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from microdcs.core.errors import BrokerUnavailableError
+from microdcs.core.boundedlog import RateLimitedLog, clip
+from microdcs.core.errors import BrokerUnavailableError, OutgoingEventError
 from microdcs.transports.mqtt import codec
 
 logger = logging.getLogger(__name__)
 
 AckCallback = Callable[[], None]
+#: Told why a publish was not sent (:class:`PacketTooLargeError`).
+ErrorCallback = Callable[[Exception], None]
 
 CONNACK_REASONS = {
     0x80: "unspecified error",
@@ -40,6 +43,24 @@ CONNACK_REASONS = {
 
 class MqttConnectionError(BrokerUnavailableError):
     """The broker cannot be reached, refused the connection, or dropped it."""
+
+
+class PacketTooLargeError(OutgoingEventError):
+    """A PUBLISH larger than the broker's Maximum Packet Size (MQTT-3.2.2-15): not sent.
+
+    The broker would disconnect on it, and a QoS 1 one would go out again on every
+    reconnect; refusing it here keeps the connection up for everything else.
+    """
+
+    kind = "publish_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"PUBLISH of {size} bytes exceeds the broker's Maximum Packet Size of {limit} bytes"
+        )
+        self.kind = "publish_too_large"  # compiled by mypyc: the class attribute is lost
+        self.size = size
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +83,15 @@ class ClientOptions:
     max_held_bytes: int = 1024 * 1024
     #: The socket's receive buffer (SO_RCVBUF); 0 leaves the system's autotuning.
     receive_buffer_bytes: int = 256 * 1024
+    #: Topic aliases the broker may set on this connection (0: the broker sends none).
+    topic_alias_maximum: int = 16
 
 
 @dataclass(slots=True)
 class _Outgoing:
     packet: bytes
     on_ack: AckCallback | None
+    on_error: ErrorCallback | None = None
     sent: bool = False  # sent at least once: a re-send carries DUP
     attempts: int = 0  # connections it was sent on
 
@@ -141,8 +165,19 @@ class MqttClient:
         self.rejected_publishes = 0
         #: Publishes dropped after ``publish_attempts`` connections without a PUBACK.
         self.abandoned_publishes = 0
-        #: Told ``"publish_rejected"`` or ``"publish_abandoned"`` for each (for metrics).
+        #: Publishes refused before sending: over the broker's Maximum Packet Size.
+        self.too_large_publishes = 0
+        #: Told ``"publish_rejected"``, ``"publish_abandoned"`` or ``"publish_too_large"``
+        #: for each (for metrics).
         self.on_publish_failure: Callable[[str], None] | None = None
+        #: Keep Alive of this connection: the broker's Server Keep Alive if it sent one.
+        self.keepalive = options.keepalive
+        #: The broker's Maximum Packet Size for what we send (0: no limit announced).
+        self.max_send_bytes = 0
+        #: Topic aliases the broker set on this connection (MQTT-3.3.2-7: not carried on).
+        self._aliases: dict[int, str] = {}
+        #: Reason Strings come from the broker: bounded, whatever it sends.
+        self._log = RateLimitedLog(logger)
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -242,6 +277,9 @@ class MqttClient:
         self._socket_paused = False
         self._held.clear()  # of a closed connection: the broker redelivers what matters
         self._held_bytes = 0
+        self._aliases = {}
+        self.keepalive = opts.keepalive
+        self.max_send_bytes = 0
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 transport, _ = await loop.create_connection(
@@ -261,6 +299,7 @@ class MqttClient:
                         receive_maximum=opts.receive_maximum,
                         username=opts.username,
                         password=opts.password,
+                        topic_alias_maximum=opts.topic_alias_maximum,
                     )
                 )
                 connack = await self._connack
@@ -270,10 +309,27 @@ class MqttClient:
         if connack.reason_code >= 0x80:
             self._abort()
             reason = CONNACK_REASONS.get(connack.reason_code, hex(connack.reason_code))
+            text = connack.properties.get(codec.REASON_STRING)
+            if isinstance(text, str):
+                self._log.log(
+                    logging.WARNING,
+                    "connack_reason",
+                    "broker refused the connection (reason 0x%02x): %s",
+                    connack.reason_code,
+                    text,
+                )
+                reason = f"{reason} ({clip(text)})"
             raise MqttConnectionError(f"broker refused the connection: {reason}")
         self.epoch += 1
-        quota = connack.properties.get(codec.RECEIVE_MAXIMUM, 65535)
+        props = connack.properties
+        quota = props.get(codec.RECEIVE_MAXIMUM, 65535)
         self._send_quota = quota if isinstance(quota, int) else 65535
+        server_keepalive = props.get(codec.SERVER_KEEP_ALIVE)
+        if isinstance(server_keepalive, int):  # MQTT-3.2.2-21: the broker's value rules
+            self.keepalive = server_keepalive
+        max_size = props.get(codec.MAXIMUM_PACKET_SIZE)
+        if isinstance(max_size, int):  # MQTT-3.2.2-15
+            self.max_send_bytes = max_size
         self._last_received = loop.time()
         self._schedule_ping()
         self._requeue_inflight()
@@ -312,20 +368,17 @@ class MqttClient:
 
     # -- keepalive --------------------------------------------------------------------------
     def _schedule_ping(self) -> None:
+        if self.keepalive <= 0:  # Keep Alive 0: no PINGREQ, no silence detection
+            return
         loop = asyncio.get_running_loop()
-        self._ping_handle = loop.call_later(self.options.keepalive / 2, self._ping)
+        self._ping_handle = loop.call_later(self.keepalive / 2, self._ping)
 
     def _ping(self) -> None:
         if not self.connected:
             return
         loop = asyncio.get_running_loop()
-        if (
-            not self._socket_paused
-            and loop.time() - self._last_received > self.options.keepalive * 1.5
-        ):
-            logger.warning(
-                "broker silent for %.0fs; dropping the connection", self.options.keepalive * 1.5
-            )
+        if not self._socket_paused and loop.time() - self._last_received > self.keepalive * 1.5:
+            logger.warning("broker silent for %.0fs; dropping the connection", self.keepalive * 1.5)
             self._abort()
             return
         self._write(codec.PINGREQ_PACKET)
@@ -365,35 +418,70 @@ class MqttClient:
         qos: int = 1,
         retain: bool = False,
         on_ack: AckCallback | None = None,
+        on_error: ErrorCallback | None = None,
     ) -> int:
         """Queue a PUBLISH; QoS 1 is kept until acknowledged, across reconnects.
 
-        Returns the packet identifier (0 for QoS 0). ``on_ack`` runs on the PUBACK.
-        A QoS 0 message while disconnected is dropped, as QoS 0 allows.
+        Returns the packet identifier (0 for QoS 0 and for one not sent). ``on_ack`` runs
+        on the PUBACK. A QoS 0 message while disconnected is dropped, as QoS 0 allows.
+
+        One larger than the broker's Maximum Packet Size (MQTT-3.2.2-15) is not sent: it
+        is counted (``on_publish_failure("publish_too_large")``) and logged here, and
+        ``on_error`` is told a :class:`PacketTooLargeError` (without ``on_error``,
+        ``on_ack`` runs instead, as for an abandoned publish, so whatever waits for it is
+        released). Nothing is raised: the caller may be in the middle of a batch.
         """
+        limit = self.max_send_bytes
         if qos == 0:
             if self.connected:
-                self._write(codec.encode_publish(topic, payload, properties, qos=0, retain=retain))
+                packet = codec.encode_publish(topic, payload, properties, qos=0, retain=retain)
+                if limit and len(packet) > limit:
+                    self._refuse(len(packet), on_ack, on_error)
+                    return 0
+                self._write(packet)
             return 0
         packet_id = self._allocate_id()
-        item = _Outgoing(
-            codec.encode_publish(
-                topic, payload, properties, qos=1, retain=retain, packet_id=packet_id
-            ),
-            on_ack,
+        packet = codec.encode_publish(
+            topic, payload, properties, qos=1, retain=retain, packet_id=packet_id
         )
+        if limit and len(packet) > limit:
+            self._refuse(len(packet), on_ack, on_error)
+            return 0
+        item = _Outgoing(packet, on_ack, on_error)
         self._inflight[packet_id] = item
         self._unsent.append(packet_id)
         self._pump()
         return packet_id
 
+    def _refuse(
+        self, size: int, on_ack: AckCallback | None, on_error: ErrorCallback | None
+    ) -> None:
+        """Count and log a publish over the broker's limit, and tell its caller."""
+        error = PacketTooLargeError(size, self.max_send_bytes)
+        self.too_large_publishes += 1
+        if self.on_publish_failure is not None:
+            self.on_publish_failure(error.kind)
+        self._log.log(logging.ERROR, error.kind, "not sending: %s", error.message)
+        if on_error is not None:
+            on_error(error)
+        elif on_ack is not None:
+            on_ack()
+
     def _pump(self) -> None:
         """Send waiting publishes while the broker's Receive Maximum allows."""
         if not self.connected:
             return
+        limit = self.max_send_bytes
         while self._unsent and len(self._inflight) - len(self._unsent) < self._send_quota:
-            item = self._inflight.get(self._unsent.popleft())
+            packet_id = self._unsent.popleft()
+            item = self._inflight.get(packet_id)
             if item is None:
+                continue
+            if limit and len(item.packet) > limit:
+                # Queued before a reconnect to a broker with a smaller limit: dropped like
+                # an abandoned one, its caller told.
+                del self._inflight[packet_id]
+                self._refuse(len(item.packet), item.on_ack, item.on_error)
                 continue
             self._write(codec.set_dup(item.packet) if item.sent else item.packet)
             item.sent = True
@@ -474,13 +562,48 @@ class MqttClient:
             self._malformed(exc)
 
     def _malformed(self, exc: codec.MalformedPacketError) -> None:
+        if isinstance(exc, codec.ProtocolError):
+            logger.error(
+                "protocol error by the broker (%s); disconnecting (reason 0x%02x), reconnecting",
+                exc,
+                exc.reason_code,
+            )
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                self._write(codec.encode_disconnect(exc.reason_code))
+                self._flush()
+                transport.close()  # after the DISCONNECT has left
+            return
         logger.error("malformed packet from the broker (%s); reconnecting", exc)
         self._abort()
+
+    def _resolve_alias(self, message: codec.Publish, alias: int) -> None:
+        """Set or apply a Topic Alias of the broker (section 3.3.2.3.4); else 0x94."""
+        if not 0 < alias <= self.options.topic_alias_maximum:  # MQTT-3.1.2-26, MQTT-3.3.2-8
+            raise codec.ProtocolError(f"topic alias {alias} outside 1..maximum", 0x94)
+        if message.topic:
+            self._aliases[alias] = message.topic
+            return
+        topic = self._aliases.get(alias)
+        if topic is None:
+            raise codec.ProtocolError(f"topic alias {alias} was never set", 0x94)
+        message.topic = topic
+
+    def _failure_reason(self, key: str, what: str, reason: int, body: bytes, pos: int) -> bool:
+        """Log the Reason String of a failure ``reason`` once; False if there is none."""
+        text = codec.reason_string(body, pos)
+        if text is None:
+            return False
+        self._log.log(logging.WARNING, key, "%s (reason 0x%02x): %s", what, reason, text)
+        return True
 
     def _handle(self, packet: codec.Packet) -> None:
         kind = packet.kind
         if kind == codec.PUBLISH:
             message = codec.decode_publish(packet.flags, packet.body, packet.size)
+            alias = message.topic_alias
+            if alias is not None:
+                self._resolve_alias(message, alias)
             self._on_message(message)
         elif kind == codec.PUBACK:
             packet_id, reason = codec.decode_ack(packet.body)
@@ -489,7 +612,12 @@ class MqttClient:
                 self.rejected_publishes += 1
                 if self.on_publish_failure is not None:
                     self.on_publish_failure("publish_rejected")
-                if self.rejected_publishes <= 10 or self.rejected_publishes % 1000 == 0:
+                explained = len(packet.body) > 3 and self._failure_reason(
+                    "puback_reason", f"broker rejected publish {packet_id}", reason, packet.body, 3
+                )
+                if not explained and (
+                    self.rejected_publishes <= 10 or self.rejected_publishes % 1000 == 0
+                ):
                     logger.warning(
                         "broker rejected publish %d: reason 0x%02x (%d so far)",
                         packet_id,
@@ -508,6 +636,11 @@ class MqttClient:
                 self._connack.set_result(codec.decode_connack(packet.body))
         elif kind in (codec.SUBACK, codec.UNSUBACK):
             packet_id, codes = codec.decode_suback(packet.body)
+            failed = [code for code in codes if code >= 0x80]
+            if failed:
+                what = "subscription" if kind == codec.SUBACK else "unsubscription"
+                what = f"broker refused a filter's {what}"
+                self._failure_reason("suback_reason", what, failed[0], packet.body, 2)
             future = self._subacks.get(packet_id)
             if future is not None and not future.done():
                 future.set_result(codes)
@@ -515,7 +648,10 @@ class MqttClient:
             pass
         elif kind == codec.DISCONNECT:
             reason = packet.body[0] if packet.body else 0
-            logger.warning("broker sent DISCONNECT (reason 0x%02x)", reason)
+            if reason < 0x80 or not self._failure_reason(
+                "disconnect_reason", "broker sent DISCONNECT", reason, packet.body, 1
+            ):
+                logger.warning("broker sent DISCONNECT (reason 0x%02x)", reason)
             self._abort()
         elif kind == codec.PUBREL:
             # We never receive QoS 2 (subscriptions ask for QoS 1); complete it anyway.

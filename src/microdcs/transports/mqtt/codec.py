@@ -68,6 +68,14 @@ class MalformedPacketError(MicroDCSError):
     """The byte stream from the broker violates MQTT v5; the connection must close."""
 
 
+class ProtocolError(MalformedPacketError):
+    """Well-framed but against the protocol: the client says why (DISCONNECT) and closes."""
+
+    def __init__(self, message: str, reason_code: int) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
 @dataclass(slots=True)
 class Publish:
     """A received PUBLISH. ``payload`` is ``None`` when it was over the size limit."""
@@ -85,6 +93,8 @@ class Publish:
     response_topic: str | None = None
     correlation_data: bytes | None = None
     payload_format: int | None = None
+    #: The Topic Alias property as sent (``None`` without one): the client resolves it.
+    topic_alias: int | None = None
 
 
 @dataclass(slots=True)
@@ -247,6 +257,7 @@ def encode_connect(
     receive_maximum: int,
     username: str | None = None,
     password: str | None = None,
+    topic_alias_maximum: int = 0,
 ) -> bytes:
     flags = 0x02 if clean_start else 0x00
     if username is not None:
@@ -257,6 +268,8 @@ def encode_connect(
         bytes((SESSION_EXPIRY,)) + _U32.pack(session_expiry)
         + bytes((RECEIVE_MAXIMUM,)) + _U16.pack(receive_maximum)
     )  # fmt: skip
+    if topic_alias_maximum:
+        props += bytes((TOPIC_ALIAS_MAXIMUM,)) + _U16.pack(topic_alias_maximum)
     variable = _utf8("MQTT") + bytes((5, flags)) + _U16.pack(keepalive)
     variable += encode_varint(len(props)) + props
     payload = _utf8(client_id)
@@ -424,6 +437,7 @@ def decode_publish(flags: int, data: bytes, payload_size: int) -> Publish:
         get(RESPONSE_TOPIC),  # type: ignore[arg-type]
         get(CORRELATION_DATA),  # type: ignore[arg-type]
         get(PAYLOAD_FORMAT),  # type: ignore[arg-type]
+        get(TOPIC_ALIAS),  # type: ignore[arg-type]
     )
 
 
@@ -439,6 +453,22 @@ def decode_ack(body: bytes) -> tuple[int, int]:
     if len(body) < 2:
         raise MalformedPacketError("truncated acknowledgement")
     return (body[0] << 8) | body[1], body[2] if len(body) > 2 else 0
+
+
+def reason_string(body: bytes, pos: int) -> str | None:
+    """The Reason String of the property section at ``pos`` (``None``: none, or no section).
+
+    Only read for failures, so a malformed section there is no reason to drop the
+    connection: it reads as no Reason String.
+    """
+    if pos >= len(body):
+        return None
+    try:
+        props, _ = decode_properties(body, pos, len(body))
+    except MalformedPacketError:
+        return None
+    text = props.get(REASON_STRING)
+    return text if isinstance(text, str) else None
 
 
 def decode_suback(data: bytes) -> tuple[int, list[int]]:

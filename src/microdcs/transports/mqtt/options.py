@@ -92,6 +92,12 @@ class MqttConfig:
     reconnect_max_seconds: float = setting(
         "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
     )
+    topic_alias_maximum: int = setting(
+        "APP_MQTT_TOPIC_ALIAS_MAXIMUM",
+        16,
+        "Topic aliases the broker may set per connection (announced in CONNECT): it may "
+        "then send a repeated topic as a two-byte alias. 0: the broker sends full topics.",
+    )
 
 
 def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
@@ -121,6 +127,7 @@ def client_options(mqtt: MqttConfig, client_id: str, **overrides: Any) -> Client
         "password": mqtt.password,
         "ssl_context": tls_context(mqtt),
         "keepalive": mqtt.keepalive,
+        "topic_alias_maximum": mqtt.topic_alias_maximum,
     }
     values.update(overrides)
     return ClientOptions(**values)
