@@ -107,6 +107,8 @@ def test_a_value_of_the_wrong_type_is_an_error_naming_the_variable(variable: str
         ("APP_MQTT_PORT", "65536"),
         ("APP_REDIS_PORT", "-1"),
         ("APP_MQTT_RECEIVE_MAXIMUM", "0"),
+        ("APP_MQTT_TOPIC_ALIAS_MAXIMUM", "-1"),
+        ("APP_MQTT_TOPIC_ALIAS_MAXIMUM", "65536"),
         ("APP_MQTT_SESSION_EXPIRY", "0"),
         ("APP_MQTT_KEEPALIVE", "0"),
         ("APP_MQTT_MAX_PAYLOAD_BYTES", "0"),

@@ -246,6 +246,11 @@ def validate(config: AppConfig) -> None:
         ("APP_MQTT_PORT", 0 < config.mqtt.port < 65536, "must be 1..65535"),
         ("APP_REDIS_PORT", 0 < config.redis.port < 65536, "must be 1..65535"),
         ("APP_MQTT_RECEIVE_MAXIMUM", 0 < config.mqtt.receive_maximum < 65536, "must be 1..65535"),
+        (
+            "APP_MQTT_TOPIC_ALIAS_MAXIMUM",
+            0 <= config.mqtt.topic_alias_maximum < 65536,
+            "must be 0..65535",
+        ),
         ("APP_MQTT_SESSION_EXPIRY", config.mqtt.session_expiry > 0, "must be > 0"),
         ("APP_MQTT_KEEPALIVE", config.mqtt.keepalive > 0, "must be > 0"),
         ("APP_MQTT_PUBLISH_ATTEMPTS", config.mqtt.publish_attempts > 0, "must be > 0"),
