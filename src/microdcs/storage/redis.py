@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Coroutine
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -29,8 +31,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
-from microdcs.storage.options import RedisConfig
+from microdcs.storage.options import RedisConfig, tls_context
 from microdcs.storage.resp import RespConnection, is_transient_reply
+from microdcs.storage.sentinel import SentinelLocator
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,6 +66,15 @@ _REFUSED_LOGIN = (
     "invalid username-password",
     "without any password configured",
 )
+
+
+def _misconfiguration(message: str) -> str | None:
+    """The setting to blame for a connection failure that waiting does not cure."""
+    if any(marker in message for marker in _REFUSED_LOGIN):
+        return "APP_REDIS_USERNAME/APP_REDIS_PASSWORD"
+    if "CERTIFICATE_VERIFY_FAILED" in message or "WRONG_VERSION_NUMBER" in message:
+        return "APP_REDIS_TLS/APP_REDIS_TLS_CA_FILE"
+    return None
 
 
 def block_seconds(args: tuple[Any, ...]) -> float | None:
@@ -107,38 +119,94 @@ class _Client(aioredis.Redis):
             connection.socket_timeout = saved
 
 
+def _redis_py_tls(config: RedisConfig) -> dict[str, Any]:
+    """redis-py's spelling of ``APP_REDIS_TLS*``."""
+    if not config.tls:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_ca_certs": config.tls_ca_file,
+        "ssl_certfile": config.tls_cert_file,
+        "ssl_keyfile": config.tls_key_file,
+        "ssl_check_hostname": not config.tls_insecure,
+    }
+
+
+def _redis_py_options(config: RedisConfig) -> dict[str, Any]:
+    """Login, TLS, timeouts and retries of a redis-py client, in every mode."""
+    return {
+        "username": config.username,
+        "password": config.password,
+        "socket_connect_timeout": 2.0,
+        "socket_timeout": config.command_timeout,
+        # redis-py's default retry policy (10 tries, 10 ms to 1 s backoff) for a lost
+        # connection, but a command timeout is not retried: against a frozen server the
+        # tries would multiply the timeout the operator configured.
+        "retry": Retry(
+            ExponentialWithJitterBackoff(base=0.01, cap=1.0),
+            10,
+            supported_errors=(RedisConnectionError,),
+        ),
+        "health_check_interval": 15,
+        "decode_responses": False,
+        **_redis_py_tls(config),
+    }
+
+
+def _resp_connection(
+    config: RedisConfig,
+    tls: ssl.SSLContext | None,
+    host: str,
+    port: int,
+    locate: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+) -> RespConnection:
+    """The pipelined connection to one server with the configured login and TLS."""
+    return RespConnection(
+        host,
+        port,
+        username=config.username,
+        password=config.password,
+        db=config.db,
+        command_timeout=config.command_timeout,
+        ssl_context=tls,
+        locate=locate,
+    )
+
+
 class RedisStore:
     """Owns the Redis connections; ``async with RedisStore(cfg) as store``."""
 
     def __init__(self, config: RedisConfig, *, tracing: Tracing | None = None) -> None:
         self.config = config
-        self.client: aioredis.Redis = _Client(
-            host=config.hostname,
-            port=config.port,
-            db=config.db,
-            username=config.username,
-            password=config.password,
-            socket_connect_timeout=2.0,
-            socket_timeout=config.command_timeout,
-            # redis-py's default retry policy (10 tries, 10 ms to 1 s backoff) for a
-            # lost connection, but a command timeout is not retried: against a frozen
-            # server the tries would multiply the timeout the operator configured.
-            retry=Retry(
-                ExponentialWithJitterBackoff(base=0.01, cap=1.0),
-                10,
-                supported_errors=(RedisConnectionError,),
-            ),
-            health_check_interval=15,
-            decode_responses=False,
-        )
-        self.pipeline = RespConnection(
-            config.hostname,
-            config.port,
-            username=config.username,
-            password=config.password,
-            db=config.db,
-            command_timeout=config.command_timeout,
-        )
+        tls = tls_context(config)
+        self.client: aioredis.Redis
+        self.pipeline: RespConnection
+        if config.mode == "sentinel":
+            locator = SentinelLocator(
+                config.sentinel_addresses(),
+                config.sentinel_master,
+                username=config.sentinel_username,
+                password=config.sentinel_password,
+                ssl_context=tls,
+            )
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                config.sentinel_addresses(),
+                sentinel_kwargs={
+                    "username": config.sentinel_username,
+                    "password": config.sentinel_password,
+                    "socket_connect_timeout": 2.0,
+                    "socket_timeout": config.command_timeout,
+                    **_redis_py_tls(config),
+                },
+                **_redis_py_options(config),
+            )
+            self.client = sentinel.master_for(config.sentinel_master, redis_class=_Client)
+            self.pipeline = _resp_connection(config, tls, config.hostname, config.port, locator)
+        else:
+            self.client = _Client(
+                host=config.hostname, port=config.port, db=config.db, **_redis_py_options(config)
+            )
+            self.pipeline = _resp_connection(config, tls, config.hostname, config.port)
         #: Script calls are traced as CLIENT spans (records nothing without an exporter).
         self.tracing = tracing or Tracing()
 
@@ -147,20 +215,34 @@ class RedisStore:
         return ":".join((self.config.key_prefix, *parts))
 
     async def __aenter__(self) -> Self:
-        """Checks the credentials once when there are any: a refused user or password is
-        a configuration error, reported here with the user's name instead of as a loop
-        of unavailable-storage retries. Redis being down is not (the runtime waits)."""
-        if self.config.password or self.config.username:
-            try:
-                await self.pipeline.connect()
-            except StorageUnavailableError as exc:
-                if any(marker in str(exc) for marker in _REFUSED_LOGIN):
-                    self.pipeline.close()
-                    await self.client.aclose()
+        """Checks once, when Redis answers, what waiting would never cure: a refused user
+        or password, a certificate the CA does not vouch for, a cluster node configured
+        as a single server. Each is a configuration error naming its setting instead of
+        a loop of unavailable-storage retries. Redis being down is not (the runtime
+        waits for it)."""
+        try:
+            await self.pipeline.connect()
+            if self.config.mode == "standalone":
+                info = await self.pipeline.execute("INFO", "cluster")
+                if b"cluster_enabled:1" in info:
                     raise ConfigurationError(
-                        "APP_REDIS_USERNAME/APP_REDIS_PASSWORD", str(exc)
-                    ) from None
+                        "APP_REDIS_MODE",
+                        f"{self.config.hostname}:{self.config.port} is a Redis Cluster "
+                        "node; set APP_REDIS_MODE=cluster",
+                    )
+        except StorageUnavailableError as exc:
+            problem = _misconfiguration(str(exc))
+            if problem is not None:
+                await self._close()
+                raise ConfigurationError(problem, str(exc)) from None
+        except ConfigurationError:
+            await self._close()
+            raise
         return self
+
+    async def _close(self) -> None:
+        self.pipeline.close()
+        await self.client.aclose()
 
     async def __aexit__(
         self,
@@ -168,8 +250,7 @@ class RedisStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.pipeline.close()
-        await self.client.aclose()
+        await self._close()
 
     def execute(self, *args: Any) -> Awaitable[Any]:
         """One command (await it), pipelined with those of concurrent callers.

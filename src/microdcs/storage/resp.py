@@ -21,7 +21,8 @@ import asyncio
 import collections
 import logging
 import socket
-from collections.abc import Awaitable
+import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hiredis
@@ -73,6 +74,10 @@ TRANSIENT_REPLIES = frozenset(
 )
 
 
+#: Replies of a server that is a replica now: a located connection moves on.
+_DEMOTED = ("READONLY", "MASTERDOWN")
+
+
 def is_transient_reply(message: str) -> bool:
     """Whether an error reply (``"LOADING Redis is loading..."``) is to be waited out."""
     return message.split(" ", 1)[0] in TRANSIENT_REPLIES
@@ -121,9 +126,16 @@ class RespConnection:
         db: int = 0,
         connect_timeout: float = 2.0,
         command_timeout: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
+        locate: Callable[[], Awaitable[tuple[str, int]]] | None = None,
     ) -> None:
         self._host = host
         self._port = port
+        #: TLS for every connection (the host name is verified against ``host``).
+        self._ssl = ssl_context
+        #: Asked for the address before every (re)connect: Sentinel names the primary of
+        #: the moment, so a failover moves the connection with it.
+        self._locate = locate
         self._password = password
         self._username = username
         self._db = db
@@ -162,11 +174,21 @@ class RespConnection:
             if self._protocol is not None:  # a socket still closing: forget it first
                 self._drop(StorageUnavailableError("Redis connection lost"))
             loop = self._loop = asyncio.get_running_loop()
+            if self._locate is not None:
+                self._host, self._port = await self._locate()
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     transport, protocol = await loop.create_connection(
-                        lambda: _Protocol(self), self._host, self._port
+                        lambda: _Protocol(self),
+                        self._host,
+                        self._port,
+                        ssl=self._ssl,
+                        server_hostname=self._host if self._ssl is not None else None,
                     )
+            except ssl.SSLError as exc:
+                raise StorageUnavailableError(
+                    f"TLS with Redis at {self._host}:{self._port} failed: {exc}"
+                ) from None
             except (OSError, TimeoutError) as exc:
                 raise StorageUnavailableError(
                     f"Redis at {self._host}:{self._port} unavailable: {exc}"
@@ -317,9 +339,24 @@ class RespConnection:
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(_reply_error(str(reply)))
+                message = str(reply)
+                future.set_exception(_reply_error(message))
+                if self._locate is not None and message.startswith(_DEMOTED):
+                    # The server is no longer the primary (a failover demoted it): close,
+                    # so that the next command locates the primary of now. Replies still
+                    # in flight fail as unavailable, which callers retry.
+                    self._demoted()
+                    return
             else:
                 future.set_result(reply)
+
+    def _demoted(self) -> None:
+        logger.warning(
+            "Redis at %s:%d is no longer the primary; locating the primary again",
+            self._host,
+            self._port,
+        )
+        self._drop(StorageUnavailableError(f"Redis at {self._host}:{self._port} is a replica"))
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
