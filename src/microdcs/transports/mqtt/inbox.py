@@ -7,6 +7,9 @@ Back-pressure comes from the MQTT v5 Receive Maximum: the broker never has more
 unacknowledged messages in flight to us than the queue is sized for, and reading pauses
 at the queue's bound. Requests the runtime may not answer normally (a refused Response
 Topic, an expired Message Expiry) are answered here, before any processing.
+
+Requests finish in any order, but their PUBACKs leave in the order the PUBLISHes
+arrived (MQTT-4.6.0-2): see :class:`_AckOrder`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -68,6 +72,8 @@ class _Received:
     binding: MqttBinding | None = None
     intent: Intent | None = None
     prefetched: Prefetched | None = None
+    #: Finished: its PUBACK may go once every earlier message's has (see _AckOrder).
+    finished: bool = False
 
 
 class _AckGate:
@@ -91,6 +97,45 @@ class _AckGate:
         self._pending -= 1
         if self._pending == 0:
             self._ack()
+
+
+class _AckOrder:
+    """PUBACKs in the order the PUBLISHes were received (MQTT-4.6.0-2).
+
+    Each received QoS 1 message takes a place at the tail; a finished one is marked, and
+    the finished prefix is acknowledged: O(1) amortised per message. A slow request thus
+    holds back the PUBACKs of later ones that finished first. That is bounded: the broker
+    sends at most Receive Maximum unacknowledged messages (``APP_MQTT_RECEIVE_MAXIMUM``),
+    so at most that many wait behind it, and then the broker just waits for the slow one
+    to finish (as long as its processing and its responses' PUBACKs take, no longer).
+    The places belong to one connection: the first message of a new one starts over
+    (the broker redelivers what the old one left unacknowledged).
+    """
+
+    __slots__ = ("_epoch", "_places")
+
+    def __init__(self) -> None:
+        self._epoch = -1
+        self._places: deque[_Received] = deque()
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    def enter(self, item: _Received) -> None:
+        if item.epoch != self._epoch:
+            self._places.clear()
+            self._epoch = item.epoch
+        self._places.append(item)
+
+    def finish(self, item: _Received, client: MqttClient) -> None:
+        """Mark ``item`` finished and acknowledge every finished one at the head."""
+        item.finished = True
+        if item.epoch != self._epoch:
+            return  # of a closed connection: its PUBACK cannot go any more
+        places = self._places
+        while places and places[0].finished:
+            done = places.popleft()
+            client.ack(done.message.packet_id, done.epoch)
 
 
 class Inbox:
@@ -140,6 +185,12 @@ class Inbox:
         self._unacked_low = max(1, max_unacked_publishes // 2)
         self._rejections = RateLimitedLog(logger, value_chars=log_value_chars)
         self._prefetch = pipeline.prefetcher(self._looked_up)
+        self._order = _AckOrder()
+
+    @property
+    def unacknowledged(self) -> int:
+        """Received QoS 1 messages whose PUBACK has not gone yet (finished or not)."""
+        return len(self._order)
 
     # -- receiving (client callback, in the event loop) -------------------------------------
     def on_message(self, message: codec.Publish) -> None:
@@ -153,6 +204,8 @@ class Inbox:
         client = self.client
         assert client is not None
         item = _Received(message, client.epoch, client.read_at)
+        if message.qos > 0:
+            self._order.enter(item)
         self._waiting += 1
         if self._waiting >= self._high_water:
             client.pause_delivery()
@@ -195,9 +248,10 @@ class Inbox:
             self.queue.put(item, reserved=True)
 
     def _ack(self, item: _Received) -> None:
+        """``item`` is finished; its PUBACK goes once every earlier message's has."""
         if item.message.qos > 0:
             assert self.client is not None
-            self.client.ack(item.message.packet_id, item.epoch)
+            self._order.finish(item, self.client)
 
     # -- processing -----------------------------------------------------------------
     async def worker(self) -> None:

@@ -1,0 +1,134 @@
+"""MQTT-4.6.0-2: PUBACKs leave in the order the PUBLISHes were received.
+
+The broker is a script (the harness of ``test_mqtt_conformance``): it hands the whole
+MQTT transport three requests whose processing takes 0.6 s, 0 s and 0.3 s, so they finish
+in the order 2, 3, 1, and records the packet identifiers of the PUBACKs on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from microdcs.core.limits import LimitsConfig
+from microdcs.transports.mqtt import codec
+from microdcs.transports.mqtt.handler import MqttHandler
+from microdcs.transports.mqtt.options import MqttConfig
+from microdcs.transports.replica import ReplicaOptions
+from tests.integration.slow_processor import SLOW_TYPE, SlowProcessor
+from tests.integration.test_mqtt_conformance import (
+    Conversation,
+    connack,
+    packet,
+    publish,
+    scripted_broker,
+    section,
+    utf8,
+)
+
+_U16 = codec._U16
+
+
+def request(n: int, seconds: float, packet_id: int) -> bytes:
+    """A binary-mode CloudEvent PUBLISH (QoS 1) for the slow processor."""
+    pairs = (("specversion", "1.0"), ("id", f"r{n}"), ("source", "mes"), ("type", SLOW_TYPE))
+    props = [bytes((codec.CONTENT_TYPE,)) + utf8("application/json")]
+    props += [bytes((codec.USER_PROPERTY,)) + utf8(k) + utf8(v) for k, v in pairs]
+    body = json.dumps({"n": n, "seconds": seconds}).encode()
+    return publish("test/slow/commands", body, *props, packet_id=packet_id)
+
+
+def suback(subscribe_body: bytes) -> bytes:
+    """Grant every filter of a SUBSCRIBE at QoS 1."""
+    packet_id = subscribe_body[:2]
+    pos = 2
+    _, pos = codec.decode_properties(subscribe_body, pos, len(subscribe_body))
+    count = 0
+    while pos < len(subscribe_body):
+        length = _U16.unpack_from(subscribe_body, pos)[0]
+        pos += 2 + length + 1
+        count += 1
+    return packet(0x90, packet_id + section() + bytes([1] * count))
+
+
+async def serve(conversation: Conversation, pubacks: list[int], want: int) -> None:
+    """Answer the client's publishes (the responses) and record its PUBACKs."""
+    while len(pubacks) < want:
+        got = await conversation.next(timeout=10)
+        assert got is not None, "the client closed the connection"
+        if got.kind == codec.PUBLISH:
+            sent = codec.decode_publish(got.flags, got.body, got.size)
+            if sent.qos:
+                await conversation.send(packet(0x40, _U16.pack(sent.packet_id) + b"\x00"))
+        elif got.kind == codec.PUBACK:
+            pubacks.append(codec.decode_ack(got.body)[0])
+
+
+async def test_pubacks_leave_in_receipt_order_MQTT_4_6_0_2() -> None:
+    async with scripted_broker() as broker:
+        mqtt = MqttConfig(hostname="127.0.0.1", port=broker.port, keepalive=0)
+        replica = ReplicaOptions(
+            instance_id="ack-order",
+            source="test",
+            workers=4,
+            shutdown_grace=0.5,
+            limits=LimitsConfig(),
+        )
+        handler = MqttHandler(mqtt, replica)
+        handler.bind(SlowProcessor(source="test"))
+        shutdown = asyncio.Event()
+        task = asyncio.create_task(handler.run(shutdown))
+        try:
+            conversation = await broker.accept()
+            await conversation.expect(codec.CONNECT)
+            await conversation.send(connack())
+            subscribe = await conversation.expect(codec.SUBSCRIBE)
+            await conversation.send(suback(subscribe.body))
+            async with asyncio.timeout(5):
+                await handler.connected.wait()
+            await conversation.send(
+                request(1, 0.6, 101) + request(2, 0.0, 102) + request(3, 0.3, 103)
+            )
+            pubacks: list[int] = []
+            await serve(conversation, pubacks, 3)
+            assert pubacks == [101, 102, 103]
+            assert handler.inbox.unacknowledged == 0
+        finally:
+            shutdown.set()
+            await asyncio.wait_for(task, 10)
+
+
+class _Wire:
+    """Records what would go out as PUBACKs (the order logic is pure)."""
+
+    epoch = 2
+
+    def __init__(self) -> None:
+        self.acks: list[int] = []
+
+    def ack(self, packet_id: int, epoch: int) -> None:
+        if epoch == self.epoch:
+            self.acks.append(packet_id)
+
+
+def test_a_new_connection_starts_the_order_over() -> None:
+    """What the old connection left unfinished holds back nothing on the new one."""
+    from microdcs.transports.mqtt.inbox import _AckOrder, _Received
+
+    def received(packet_id: int, epoch: int) -> _Received:
+        message = codec.Publish("t", b"", 1, False, False, packet_id, 0)
+        return _Received(message, epoch, 0.0)
+
+    order = _AckOrder()
+    wire = _Wire()
+    stuck = received(7, 1)
+    order.enter(stuck)
+    fresh = [received(1, 2), received(2, 2)]
+    for item in fresh:
+        order.enter(item)
+    order.finish(fresh[1], wire)  # type: ignore[arg-type]
+    assert wire.acks == []
+    order.finish(stuck, wire)  # type: ignore[arg-type]
+    order.finish(fresh[0], wire)  # type: ignore[arg-type]
+    assert wire.acks == [1, 2]
+    assert len(order) == 0
