@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
@@ -16,11 +17,39 @@ import pytest
 from microdcs.app.assembly import open_runtime
 from microdcs.app.binder import ProcessorFactory
 from microdcs.app.config import AppConfig, MqttConfig, RedisConfig
-from microdcs.app.devstack import LocalMosquitto, LocalRedis
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, LocalRedisCluster
 from microdcs.app.runtime import Runtime
 from microdcs.core.tracing import Tracing
 
 _counter = itertools.count()
+
+#: ``MICRODCS_TEST_REDIS=cluster``: the session's ``redis_server`` is a 3-primary Redis
+#: Cluster and every configuration built from it is in mode cluster (the second pass).
+REDIS_CLUSTER = os.environ.get("MICRODCS_TEST_REDIS", "standalone") == "cluster"
+
+#: What ``redis_server`` is: one server, or a cluster in the second pass.
+RedisServer = LocalRedis | LocalRedisCluster
+
+
+def single_redis(feature: str) -> pytest.MarkDecorator:
+    """Skip in the cluster pass a test of a feature that only one server has."""
+    return pytest.mark.skipif(REDIS_CLUSTER, reason=f"single Redis server: {feature}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The cluster pass runs only the tests that use the session's ``redis_server``: the
+    others never touch the cluster (no Redis, or a server of their own that they kill,
+    freeze or restart), and the first pass has run them already."""
+    if not REDIS_CLUSTER:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        uses = "redis_server" in getattr(item, "fixturenames", ())
+        (kept if uses else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +59,32 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMosquit
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if REDIS_CLUSTER:
+        with LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+            yield cluster
+        return
     with LocalRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
         yield server
 
 
-def make_config(broker_port: int, redis_port: int, **overrides: Any) -> AppConfig:
-    """A configuration isolated from other tests: own instance id, key prefix, topics."""
+def redis_config(server: int | RedisServer, **fields: Any) -> RedisConfig:
+    """The RedisConfig of a test's server: a port or a LocalRedis as one server, a
+    LocalRedisCluster in mode cluster (its nodes as the seeds)."""
+    if isinstance(server, LocalRedisCluster):
+        seed = server.initial_primaries[0]
+        return RedisConfig(
+            mode="cluster", nodes=server.nodes, hostname="127.0.0.1", port=seed.port, **fields
+        )
+    port = server if isinstance(server, int) else server.port
+    return RedisConfig(hostname="127.0.0.1", port=port, **fields)
+
+
+def make_config(broker_port: int, redis_server: int | RedisServer, **overrides: Any) -> AppConfig:
+    """A configuration isolated from other tests: own instance id, key prefix, topics.
+
+    ``redis_server`` is the ``redis_server`` fixture (a cluster in the cluster pass) or a
+    test's own server or its port (one server, whatever the pass)."""
     n = next(_counter)
     tag = uuid.uuid4().hex[:8]
     mqtt = MqttConfig(
@@ -46,7 +94,7 @@ def make_config(broker_port: int, redis_port: int, **overrides: Any) -> AppConfi
         response_topic_base=f"test{tag}/responses",
         session_expiry=120,
     )
-    redis = RedisConfig(hostname="127.0.0.1", port=redis_port, key_prefix=f"t{tag}")
+    redis = redis_config(redis_server, key_prefix=f"t{tag}")
     config = AppConfig(
         instance_id=f"replica-{n}-{tag}",
         greeting_enabled=True,  # most transport tests talk to the greeting echo
@@ -62,8 +110,8 @@ def make_config(broker_port: int, redis_port: int, **overrides: Any) -> AppConfi
 
 
 @pytest.fixture
-def config(mosquitto: LocalMosquitto, redis_server: LocalRedis) -> AppConfig:
-    return make_config(mosquitto.port, redis_server.port)
+def config(mosquitto: LocalMosquitto, redis_server: RedisServer) -> AppConfig:
+    return make_config(mosquitto.port, redis_server)
 
 
 @contextlib.asynccontextmanager

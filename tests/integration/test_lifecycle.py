@@ -44,7 +44,7 @@ def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
 async def test_replica_reconnects_after_broker_restart_and_serves_again(
     own_broker: LocalMosquitto, redis_server: LocalRedis
 ) -> None:
-    config = make_config(own_broker.port, redis_server.port)
+    config = make_config(own_broker.port, redis_server)
     topic = f"{config.greeting_prefix}/commands"
     async with running(config) as runtime:
         async with MesClient(own_broker.port) as mes:

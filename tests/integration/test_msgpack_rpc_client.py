@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from microdcs.app.config import RedisConfig
-from microdcs.app.devstack import LocalRedis
 from microdcs.examples.greeting import GreetingProcessor, GreetingResponse
 from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
@@ -21,6 +19,7 @@ from microdcs.transports.msgpack_rpc import (
     RpcTimeoutError,
 )
 from microdcs.transports.msgpack_rpc.client import Notified
+from tests.conftest import RedisServer, redis_config
 from tests.integration.test_msgpack_rpc_helpers import (
     SlowProcessor,
     eventually,
@@ -157,10 +156,10 @@ async def test_leaving_the_block_ends_the_notification_iterator() -> None:
 
 
 async def test_duplicate_publish_gets_the_same_responses_once_processed(
-    redis_server: LocalRedis,
+    redis_server: RedisServer,
 ) -> None:
     config = rpc_config()
-    redis = RedisConfig(hostname="127.0.0.1", port=redis_server.port, key_prefix=config.instance_id)
+    redis = redis_config(redis_server, key_prefix=config.instance_id)
     async with RedisStore(redis) as store:
         handler_dedupe = Deduplicator(store, 60)
         async with (

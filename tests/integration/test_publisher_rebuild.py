@@ -46,7 +46,7 @@ async def test_broker_losing_its_retained_store_gets_every_order_topic_again(
     broker: LocalMosquitto, redis_server: LocalRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    config = make_config(broker.port, redis_server.port)
+    config = make_config(broker.port, redis_server)
     base = f"{config.jobs_prefix}/{SCOPE}"
     async with running(config) as runtime, RedisStore(config.redis) as store:
         jobs = JobStore(store, retention=60, maxlen=10_000)

@@ -20,6 +20,7 @@ from microdcs.app.devstack import LocalRedis
 from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.storage.options import RedisConfig
 from microdcs.storage.redis import RedisStore, block_seconds
+from tests.conftest import RedisServer, redis_config, single_redis
 
 TIMEOUT = 0.5
 #: Scheduling slack on a shared CI machine.
@@ -46,13 +47,9 @@ class frozen:
         os.kill(self.pid, signal.SIGCONT)
 
 
-def _config(port: int, **overrides: object) -> RedisConfig:
-    return RedisConfig(
-        hostname="127.0.0.1",
-        port=port,
-        key_prefix=f"t{uuid.uuid4().hex[:8]}",
-        command_timeout=TIMEOUT,
-        **overrides,  # type: ignore[arg-type]
+def _config(server: int | RedisServer, **overrides: object) -> RedisConfig:
+    return redis_config(
+        server, key_prefix=f"t{uuid.uuid4().hex[:8]}", command_timeout=TIMEOUT, **overrides
     )
 
 
@@ -109,9 +106,9 @@ async def test_frozen_redis_fails_redis_py_commands_within_the_timeout(
 
 
 async def test_a_blocking_stream_read_gets_its_block_time_on_top_of_the_timeout(
-    redis_server: LocalRedis,
+    redis_server: RedisServer,
 ) -> None:
-    async with RedisStore(_config(redis_server.port)) as store:
+    async with RedisStore(_config(redis_server)) as store:
         stream = store.key("work")
         await store.guarded(store.client.xgroup_create(stream, "g", id="0", mkstream=True))
         started = time.monotonic()
@@ -137,6 +134,10 @@ def test_block_times_are_read_from_the_command() -> None:
     assert block_seconds(("GET", "k")) is None
 
 
+#: ACL users are created with ACL SETUSER on the one server (a cluster needs it on every node).
+acl = single_redis("ACL users set on one server")
+
+
 @pytest.fixture
 def acl_user(redis_server: LocalRedis) -> Iterator[tuple[str, str]]:
     """A user created through a plain admin connection, removed afterwards."""
@@ -150,6 +151,7 @@ def acl_user(redis_server: LocalRedis) -> Iterator[tuple[str, str]]:
         admin.close()
 
 
+@acl
 async def test_the_store_logs_in_as_an_acl_user(
     redis_server: LocalRedis, acl_user: tuple[str, str]
 ) -> None:
@@ -160,6 +162,7 @@ async def test_the_store_logs_in_as_an_acl_user(
         assert await store.execute("SET", store.key("k"), "v") == b"OK"
 
 
+@acl
 async def test_a_wrong_password_stops_the_start_up_with_an_error_naming_the_user(
     redis_server: LocalRedis, acl_user: tuple[str, str]
 ) -> None:
@@ -173,6 +176,7 @@ async def test_a_wrong_password_stops_the_start_up_with_an_error_naming_the_user
     assert "WRONGPASS" in str(raised.value)
 
 
+@acl
 async def test_a_refused_login_later_is_storage_unavailable_naming_the_user(
     redis_server: LocalRedis, acl_user: tuple[str, str]
 ) -> None:

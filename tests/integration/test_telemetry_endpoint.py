@@ -155,7 +155,7 @@ async def test_readiness_follows_the_broker_down_and_back(
 ) -> None:
     with LocalMosquitto(tmp_path / "broker") as broker:
         config = replace(
-            make_config(broker.port, redis_server.port),
+            make_config(broker.port, redis_server),
             http_host="127.0.0.1",
             http_port=free_port(),
         )
