@@ -121,8 +121,8 @@ def test_a_value_of_the_wrong_type_is_an_error_naming_the_variable(variable: str
         ("APP_RPC_PORT", "70000"),
         ("APP_RPC_MAX_BUFFER_BYTES", "0"),
         ("APP_RPC_MAX_CONCURRENT_REQUESTS", "0"),
-        ("APP_MQTT_SHARED_SUBSCRIPTION", ""),
         ("APP_MQTT_SHARED_SUBSCRIPTION", "a/b"),
+        ("APP_MQTT_INGRESS_LEASE_SECONDS", "0"),
         ("APP_INSTANCE_ID", "r+1"),
         ("APP_LOG_LEVEL", "LOUD"),
     ],
@@ -131,6 +131,10 @@ def test_a_value_out_of_range_is_an_error_naming_the_variable(variable: str, raw
     with pytest.raises(ConfigurationError) as caught:
         load_config({variable: raw})
     assert caught.value.variable == variable
+
+
+def test_an_empty_shared_subscription_group_means_plain_subscriptions() -> None:
+    assert load_config({"APP_MQTT_SHARED_SUBSCRIPTION": ""}).mqtt.shared_subscription == ""
 
 
 @pytest.mark.parametrize(

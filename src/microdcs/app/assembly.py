@@ -20,6 +20,7 @@ from microdcs.app.runtime import Runtime
 from microdcs.app.telemetry.health import Readiness
 from microdcs.app.telemetry.http import TelemetryServer
 from microdcs.app.telemetry.metrics import Metrics
+from microdcs.app.wiring.ingress import ingress_lease, ingress_task, observe_ingress
 from microdcs.app.wiring.jobs import wire_jobs
 from microdcs.app.wiring.sfc import wire_engine
 from microdcs.core.tracing import Tracing
@@ -54,9 +55,20 @@ async def open_runtime(
             Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
         )
         replica = replica_options(config)
-        mqtt = MqttHandler(
-            config.mqtt, replica, dedupe=dedupe, latency=metrics.latency("mqtt"), tracing=tracing
+        # Used only where the broker offers no shared subscriptions (or none are set).
+        election = ingress_lease(
+            store, config.resolved_instance_id, config.mqtt.ingress_lease_seconds
         )
+        app.add_task(ingress_task(election))
+        mqtt = MqttHandler(
+            config.mqtt,
+            replica,
+            dedupe=dedupe,
+            latency=metrics.latency("mqtt"),
+            tracing=tracing,
+            election=election,
+        )
+        observe_ingress(metrics, mqtt)
         rpc = (
             MessagePackRpcHandler(
                 config.rpc, replica, dedupe=dedupe, latency=metrics.latency("rpc"), tracing=tracing

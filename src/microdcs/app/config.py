@@ -302,9 +302,13 @@ def validate(config: AppConfig) -> None:
         ),
         (
             "APP_MQTT_SHARED_SUBSCRIPTION",
-            bool(config.mqtt.shared_subscription)
-            and not any(c in config.mqtt.shared_subscription for c in "/+#"),
-            "must be a non-empty name without / + #",
+            not any(c in config.mqtt.shared_subscription for c in "/+#"),
+            "must be a name without / + # (empty: plain subscriptions)",
+        ),
+        (
+            "APP_MQTT_INGRESS_LEASE_SECONDS",
+            config.mqtt.ingress_lease_seconds > 0,
+            "must be > 0",
         ),
         (
             "APP_INSTANCE_ID",

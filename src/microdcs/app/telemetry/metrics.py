@@ -143,6 +143,16 @@ class Metrics:
         counter("microdcs.messages.dropped", "1", "QoS 0 overflow and unawaited responses.")
         counter("microdcs.messages.failed", "1", "Messages answered with an error, by kind.")
         gauge("microdcs.queue.depth", "1", "Received messages waiting for a worker.")
+        gauge(
+            "microdcs.mqtt.shared_subscriptions",
+            "1",
+            "1 while the request topics are shared subscriptions, 0 with plain ones.",
+        )
+        gauge(
+            "microdcs.mqtt.ingress",
+            "1",
+            "1 while this replica subscribes the request topics (0: standby or offline).",
+        )
         gauge("microdcs.responses.awaited", "1", "Requests sent that await a response.")
         gauge("microdcs.rpc.connections", "1", "Open MessagePack-RPC connections.")
         counter(

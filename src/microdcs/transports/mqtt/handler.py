@@ -4,7 +4,9 @@
 :class:`~.inbox.Inbox` (receive callback, work queue, workers, ack gate),
 :class:`~.outbox.Outbox` (every publish) and :class:`~.session.Session` (connect loop,
 subscribe, drain). :class:`MqttHandler` wires them and is what the app and the
-processors' bindings talk to.
+processors' bindings talk to. Where the broker offers no shared subscriptions, an
+:class:`~.ingress.IngressElection` handed in by the app decides which replica subscribes
+the request topics.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from microdcs.processing.tracker import ResponseTracker
 from microdcs.transports.mqtt.binding import MqttBinding
 from microdcs.transports.mqtt.client import MqttClient
 from microdcs.transports.mqtt.inbox import Inbox
+from microdcs.transports.mqtt.ingress import IngressElection, SubscriptionMode
 from microdcs.transports.mqtt.mapping import MqttEnvelope
 from microdcs.transports.mqtt.options import MqttConfig
 from microdcs.transports.mqtt.outbox import RETAINED_EXPIRY_DEFAULT, Outbox
@@ -46,6 +49,7 @@ class MqttHandler:
         dedupe: EventDedupe | None = None,
         latency: LatencyRecorder | None = None,
         tracing: Tracing | None = None,
+        election: IngressElection | None = None,
     ) -> None:
         limits = replica.limits
         self.instance_id = replica.instance_id
@@ -97,6 +101,7 @@ class MqttHandler:
             workers=replica.workers,
             shutdown_grace=replica.shutdown_grace,
             is_processor_instance=replica.is_processor_instance,
+            election=election,
         )
 
     # -- wiring -----------------------------------------------------------------
@@ -127,6 +132,16 @@ class MqttHandler:
     def ready(self) -> bool:
         """Connected and subscribed."""
         return self.session.connected.is_set()
+
+    @property
+    def subscription_mode(self) -> SubscriptionMode | None:
+        """Shared or plain subscriptions on the current connection (None before the first)."""
+        return self.session.mode
+
+    @property
+    def takes_requests(self) -> bool:
+        """True while the request topics are subscribed (False: standby, or not connected)."""
+        return self.session.ingress
 
     @property
     def queue_depth(self) -> int:

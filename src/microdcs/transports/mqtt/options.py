@@ -48,7 +48,11 @@ class MqttConfig:
         "Unacknowledged QoS 1 messages the broker may send at once (back-pressure).",
     )
     shared_subscription: str = setting(
-        "APP_MQTT_SHARED_SUBSCRIPTION", "microdcs", "Shared subscription group of the replicas."
+        "APP_MQTT_SHARED_SUBSCRIPTION",
+        "microdcs",
+        "Shared subscription group of the replicas. Empty: plain subscriptions, the request "
+        "topics taken by one replica at a time (APP_MQTT_INGRESS_LEASE_SECONDS), as on a "
+        "broker whose CONNACK says Shared Subscription Available = 0.",
     )
     response_topic_base: str = setting(
         "APP_MQTT_RESPONSE_TOPIC_BASE",
@@ -97,6 +101,14 @@ class MqttConfig:
         16,
         "Topic aliases the broker may set per connection (announced in CONNECT): it may "
         "then send a repeated topic as a two-byte alias. 0: the broker sends full topics.",
+    )
+    ingress_lease_seconds: float = setting(
+        "APP_MQTT_INGRESS_LEASE_SECONDS",
+        5.0,
+        "Without shared subscriptions (the broker offers none, or "
+        "APP_MQTT_SHARED_SUBSCRIPTION is empty) one replica at a time subscribes the "
+        "request topics, elected through a Redis lease of this many seconds: a standby "
+        "takes over within it when the holder dies or loses the broker.",
     )
 
 

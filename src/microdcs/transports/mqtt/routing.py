@@ -88,13 +88,20 @@ class Router:
             f"no handler for CloudEvent type {clip(event.type, 200)!r} on {clip(topic, 200)!r}"
         )
 
-    def subscriptions(
-        self, response_topic: str, *, group: str, processing: bool
-    ) -> list[tuple[str, int]]:
-        """Filters (QoS 1) of every binding (when ``processing``) and the response topic."""
+    def request_filters(self, group: str | None) -> list[str]:
+        """The request topic filters of every binding, shared in ``group`` unless None."""
         filters: list[str] = []
-        if processing:
-            for binding in self.bindings:
-                filters += binding.layout.filters(binding.processor.direction.subscribes, group)
+        for binding in self.bindings:
+            filters += binding.layout.filters(binding.processor.direction.subscribes, group)
+        return list(dict.fromkeys(filters))
+
+    def subscriptions(
+        self, response_topic: str, *, group: str | None, processing: bool
+    ) -> list[tuple[str, int]]:
+        """Filters (QoS 1) of every binding (when ``processing``) and the response topic.
+
+        ``group`` None or empty: plain subscriptions (no ``$share/``).
+        """
+        filters = self.request_filters(group or None) if processing else []
         filters.append(response_topic)
         return [(f, 1) for f in dict.fromkeys(filters)]

@@ -1,4 +1,9 @@
-"""The MQTT session of one replica: connect, subscribe, reconnect, and drain on shutdown."""
+"""The MQTT session of one replica: connect, subscribe, reconnect, and drain on shutdown.
+
+Each connection chooses its subscription mode from the CONNACK (see :mod:`.ingress`):
+shared subscriptions where the broker offers them and a group is configured, else plain
+ones, the request topics then subscribed only while the ingress election says so.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from collections.abc import Callable
 
 from microdcs.processing.pipeline import TransportStats
 from microdcs.processing.tracker import ResponseTracker
+from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import MqttClient, MqttConnectionError
 from microdcs.transports.mqtt.inbox import Inbox
+from microdcs.transports.mqtt.ingress import IngressElection, SubscriptionMode, choose_mode
 from microdcs.transports.mqtt.options import MqttConfig, client_options
 from microdcs.transports.mqtt.outbox import Outbox
 from microdcs.transports.mqtt.routing import Router
@@ -35,6 +42,7 @@ class Session:
         workers: int,
         shutdown_grace: float,
         is_processor_instance: bool,
+        election: IngressElection | None = None,
     ) -> None:
         self._mqtt = mqtt
         self._instance_id = instance_id
@@ -47,7 +55,12 @@ class Session:
         self._workers = workers
         self._grace = shutdown_grace
         self._processing = is_processor_instance
+        self._election = election
         self.client: MqttClient | None = None
+        #: How the current (or last) connection subscribes the request topics.
+        self.mode: SubscriptionMode | None = None
+        #: True while the request topics are subscribed (this replica takes requests).
+        self.ingress = False
         self.connected = asyncio.Event()
         #: Called after every (re)connect and subscribe with the CONNACK's Session Present
         #: flag (False: the broker holds nothing of ours, maybe not even retained state).
@@ -68,12 +81,38 @@ class Session:
         client.on_publish_failure = self._stats.fail
         return client
 
-    def _subscriptions(self) -> list[tuple[str, int]]:
-        return self._router.subscriptions(
-            self._response_topic,
-            group=self._mqtt.shared_subscription,
-            processing=self._processing,
+    def _request_filters(self) -> list[str]:
+        """The request filters of the current mode (none on a non-processing replica)."""
+        if not self._processing:
+            return []
+        shared = self.mode is SubscriptionMode.SHARED
+        return self._router.request_filters(self._mqtt.shared_subscription if shared else None)
+
+    def _choose_mode(self, connack: codec.ConnAck) -> None:
+        mode = choose_mode(self._mqtt.shared_subscription, connack, self._election)
+        if mode is self.mode:
+            return
+        self.mode = mode
+        if mode is SubscriptionMode.SHARED:
+            logger.info("shared subscriptions (group %s)", self._mqtt.shared_subscription)
+            return
+        why = (
+            "the broker offers no shared subscriptions (Shared Subscription Available = 0)"
+            if self._mqtt.shared_subscription
+            else "APP_MQTT_SHARED_SUBSCRIPTION is empty"
         )
+        if mode is SubscriptionMode.PLAIN_ELECTED:
+            logger.warning(
+                "%s: plain subscriptions; the replica holding the ingress lease subscribes "
+                "the request topics, the others stand by",
+                why,
+            )
+        else:
+            logger.warning(
+                "%s: plain subscriptions without an election; every replica receives "
+                "every request: run exactly one processing replica",
+                why,
+            )
 
     async def run(self, shutdown: asyncio.Event) -> None:
         """Connect, serve and reconnect until ``shutdown`` is set, then drain and leave."""
@@ -95,7 +134,8 @@ class Session:
         while not shutdown.is_set():
             try:
                 connack = await client.connect()
-                await self._subscribe(client)
+                self._choose_mode(connack)
+                await self._subscribe(client, connack.session_present)
                 self.connected.set()
                 delay = 0.1
                 for listener in self.session_listeners:
@@ -121,42 +161,98 @@ class Session:
             except TimeoutError:
                 logger.warning("MQTT subscribe timed out; reconnecting")
             self.connected.clear()
+            self.ingress = False
+            if self._election is not None:
+                self._election.campaign(False)  # held on until it expires: a blip costs none
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shutdown.wait(), delay)
             delay = min(delay * 2, self._mqtt.reconnect_max_seconds)
 
-    async def _subscribe(self, client: MqttClient) -> None:
-        subscriptions = self._subscriptions()
+    @property
+    def _elected(self) -> bool:
+        """Plain subscriptions whose request topics follow the election."""
+        return self.mode is SubscriptionMode.PLAIN_ELECTED and self._processing
+
+    async def _subscribe(self, client: MqttClient, session_present: bool) -> None:
+        requests = self._request_filters()
+        if self._elected:
+            assert self._election is not None
+            if session_present and not self._election.leading:
+                # The session may still hold them from when this replica led.
+                await client.unsubscribe(requests)
+            requests = []  # subscribed by _follow_election while leading
+        await self._subscribe_filters(client, [*requests, self._response_topic])
+        self.ingress = bool(requests)
+
+    @staticmethod
+    async def _subscribe_filters(client: MqttClient, filters: list[str]) -> None:
+        subscriptions = [(f, 1) for f in filters]
         codes = await client.subscribe(subscriptions)
         refused = [f for (f, _), code in zip(subscriptions, codes, strict=False) if code >= 0x80]
         if refused:
             raise MqttConnectionError(f"subscriptions refused by the broker: {refused}")
 
+    async def _follow_election(self, client: MqttClient) -> None:
+        """Subscribe the request topics while leading, unsubscribe them when not."""
+        election = self._election
+        assert election is not None
+        filters = self._request_filters()
+        election.campaign(True)
+        while True:
+            await election.wait_leading(True)
+            await self._subscribe_filters(client, filters)
+            self.ingress = True
+            logger.info("%s takes the requests (ingress lease held)", self._instance_id)
+            await election.wait_leading(False)
+            self.ingress = False
+            logger.warning("%s lost the ingress lease; standing by", self._instance_id)
+            await client.unsubscribe(filters)
+
     async def _serve_until_down(self, client: MqttClient, shutdown: asyncio.Event) -> bool:
-        """Wait for a disconnect (False) or for shutdown (True)."""
+        """Wait for a disconnect (False) or for shutdown (True).
+
+        Under an election the request topics follow it meanwhile; a failed (un)subscribe
+        there ends the connection like a failed subscribe after connecting.
+        """
         down = asyncio.ensure_future(client.wait_closed())
         stop = asyncio.ensure_future(shutdown.wait())
+        waiters = {down, stop}
+        follow = asyncio.ensure_future(self._follow_election(client)) if self._elected else None
+        if follow is not None:
+            waiters.add(follow)
         try:
-            done, _ = await asyncio.wait({down, stop}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (down, stop):
+            for task in waiters:
                 task.cancel()
-            await asyncio.gather(down, stop, return_exceptions=True)
+            await asyncio.gather(*waiters, return_exceptions=True)
+        if follow is not None and follow in done and not follow.cancelled():
+            error = follow.exception()
+            logger.warning("MQTT (un)subscribe failed (%s); reconnecting", error)
+            await client.disconnect()
+            return False
         return stop in done
 
     async def _drain(self, client: MqttClient) -> bool:
-        """Finish what was received (leaving the shared group first if configured).
+        """Finish what was received (leaving the shared group or the ingress lease first).
 
         True when the session should end: everything drained and leaving is configured.
         """
         grace = self._grace
         leave = self._mqtt.end_session_on_shutdown
-        shared = [f for f, _ in self._subscriptions() if f != self._response_topic] if leave else []
+        # Under an election the request topics are always left: a standby takes over, and
+        # a session kept with them would collect copies of its requests meanwhile.
+        requests = self._request_filters() if self.ingress and (leave or self._elected) else []
         queue = self._inbox.queue
         try:
             async with asyncio.timeout(grace):
-                if shared:
-                    await client.unsubscribe(shared)
+                if requests:
+                    await client.unsubscribe(requests)
+                    self.ingress = False
+                if self._elected:
+                    assert self._election is not None
+                    self._election.campaign(False)
+                    await self._election.resign()
                 # Messages the broker had already assigned to us keep arriving for a
                 # moment after the UNSUBACK; serve them until the stream is quiet.
                 quiet_since = self._stats.received
