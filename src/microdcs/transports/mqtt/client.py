@@ -2,9 +2,17 @@
 
 One :class:`MqttClient` lives as long as the replica: each :meth:`connect` opens a new
 network connection for the same session. Unacknowledged QoS 1 publishes survive a
-reconnect and are re-sent with DUP set; received messages are acknowledged only when
-the application calls :meth:`ack`. Writes made during one event-loop iteration leave in a
-single ``transport.write``.
+reconnect and are re-sent with DUP set (MQTT-4.4.0-1); when the broker did not keep the
+session (Session Present 0) they go out as new messages instead, with new packet
+identifiers and DUP clear. Received messages are acknowledged only when the application
+calls :meth:`ack`: PUBACK for QoS 1, PUBREC for QoS 2 (the PUBREL/PUBCOMP half and the
+exactly-once guard against a re-sent QoS 2 PUBLISH are the client's own). Writes made
+during one event-loop iteration leave in a single ``transport.write``.
+
+The broker's limits of the CONNACK are honoured per connection: Maximum QoS 0 turns our
+QoS 1 publishes into QoS 0 ones (no PUBACK, so no delivery guarantee: ``on_ack`` runs
+once the message is written) and caps subscriptions; Retain Available 0 refuses every
+retained publish with :class:`RetainUnavailableError`.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 from microdcs.core.boundedlog import RateLimitedLog, clip
 from microdcs.core.errors import BrokerUnavailableError, OutgoingEventError
 from microdcs.transports.mqtt import codec
+from microdcs.transports.mqtt.auth import AuthenticationError, Authenticator
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +45,21 @@ CONNACK_REASONS = {
     0x88: "server unavailable",
     0x89: "server busy",
     0x8A: "banned",
+    0x8C: "bad authentication method",
+    0x90: "topic name invalid",
     0x95: "packet too large",
     0x97: "quota exceeded",
+    0x99: "payload format invalid",
+    0x9A: "retain not supported",
+    0x9B: "QoS not supported",
 }
+#: AUTH reason codes (3.15.2.1).
+AUTH_SUCCESS = 0x00
+AUTH_CONTINUE = 0x18
+AUTH_REAUTHENTICATE = 0x19
+#: Entry of a QoS 2 message in ``_qos2`` once the application acknowledged it (PUBREC
+#: sent); before that the entry is the epoch of the connection it arrived on (>= 1).
+_ACCEPTED = 0
 
 
 class MqttConnectionError(BrokerUnavailableError):
@@ -63,6 +84,20 @@ class PacketTooLargeError(OutgoingEventError):
         self.limit = limit
 
 
+class RetainUnavailableError(BrokerUnavailableError):
+    """The broker announced Retain Available 0 (MQTT-3.2.2-14): no retained publish.
+
+    Nothing retained can be kept on such a broker; retrying helps only once it is
+    reconfigured (or the replica connects to another one), so callers wait and retry.
+    """
+
+    kind = "retain_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the broker does not support retained messages (Retain Available 0)")
+        self.kind = "retain_unavailable"  # compiled by mypyc: the class attribute is lost
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     host: str
@@ -85,6 +120,10 @@ class ClientOptions:
     receive_buffer_bytes: int = 256 * 1024
     #: Topic aliases the broker may set on this connection (0: the broker sends none).
     topic_alias_maximum: int = 16
+    #: Published by the broker when the connection ends without a DISCONNECT.
+    will: codec.WillMessage | None = None
+    #: Enhanced authentication (AUTH packets); ``None``: user name and password only.
+    authenticator: Authenticator | None = None
 
 
 @dataclass(slots=True)
@@ -176,6 +215,25 @@ class MqttClient:
         self.max_send_bytes = 0
         #: Topic aliases the broker set on this connection (MQTT-3.3.2-7: not carried on).
         self._aliases: dict[int, str] = {}
+        #: The broker's Maximum QoS (MQTT-3.2.2-9) and Retain Available (MQTT-3.2.2-14).
+        self.max_qos = 2
+        self.retain_available = True
+        #: Either limit is in force: the publish path tests this one attribute.
+        self._restricted = False
+        self._warned_qos = False
+        #: Publishes sent at QoS 0 because of the broker's Maximum QoS 0.
+        self.downgraded_publishes = 0
+        #: Retained publishes refused because the broker announced Retain Available 0.
+        self.retain_refused_publishes = 0
+        #: Received QoS 2 messages not released yet (PUBREL): packet id -> the epoch they
+        #: arrived on, or ``_ACCEPTED`` once PUBREC went out. Guards exactly-once delivery.
+        self._qos2: dict[int, int] = {}
+        #: Publishes of an unkept session sent again as new messages (Session Present 0).
+        self.renumbered_publishes = 0
+        self._auth_handle: asyncio.TimerHandle | None = None
+        self._reauthenticating = False
+        #: Re-authentications the broker accepted (AUTH 0x00 after our AUTH 0x19).
+        self.reauthentications = 0
         #: Reason Strings come from the broker: bounded, whatever it sends.
         self._log = RateLimitedLog(logger)
 
@@ -280,6 +338,16 @@ class MqttClient:
         self._aliases = {}
         self.keepalive = opts.keepalive
         self.max_send_bytes = 0
+        self._reauthenticating = False
+        auth = opts.authenticator
+        auth_method: str | None = None
+        auth_data: bytes | None = None
+        if auth is not None:
+            auth_method = auth.method
+            try:
+                auth_data = auth.initial_data()  # read anew: the token may have rotated
+            except AuthenticationError as exc:
+                raise MqttConnectionError(f"no {auth_method} credentials: {exc}") from None
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 transport, _ = await loop.create_connection(
@@ -300,6 +368,9 @@ class MqttClient:
                         username=opts.username,
                         password=opts.password,
                         topic_alias_maximum=opts.topic_alias_maximum,
+                        will=opts.will,
+                        auth_method=auth_method,
+                        auth_data=auth_data,
                     )
                 )
                 connack = await self._connack
@@ -319,8 +390,19 @@ class MqttClient:
                     text,
                 )
                 reason = f"{reason} ({clip(text)})"
+            elif auth_method is not None and connack.reason_code in (0x86, 0x87, 0x8C):
+                self._log.log(
+                    logging.WARNING,
+                    "connack_reason",
+                    "broker refused the %s authentication (reason 0x%02x: %s)",
+                    auth_method,
+                    connack.reason_code,
+                    reason,
+                )
             raise MqttConnectionError(f"broker refused the connection: {reason}")
         self.epoch += 1
+        if not connack.session_present:
+            self._new_session()
         props = connack.properties
         quota = props.get(codec.RECEIVE_MAXIMUM, 65535)
         self._send_quota = quota if isinstance(quota, int) else 65535
@@ -330,11 +412,48 @@ class MqttClient:
         max_size = props.get(codec.MAXIMUM_PACKET_SIZE)
         if isinstance(max_size, int):  # MQTT-3.2.2-15
             self.max_send_bytes = max_size
+        max_qos = props.get(codec.MAXIMUM_QOS, 2)
+        self.max_qos = max_qos if isinstance(max_qos, int) else 2
+        self.retain_available = props.get(codec.RETAIN_AVAILABLE, 1) != 0
+        self._restricted = self.max_qos == 0 or not self.retain_available
+        self._warned_qos = False
         self._last_received = loop.time()
         self._schedule_ping()
+        if auth is not None:
+            self._schedule_reauth(auth)
         self._requeue_inflight()
+        if self._restricted:
+            self._restrict_queued()
         self._pump()
         return connack
+
+    def _new_session(self) -> None:
+        """Session Present 0: the broker holds nothing of ours (MQTT-3.2.2-4, 4.4.0).
+
+        What the old session received but did not release is forgotten, and our
+        unacknowledged publishes are new messages on the new session: new packet
+        identifiers, DUP clear (a DUP is a re-delivery within one session, MQTT-3.3.1-1).
+        They are sent again rather than dropped: the broker may have lost them with the
+        session, and QoS 1 promises at least once.
+        """
+        self._qos2.clear()
+        if not self._inflight:
+            return
+        items = list(self._inflight.values())
+        resent = sum(1 for item in items if item.sent)
+        self._inflight = {}
+        for item in items:
+            packet_id = self._allocate_id()
+            item.packet = codec.with_packet_id(item.packet, packet_id)
+            item.sent = False
+            self._inflight[packet_id] = item
+        if resent:
+            self.renumbered_publishes += resent
+            logger.warning(
+                "the broker kept no session of ours: %d unacknowledged publishes sent again "
+                "as new messages",
+                resent,
+            )
 
     async def disconnect(self, *, end_session: bool = False) -> None:
         """Send DISCONNECT and close; the broker keeps the session unless ``end_session``."""
@@ -354,6 +473,9 @@ class MqttClient:
         self._transport = None
         if self._ping_handle is not None:
             self._ping_handle.cancel()
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
         error = MqttConnectionError(f"connection lost: {exc}" if exc else "connection closed")
         if self._connack is not None and not self._connack.done():
             self._connack.set_exception(error)
@@ -431,6 +553,20 @@ class MqttClient:
         ``on_ack`` runs instead, as for an abandoned publish, so whatever waits for it is
         released). Nothing is raised: the caller may be in the middle of a batch.
         """
+        if self._restricted:
+            if retain and not self.retain_available:
+                self._fail(self.refuse_retain(), on_ack, on_error)
+                return 0
+            if qos and not self.max_qos and self.connected:  # while down: next CONNACK rules
+                self._downgrade()
+                packet = codec.encode_publish(topic, payload, properties, qos=0, retain=retain)
+                if self.max_send_bytes and len(packet) > self.max_send_bytes:
+                    self._refuse(len(packet), on_ack, on_error)
+                    return 0
+                self._write(packet)
+                if on_ack is not None:
+                    on_ack()  # written, and that is all QoS 0 can promise
+                return 0
         limit = self.max_send_bytes
         if qos == 0:
             if self.connected:
@@ -462,10 +598,58 @@ class MqttClient:
         if self.on_publish_failure is not None:
             self.on_publish_failure(error.kind)
         self._log.log(logging.ERROR, error.kind, "not sending: %s", error.message)
+        self._fail(error, on_ack, on_error)
+
+    @staticmethod
+    def _fail(error: Exception, on_ack: AckCallback | None, on_error: ErrorCallback | None) -> None:
         if on_error is not None:
             on_error(error)
         elif on_ack is not None:
             on_ack()
+
+    def refuse_retain(self) -> RetainUnavailableError:
+        """Count and log a retained publish the broker cannot take; the error to report.
+
+        Public so the outbox can refuse before queueing anything.
+        """
+        error = RetainUnavailableError()
+        self.retain_refused_publishes += 1
+        if self.on_publish_failure is not None:
+            self.on_publish_failure(error.kind)
+        self._log.log(logging.ERROR, error.kind, "not sending a retained publish: %s", error)
+        return error
+
+    def _downgrade(self) -> None:
+        """Count a publish sent at QoS 0 for the broker's Maximum QoS 0; warn once."""
+        self.downgraded_publishes += 1
+        if self.on_publish_failure is not None:
+            self.on_publish_failure("publish_qos_downgraded")
+        if not self._warned_qos:
+            self._warned_qos = True
+            logger.warning(
+                "the broker's Maximum QoS is 0 (MQTT-3.2.2-11): publishing at QoS 0, "
+                "without acknowledgement or delivery guarantee"
+            )
+
+    def _restrict_queued(self) -> None:
+        """Apply this connection's Maximum QoS 0 / Retain Available 0 to queued publishes."""
+        for packet_id, item in list(self._inflight.items()):
+            if not self.retain_available and item.packet[0] & 0x01:
+                del self._inflight[packet_id]
+                self._fail(self.refuse_retain(), item.on_ack, item.on_error)
+            elif self.max_qos == 0:
+                del self._inflight[packet_id]
+                packet = codec.as_qos0(item.packet)
+                if self.max_send_bytes and len(packet) > self.max_send_bytes:
+                    self._refuse(len(packet), item.on_ack, item.on_error)
+                    continue
+                self._downgrade()
+                self._write(packet)
+                if item.on_ack is not None:
+                    item.on_ack()
+        self._unsent = collections.deque(self._inflight)
+        if not self._inflight:
+            self._all_acked.set()
 
     def _pump(self) -> None:
         """Send waiting publishes while the broker's Receive Maximum allows."""
@@ -512,12 +696,34 @@ class MqttClient:
         self._unsent = collections.deque(self._inflight)
 
     def ack(self, packet_id: int, epoch: int) -> None:
-        """Acknowledge a received QoS 1 message of connection ``epoch`` (if still open)."""
+        """Acknowledge a received message of connection ``epoch``.
+
+        QoS 1: PUBACK, only on the connection it arrived on (an ack of an earlier one is
+        dropped: its message comes again, or the session that sent it is gone). QoS 2:
+        PUBREC, also on a later connection of the same session; sent again whenever the
+        broker re-sends the PUBLISH until it releases it (PUBREL).
+        """
+        if self._qos2:
+            state = self._qos2.get(packet_id)
+            if state is not None and state == epoch:
+                self._qos2[packet_id] = _ACCEPTED
+                if self.connected:
+                    self._write(codec.encode_pubrec(packet_id))
+                return
         if epoch == self.epoch and self.connected:
             self._write(codec.encode_puback(packet_id))
 
     async def subscribe(self, filters: list[tuple[str, int]]) -> list[int]:
-        """Subscribe and return the broker's reason codes (>= 0x80 means refused)."""
+        """Subscribe and return the broker's reason codes (>= 0x80 means refused).
+
+        No filter asks for more than the broker's Maximum QoS: it would grant no more
+        anyway (MQTT-3.2.2-10), and asking for it would hide why messages come at QoS 0.
+        """
+        if any(qos > self.max_qos for _, qos in filters):
+            logger.warning(
+                "the broker's Maximum QoS is %d: subscribing at QoS %d", self.max_qos, self.max_qos
+            )
+            filters = [(topic, min(qos, self.max_qos)) for topic, qos in filters]
         packet_id = self._allocate_id()
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._subacks[packet_id] = future
@@ -604,6 +810,8 @@ class MqttClient:
             alias = message.topic_alias
             if alias is not None:
                 self._resolve_alias(message, alias)
+            if message.qos == 2 and not self._first_qos2(message.packet_id):
+                return
             self._on_message(message)
         elif kind == codec.PUBACK:
             packet_id, reason = codec.decode_ack(packet.body)
@@ -654,8 +862,79 @@ class MqttClient:
                 logger.warning("broker sent DISCONNECT (reason 0x%02x)", reason)
             self._abort()
         elif kind == codec.PUBREL:
-            # We never receive QoS 2 (subscriptions ask for QoS 1); complete it anyway.
             packet_id, _ = codec.decode_ack(packet.body)
-            self._write(b"\x70\x02" + packet_id.to_bytes(2, "big"))
+            state = self._qos2.get(packet_id)
+            if state is not None and state != _ACCEPTED:
+                raise codec.ProtocolError(f"PUBREL {packet_id} before our PUBREC", 0x82)
+            # MQTT-4.3.3-11; an unknown id (a session state we lost) gets 0x92 (3.7.2.1).
+            self._write(codec.encode_pubcomp(packet_id, 0 if state is not None else 0x92))
+            self._qos2.pop(packet_id, None)  # MQTT-4.3.3-12: the id is free again
+        elif kind == codec.AUTH:
+            self._handle_auth(packet.body)
         else:
             logger.debug("ignoring MQTT packet type %d", kind)
+
+    def _first_qos2(self, packet_id: int) -> bool:
+        """Whether a QoS 2 PUBLISH is new; a re-sent one is not delivered again.
+
+        MQTT-4.3.3-9: until PUBREL, a PUBLISH with the same id is the same message. If
+        the application already acknowledged it, the PUBREC is sent again; if not, its
+        acknowledgement will send it.
+        """
+        state = self._qos2.get(packet_id)
+        if state is None:
+            self._qos2[packet_id] = self.epoch
+            return True
+        if state == _ACCEPTED:
+            self._write(codec.encode_pubrec(packet_id))
+        return False
+
+    # -- enhanced authentication ------------------------------------------------------------
+    def _handle_auth(self, body: bytes) -> None:
+        """An AUTH of the broker (section 4.12): answer a challenge, or end a re-auth."""
+        auth = self.options.authenticator
+        reason, props = codec.decode_auth(body)
+        if auth is None:  # MQTT-4.12.0-6: no AUTH without an Authentication Method
+            raise codec.ProtocolError("AUTH without enhanced authentication", 0x82)
+        if props.get(codec.AUTHENTICATION_METHOD) != auth.method:  # MQTT-4.12.0-5
+            raise codec.ProtocolError("AUTH with another authentication method", 0x82)
+        data = props.get(codec.AUTHENTICATION_DATA)
+        if reason == AUTH_CONTINUE:
+            try:
+                answer = auth.respond(data if isinstance(data, bytes) else None)
+            except AuthenticationError as exc:
+                logger.error("cannot answer the broker's %s challenge: %s", auth.method, exc)
+                self._close_with(0x80)
+                return
+            self._write(codec.encode_auth(AUTH_CONTINUE, auth.method, answer))
+        elif reason == AUTH_SUCCESS and self._reauthenticating:
+            self._reauthenticating = False
+            self.reauthentications += 1
+            logger.info("re-authenticated with renewed %s credentials", auth.method)
+        else:
+            raise codec.ProtocolError(f"unexpected AUTH reason 0x{reason:02x}", 0x82)
+
+    def _close_with(self, reason_code: int) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self._write(codec.encode_disconnect(reason_code))
+            self._flush()
+            transport.close()
+
+    def _schedule_reauth(self, auth: Authenticator) -> None:
+        if auth.poll_seconds > 0:
+            loop = asyncio.get_running_loop()
+            self._auth_handle = loop.call_later(auth.poll_seconds, self._check_credentials, auth)
+
+    def _check_credentials(self, auth: Authenticator) -> None:
+        """Re-authenticate (AUTH 0x19, section 4.12.1) when the credentials were renewed."""
+        self._auth_handle = None
+        if not self.connected:
+            return
+        if not self._reauthenticating:
+            data = auth.renewed()
+            if data is not None:
+                self._reauthenticating = True
+                logger.info("%s credentials renewed; re-authenticating", auth.method)
+                self._write(codec.encode_auth(AUTH_REAUTHENTICATE, auth.method, data))
+        self._schedule_reauth(auth)

@@ -4,7 +4,9 @@ Two ways out: :meth:`Outbox.send` queues a PUBLISH with an optional acknowledgem
 callback (the per-message path of responses and emitted events: no future, no task),
 and :meth:`Outbox.publish` queues one and returns a future completed by the broker's
 PUBACK; :meth:`Outbox.acknowledged` is the one awaiting wrapper around it. Retained
-state and its removal are publishes like any other, with their properties encoded once.
+state and its removal are publishes like any other, with their properties encoded once;
+to a broker without retained messages (Retain Available 0) they raise
+:class:`~microdcs.transports.mqtt.client.RetainUnavailableError` before anything is queued.
 """
 
 from __future__ import annotations
@@ -79,10 +81,15 @@ class Outbox:
     ) -> asyncio.Future[None]:
         """Queue a publish; the returned future completes on the broker's PUBACK.
 
-        Many of these can be awaited together (``gather``) without a task per message.
+        A retained one raises ``RetainUnavailableError`` when the broker's last CONNACK
+        said Retain Available 0. Many of these can be awaited together (``gather``)
+        without a task per message.
         """
+        client = self._client()
+        if retain and not client.retain_available:
+            raise client.refuse_retain()  # the caller learns it now, not from a timeout
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._client().publish(
+        client.publish(
             topic, payload, properties, qos=qos, retain=retain, on_ack=partial(_resolve, done)
         )
         if qos == 0:
@@ -116,7 +123,9 @@ class Outbox:
     ) -> asyncio.Future[None]:
         """Queue retained state (QoS 1, Message Expiry Interval); future = acknowledged.
 
-        Raises :class:`OutgoingEventError` for a topic the broker would refuse.
+        Raises :class:`OutgoingEventError` for a topic the broker would refuse and
+        ``RetainUnavailableError`` (an unavailable error: wait and retry) for a broker
+        that keeps no retained messages.
         """
         check_topic(topic)
         properties = self._retained.get((content_type, expiry))

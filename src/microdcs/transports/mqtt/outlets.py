@@ -37,6 +37,13 @@ class MqttRetainedOutlet:
     def connected(self) -> asyncio.Event:
         return self._handler.connected
 
+    @property
+    def retain_available(self) -> bool:
+        """False after a CONNACK with Retain Available 0: every publish here then raises
+        ``RetainUnavailableError`` (an unavailable error, so the publisher backs off)."""
+        client = self._handler.session.client
+        return client is None or client.retain_available
+
     def publish_nowait(self, topic: str, payload: bytes, *, expiry: int | None) -> Awaitable[None]:
         return self._handler.publish_retained_nowait(topic, payload, expiry=expiry)
 
@@ -80,6 +87,7 @@ async def retained_value(options: ClientOptions, topic: str) -> bytes | None:
             client_id=f"{options.client_id}-probe-{uuid.uuid4().hex[:8]}",
             clean_start=True,
             session_expiry=0,
+            will=None,  # the replica's Will is the replica's, not the probe's
         ),
         on_message,
     )
