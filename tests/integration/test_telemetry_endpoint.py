@@ -135,7 +135,10 @@ async def test_metrics_of_a_running_replica_are_scraped_over_http(config: AppCon
             await mes.request(topic, GREETING_TYPE, {"name": f"n{n}"}, event_id=f"m-{n}")
         ready = await eventually_status(config.http_port, "/readyz", 200)
         reply = await get(config.http_port, "/metrics")
-    assert ready.body == "mqtt ok\nredis ok\n"
+    lines = ready.body.splitlines()
+    assert lines[:2] == ["mqtt ok", "redis ok"]
+    assert {"task http ok", "task sfc-engine ok"} <= set(lines[2:])
+    assert all(line.startswith("task ") and line.endswith(" ok") for line in lines[2:])
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = reply.body

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,14 +40,23 @@ class AdditionalTask:
     run: Callable[[asyncio.Event], Awaitable[None]]
 
 
+#: Seconds a restarted task must run without crashing again before readiness counts it
+#: healthy: a task in a crash loop (restarted every few seconds) never gets there.
+TASK_HEALTHY_AFTER = 5.0
+
+
 class Application:
     """Owns the lifecycle of one microdcs replica."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.handlers: list[ProtocolHandler] = []
         self.tasks: list[AdditionalTask] = []
         self.shutdown = asyncio.Event()
+        self._clock = clock
+        #: When each task that crashed was last (re)started after its crash; absent for
+        #: tasks that never crashed.
+        self._restarted_at: dict[str, float | None] = {}
 
     def add_handler(self, handler: ProtocolHandler) -> None:
         self.handlers.append(handler)
@@ -57,6 +67,18 @@ class Application:
     @property
     def ready(self) -> bool:
         return all(handler.ready for handler in self.handlers)
+
+    def task_health(self) -> dict[str, bool]:
+        """Each additional task: False from a crash until it has run
+        :data:`TASK_HEALTHY_AFTER` seconds since its restart without crashing again."""
+        now = self._clock()
+        health: dict[str, bool] = {}
+        for task in self.tasks:
+            restarted = self._restarted_at.get(task.name, 0.0)
+            health[task.name] = task.name not in self._restarted_at or (
+                restarted is not None and now - restarted >= TASK_HEALTHY_AFTER
+            )
+        return health
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (what SIGINT/SIGTERM do)."""
@@ -89,9 +111,11 @@ class Application:
                 await task.run(self.shutdown)
                 return
             except Exception:
+                self._restarted_at[task.name] = None
                 logger.exception(
                     "additional task %s crashed; restarting in %.1fs", task.name, delay
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.shutdown.wait(), delay)
                 delay = min(delay * 2, 30.0)
+                self._restarted_at[task.name] = self._clock()

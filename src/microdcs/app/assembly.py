@@ -156,7 +156,7 @@ def add_telemetry_server(runtime: Runtime) -> TelemetryServer | None:
     config = runtime.config
     if config.http_port == 0:
         return None
-    readiness = Readiness(runtime.app.handlers, runtime.store.ping)
+    readiness = Readiness(runtime.app.handlers, runtime.store.ping, tasks=runtime.app.task_health)
     runtime.metrics.observe("microdcs.redis.errors", lambda: readiness.ping_failures, where="ping")
     runtime.metrics.observe("microdcs.ready", lambda: int(readiness.last))
     server = TelemetryServer(

@@ -1,4 +1,5 @@
-"""Readiness: every transport connected and subscribed, and Redis answering.
+"""Readiness: every transport connected and subscribed, Redis answering for everything
+the runtime uses, and no background task (SFC engine, publisher, ...) in a crash loop.
 
 The Redis ping is cached so that probes (and several probers) cost Redis at most one
 PING per ``cache_seconds``.
@@ -29,12 +30,14 @@ class Readiness:
         handlers: Sequence[Probed],
         ping: Callable[[], Awaitable[bool]],
         *,
+        tasks: Callable[[], dict[str, bool]] = dict,
         cache_seconds: float = 1.0,
         ping_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._handlers = handlers
         self._ping = ping
+        self._tasks = tasks
         self._cache_seconds = cache_seconds
         self._ping_timeout = ping_timeout
         self._clock = clock
@@ -61,8 +64,11 @@ class Readiness:
             return self._redis_ok
 
     async def check(self) -> tuple[bool, dict[str, bool]]:
-        """``(ready, {component: ok})`` with one entry per transport and ``redis``."""
+        """``(ready, {component: ok})``: one entry per transport, ``redis``, and one
+        ``task <name>`` per background task."""
         parts = {handler.name: handler.ready for handler in self._handlers}
         parts["redis"] = await self.redis_ok()
+        for name, healthy in self._tasks().items():
+            parts[f"task {name}"] = healthy
         self.last = all(parts.values())
         return self.last, parts
