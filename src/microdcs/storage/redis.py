@@ -223,13 +223,7 @@ class RedisStore:
         try:
             await self.pipeline.connect()
             if self.config.mode == "standalone":
-                info = await self.pipeline.execute("INFO", "cluster")
-                if b"cluster_enabled:1" in info:
-                    raise ConfigurationError(
-                        "APP_REDIS_MODE",
-                        f"{self.config.hostname}:{self.config.port} is a Redis Cluster "
-                        "node; set APP_REDIS_MODE=cluster",
-                    )
+                await self._refuse_a_cluster_node()
         except StorageUnavailableError as exc:
             problem = _misconfiguration(str(exc))
             if problem is not None:
@@ -239,6 +233,19 @@ class RedisStore:
             await self._close()
             raise
         return self
+
+    async def _refuse_a_cluster_node(self) -> None:
+        """A cluster node used as one server answers MOVED for most keys: say so now."""
+        try:
+            info = await self.pipeline.execute("INFO", "cluster")
+        except ResponseError:  # an ACL without INFO: nothing to learn, nothing wrong
+            return
+        if b"cluster_enabled:1" in info:
+            raise ConfigurationError(
+                "APP_REDIS_MODE",
+                f"{self.config.hostname}:{self.config.port} is a Redis Cluster node; "
+                "set APP_REDIS_MODE=cluster",
+            )
 
     async def _close(self) -> None:
         self.pipeline.close()
