@@ -118,7 +118,7 @@ def tls_config(server: TlsRedis, **overrides: object) -> RedisConfig:
     return replace(config, **overrides)  # type: ignore[arg-type]
 
 
-async def store_job(mosquitto: LocalMosquitto, mes: MesClient, topic: str) -> int:
+async def store_job(mes: MesClient, topic: str) -> int:
     """One Store from the MES; its ReturnStatus."""
     job = f"J-{uuid.uuid4().hex[:8]}"
     reply = await mes.request(
@@ -143,7 +143,7 @@ async def test_a_store_is_served_end_to_end_with_redis_over_tls(
     base = make_config(mosquitto.port, tls_redis.port)
     config = replace(base, redis=tls_config(tls_redis, key_prefix=base.redis.key_prefix))
     async with running(config), MesClient(mosquitto.port) as mes:
-        assert await store_job(mosquitto, mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
+        assert await store_job(mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
 
 
 async def test_a_certificate_of_another_ca_stops_the_start_naming_the_tls_setting(
@@ -321,7 +321,7 @@ async def test_a_store_is_served_end_to_end_through_sentinel(
     base = make_config(mosquitto.port, replicated.primary.port)
     config = replace(base, redis=replicated.config(base.redis.key_prefix))
     async with running(config), MesClient(mosquitto.port) as mes:
-        assert await store_job(mosquitto, mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
+        assert await store_job(mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
 
 
 async def test_an_unknown_master_name_is_storage_unavailable_naming_it(
