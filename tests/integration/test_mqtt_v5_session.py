@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from functools import partial
 
 import pytest
 
+from microdcs.app.devstack import LocalMosquitto
 from microdcs.transports.mqtt import codec
-from microdcs.transports.mqtt.client import MqttClient, RetainUnavailableError
+from microdcs.transports.mqtt.client import ClientOptions, MqttClient, RetainUnavailableError
 from microdcs.transports.mqtt.outbox import Outbox
 from tests.integration.test_mqtt_conformance import (
     _U16,
@@ -414,3 +416,77 @@ async def test_no_will_unless_configured_MQTT_3_1_2_11() -> None:
         flags, payload = connect_payload(connect_packet)
         assert not flags & 0x3C  # Will Flag, Will QoS 0 (MQTT-3.1.2-11), Will Retain 0
         assert payload == utf8("conformance")
+
+
+# -- Will, against Mosquitto -----------------------------------------------------------------
+async def _subscriber(port: int, topic: str, received: list[codec.Publish]) -> MqttClient:
+    client = MqttClient(
+        ClientOptions(host="127.0.0.1", port=port, client_id=f"watch-{uuid.uuid4().hex[:8]}"),
+        received.append,
+    )
+    await client.connect()
+    assert await client.subscribe([(topic, 1)]) == [1]
+    return client
+
+
+def _willing(port: int, topic: str, *, delay: int = 0, client_id: str = "") -> MqttClient:
+    will = codec.WillMessage(topic, b"offline", qos=1, delay=delay)
+    options = ClientOptions(
+        host="127.0.0.1",
+        port=port,
+        client_id=client_id or f"will-{uuid.uuid4().hex[:8]}",
+        will=will,
+        session_expiry=30,
+    )
+    return MqttClient(options, lambda message: None)
+
+
+async def test_will_is_published_when_the_connection_drops_MQTT_3_1_2_8(
+    mosquitto: LocalMosquitto,
+) -> None:
+    """The replica's socket closes without DISCONNECT: the subscriber gets the Will."""
+    topic = f"microdcs/status/{uuid.uuid4().hex}"
+    received: list[codec.Publish] = []
+    watcher = await _subscriber(mosquitto.port, topic, received)
+    replica = _willing(mosquitto.port, topic)
+    try:
+        await replica.connect()
+        replica._abort()  # the process dies: no DISCONNECT
+        await wait_for(lambda: len(received) == 1)
+        assert (received[0].topic, received[0].payload) == (topic, b"offline")
+    finally:
+        await watcher.disconnect(end_session=True)
+
+
+async def test_no_will_after_a_normal_disconnect_MQTT_3_1_2_10(mosquitto: LocalMosquitto) -> None:
+    topic = f"microdcs/status/{uuid.uuid4().hex}"
+    received: list[codec.Publish] = []
+    watcher = await _subscriber(mosquitto.port, topic, received)
+    replica = _willing(mosquitto.port, topic)
+    try:
+        await replica.connect()
+        await replica.disconnect(end_session=True)
+        await asyncio.sleep(0.5)
+        assert received == []
+    finally:
+        await watcher.disconnect(end_session=True)
+
+
+async def test_reconnect_within_the_will_delay_cancels_the_will_MQTT_3_1_3_9(
+    mosquitto: LocalMosquitto,
+) -> None:
+    topic = f"microdcs/status/{uuid.uuid4().hex}"
+    received: list[codec.Publish] = []
+    watcher = await _subscriber(mosquitto.port, topic, received)
+    replica = _willing(mosquitto.port, topic, delay=1)
+    try:
+        await replica.connect()
+        replica._abort()
+        await replica.wait_closed()
+        await replica.connect()  # same session, within the Will Delay Interval
+        await asyncio.sleep(1.5)
+        assert received == []
+        replica._abort()  # and now it stays away: the Will comes after the delay
+        await wait_for(lambda: len(received) == 1, timeout=4)
+    finally:
+        await watcher.disconnect(end_session=True)

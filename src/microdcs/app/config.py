@@ -18,6 +18,7 @@ from microdcs.core.errors import ConfigurationError
 from microdcs.core.limits import LimitsConfig as LimitsConfig
 from microdcs.core.settings import setting
 from microdcs.storage.options import RedisConfig as RedisConfig
+from microdcs.transports.mqtt.auth import METHODS as AUTH_METHODS
 from microdcs.transports.mqtt.options import MqttConfig as MqttConfig
 from microdcs.transports.msgpack_rpc.options import RpcConfig as RpcConfig
 
@@ -250,6 +251,18 @@ def validate(config: AppConfig) -> None:
             "APP_MQTT_TOPIC_ALIAS_MAXIMUM",
             0 <= config.mqtt.topic_alias_maximum < 65536,
             "must be 0..65535",
+        ),
+        (
+            "APP_MQTT_WILL_TOPIC",
+            not any(c in config.mqtt.will_topic for c in "+#\x00"),
+            "must be a topic name (no wildcards)",
+        ),
+        ("APP_MQTT_WILL_QOS", config.mqtt.will_qos in (0, 1, 2), "must be 0, 1 or 2"),
+        ("APP_MQTT_WILL_DELAY", 0 <= config.mqtt.will_delay < 2**32, "must be 0..4294967295"),
+        (
+            "APP_MQTT_AUTH_METHOD",
+            config.mqtt.auth_method in AUTH_METHODS,
+            f"must be one of {', '.join(repr(m) for m in AUTH_METHODS)}",
         ),
         ("APP_MQTT_SESSION_EXPIRY", config.mqtt.session_expiry > 0, "must be > 0"),
         ("APP_MQTT_KEEPALIVE", config.mqtt.keepalive > 0, "must be > 0"),

@@ -896,7 +896,9 @@ class MqttClient:
         reason, props = codec.decode_auth(body)
         if auth is None:  # MQTT-4.12.0-6: no AUTH without an Authentication Method
             raise codec.ProtocolError("AUTH without enhanced authentication", 0x82)
-        if props.get(codec.AUTHENTICATION_METHOD) != auth.method:  # MQTT-4.12.0-5
+        method = props.get(codec.AUTHENTICATION_METHOD)
+        # MQTT-4.12.0-5; a Success may come in the short form, without properties (3.15.2.1).
+        if method != auth.method and (method is not None or reason != AUTH_SUCCESS):
             raise codec.ProtocolError("AUTH with another authentication method", 0x82)
         data = props.get(codec.AUTHENTICATION_DATA)
         if reason == AUTH_CONTINUE:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from microdcs.core.settings import setting
+from microdcs.transports.mqtt.auth import DEFAULT_SAT_FILE, authenticator
 from microdcs.transports.mqtt.client import ClientOptions
+from microdcs.transports.mqtt.codec import WillMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,46 @@ class MqttConfig:
         "request topics, elected through a Redis lease of this many seconds: a standby "
         "takes over within it when the holder dies or loses the broker.",
     )
+    will_topic: str = setting(
+        "APP_MQTT_WILL_TOPIC",
+        "",
+        "Topic of the Will message the broker publishes when the replica's connection ends "
+        "without a DISCONNECT (crash, network loss, keep-alive timeout); '{client_id}' is "
+        "replaced by the client id, e.g. 'microdcs/status/{client_id}' with a retained "
+        "'offline' payload. Empty (the default): no Will.",
+    )
+    will_payload: str = setting(
+        "APP_MQTT_WILL_PAYLOAD", "offline", "Payload (UTF-8 text) of the Will message."
+    )
+    will_qos: int = setting("APP_MQTT_WILL_QOS", 1, "QoS of the Will message (0, 1 or 2).")
+    will_retain: bool = setting(
+        "APP_MQTT_WILL_RETAIN",
+        False,
+        "Publish the Will retained: the topic then says 'offline' to late subscribers too, "
+        "until something publishes there again (the runtime itself publishes no 'online' "
+        "state).",
+    )
+    will_delay: int = setting(
+        "APP_MQTT_WILL_DELAY",
+        0,
+        "Will Delay Interval (s): the broker waits this long before publishing the Will, "
+        "and a reconnect within it cancels the Will (a short network glitch says nothing).",
+    )
+    auth_method: str = setting(
+        "APP_MQTT_AUTH_METHOD",
+        "",
+        "Enhanced authentication (MQTT v5 AUTH): empty for none (user name and password "
+        "only), or 'K8S-SAT' for Azure IoT Operations' MQTT broker: the Kubernetes "
+        "service-account token of APP_MQTT_SAT_FILE is sent as Authentication Data, read "
+        "anew on every connect, and a rotated token re-authenticates the open connection.",
+    )
+    sat_file: str = setting(
+        "APP_MQTT_SAT_FILE",
+        DEFAULT_SAT_FILE,
+        "File of the Kubernetes service-account token (a projected volume with the "
+        "broker's audience) for APP_MQTT_AUTH_METHOD=K8S-SAT; checked for rotation every "
+        "10 s.",
+    )
 
 
 def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
@@ -123,6 +165,19 @@ def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def will_message(mqtt: MqttConfig, client_id: str) -> WillMessage | None:
+    """The Will of ``APP_MQTT_WILL_*`` for ``client_id`` (``None``: no Will topic set)."""
+    if not mqtt.will_topic:
+        return None
+    return WillMessage(
+        mqtt.will_topic.replace("{client_id}", client_id),
+        mqtt.will_payload.encode(),
+        qos=mqtt.will_qos,
+        retain=mqtt.will_retain,
+        delay=mqtt.will_delay,
+    )
 
 
 def client_options(mqtt: MqttConfig, client_id: str, **overrides: Any) -> ClientOptions:
@@ -140,6 +195,8 @@ def client_options(mqtt: MqttConfig, client_id: str, **overrides: Any) -> Client
         "ssl_context": tls_context(mqtt),
         "keepalive": mqtt.keepalive,
         "topic_alias_maximum": mqtt.topic_alias_maximum,
+        "will": will_message(mqtt, client_id),
+        "authenticator": authenticator(mqtt.auth_method, mqtt.sat_file),
     }
     values.update(overrides)
     return ClientOptions(**values)
