@@ -72,7 +72,7 @@ class Challenged:
         self.challenges.append(challenge)
         return (challenge or b"")[::-1]
 
-    def renewed(self) -> bytes | None:
+    def renewed(self, current: bytes | None) -> bytes | None:
         return None
 
 
@@ -237,22 +237,34 @@ async def test_refused_reauthentication_ends_the_connection_MQTT_4_12_1_2(
 def test_k8s_sat_renewed_only_when_the_token_changed(token_file: Path) -> None:
     sat = K8sSatAuthenticator(str(token_file))
     assert sat.method == "K8S-SAT"
-    assert sat.initial_data() == b"token-one"
-    assert sat.renewed() is None
+    current = sat.initial_data()
+    assert current == b"token-one"
+    assert sat.renewed(current) is None
     write_token(token_file, "token-one")
-    assert sat.renewed() is None
+    assert sat.renewed(current) is None
     write_token(token_file, "token-two")
-    assert sat.renewed() == b"token-two"
-    assert sat.renewed() is None
+    assert sat.renewed(current) == b"token-two"
+    assert sat.renewed(b"token-two") is None
+
+
+def test_k8s_sat_serves_several_connections_independently(token_file: Path) -> None:
+    """The session and a retained-state probe share one authenticator: a probe reading
+    the rotated token first must not hide the rotation from the session."""
+    sat = K8sSatAuthenticator(str(token_file))
+    session = sat.initial_data()
+    write_token(token_file, "token-two")
+    probe = sat.initial_data()
+    assert probe == b"token-two"
+    assert sat.renewed(session) == b"token-two"
 
 
 def test_k8s_sat_mid_rotation_absence_is_no_renewal(token_file: Path) -> None:
     sat = K8sSatAuthenticator(str(token_file))
-    sat.initial_data()
+    current = sat.initial_data()
     token_file.unlink()
-    assert sat.renewed() is None
+    assert sat.renewed(current) is None
     write_token(token_file, "token-two")
-    assert sat.renewed() == b"token-two"
+    assert sat.renewed(current) == b"token-two"
 
 
 def test_k8s_sat_empty_token_is_an_error(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ connected makes the client re-authenticate (AUTH reason 0x19) before the broker 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Final, Protocol
 
 from microdcs.core.errors import MicroDCSError
@@ -53,10 +52,12 @@ class Authenticator(Protocol):
         """Data of our AUTH 0x18 answering the broker's AUTH 0x18 ``challenge``."""
         ...
 
-    def renewed(self) -> bytes | None:
-        """New Authentication Data if the credentials changed since last read, else ``None``.
+    def renewed(self, current: bytes | None) -> bytes | None:
+        """New Authentication Data if it differs from ``current`` (what the connection
+        authenticated with), else ``None``; the client then re-authenticates (AUTH 0x19).
 
-        The client then re-authenticates (AUTH 0x19) on the open connection.
+        Stateless about connections: one authenticator may serve several clients (the
+        replica's session and its retained-state probes).
         """
         ...
 
@@ -65,18 +66,15 @@ class K8sSatAuthenticator:
     """``K8S-SAT``: the Kubernetes service-account token in ``path`` is the credential.
 
     The broker validates the token and answers with CONNACK; there is no challenge. A
-    rotation is noticed by the file's identity (the kubelet swaps a symlink, so inode and
-    modification time change) and then by its content, so a touch alone re-authenticates
-    nobody.
+    rotation is noticed by the file's content (a token of about a kilobyte, read every
+    ``poll_seconds``), so a file replaced by the same token re-authenticates nobody.
     """
 
-    __slots__ = ("_path", "_poll", "_seen", "_token")
+    __slots__ = ("_path", "_poll")
 
     def __init__(self, path: str = DEFAULT_SAT_FILE, *, poll_seconds: float = 10.0) -> None:
         self._path = path
         self._poll = poll_seconds
-        self._seen: tuple[int, int, int] | None = None
-        self._token = b""
 
     @property
     def method(self) -> str:
@@ -86,13 +84,8 @@ class K8sSatAuthenticator:
     def poll_seconds(self) -> float:
         return self._poll
 
-    def _stat(self) -> tuple[int, int, int]:
-        info = os.stat(self._path)
-        return info.st_ino, info.st_mtime_ns, info.st_size
-
     def _read(self) -> bytes:
         try:
-            seen = self._stat()
             with open(self._path, "rb") as file:
                 token = file.read().strip()
         except OSError as exc:
@@ -101,8 +94,6 @@ class K8sSatAuthenticator:
             ) from None
         if not token:
             raise AuthenticationError(f"the service-account token file {self._path} is empty")
-        self._seen = seen
-        self._token = token
         return token
 
     def initial_data(self) -> bytes:
@@ -112,17 +103,14 @@ class K8sSatAuthenticator:
         # K8S-SAT has no challenge; a broker that asks anyway gets the token again.
         return self._read()
 
-    def renewed(self) -> bytes | None:
+    def renewed(self, current: bytes | None) -> bytes | None:
         try:
-            if self._stat() == self._seen:
-                return None
-            before = self._token
             token = self._read()
-        except (OSError, AuthenticationError) as exc:
+        except AuthenticationError as exc:
             # Mid-rotation the file may be absent for a moment: ask again next time.
             logger.debug("token file not readable now: %s", exc)
             return None
-        return token if token != before else None
+        return token if token != current else None
 
 
 def authenticator(method: str, sat_file: str) -> Authenticator | None:

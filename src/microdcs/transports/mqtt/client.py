@@ -232,6 +232,8 @@ class MqttClient:
         self.renumbered_publishes = 0
         self._auth_handle: asyncio.TimerHandle | None = None
         self._reauthenticating = False
+        #: The Authentication Data this connection authenticated with (the latest sent).
+        self._auth_data: bytes | None = None
         #: Re-authentications the broker accepted (AUTH 0x00 after our AUTH 0x19).
         self.reauthentications = 0
         #: Reason Strings come from the broker: bounded, whatever it sends.
@@ -346,6 +348,7 @@ class MqttClient:
             auth_method = auth.method
             try:
                 auth_data = auth.initial_data()  # read anew: the token may have rotated
+                self._auth_data = auth_data
             except AuthenticationError as exc:
                 raise MqttConnectionError(f"no {auth_method} credentials: {exc}") from None
         try:
@@ -934,8 +937,9 @@ class MqttClient:
         if not self.connected:
             return
         if not self._reauthenticating:
-            data = auth.renewed()
+            data = auth.renewed(self._auth_data)
             if data is not None:
+                self._auth_data = data
                 self._reauthenticating = True
                 logger.info("%s credentials renewed; re-authenticating", auth.method)
                 self._write(codec.encode_auth(AUTH_REAUTHENTICATE, auth.method, data))
