@@ -3,6 +3,14 @@
 An event is marked only after it was processed successfully, together with the responses
 it produced, so a re-delivered duplicate gets the same responses again and never a second
 effect. Marks expire after a configurable TTL.
+
+Keys are ``<prefix>:dedupe:{<source tag>}:<digest>``: the hash tag (a short hash of the
+``source``) puts every mark of one sender in one Redis Cluster slot, so the batched
+lookup of what one MES sent in a loop iteration is one ``MGET`` on one primary (a batch
+from several senders is split per slot by the cluster connection). Before the tag, keys
+were ``<prefix>:dedupe:<digest>``; marks written under that layout are not found after an
+upgrade, so for at most one TTL an event re-delivered across the upgrade is processed
+again instead of being answered from its mark.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ class Deduplicator:
 
     def key(self, source: str, event_id: str) -> str:
         """The Redis key remembering ``source`` + ``id``; computed once per event."""
-        # source and id are arbitrary strings: hash them so the key is bounded and safe.
+        # source and id are arbitrary strings: hash them so the key is bounded and safe
+        # (and the tag brace-free).
+        tag = hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
         digest = hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).hexdigest()
-        return self._store.key("dedupe", digest)
+        return self._store.key("dedupe", f"{{{tag}}}", digest)
 
     async def lookup(self, key: str) -> list[CloudEvent] | None:
         """The responses of an already processed event, or ``None`` if it is new."""

@@ -16,13 +16,17 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
     ClusterDownError,
+    ClusterError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
     TryAgainError,
 )
@@ -31,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
+from microdcs.storage.cluster import ClusterConnection
 from microdcs.storage.options import RedisConfig, tls_context
 from microdcs.storage.resp import RespConnection, is_transient_reply
 from microdcs.storage.sentinel import SentinelLocator
@@ -49,6 +54,10 @@ _UNAVAILABLE_ERRORS = (
     ReadOnlyError,
     TryAgainError,
     ClusterDownError,
+    # The cluster client's own: no node reachable, a slot not covered, redirected
+    # too often.
+    RedisClusterException,
+    ClusterError,
     ConnectionError,
     OSError,
 )
@@ -119,6 +128,71 @@ class _Client(aioredis.Redis):
             connection.socket_timeout = saved
 
 
+class _BlockingConnection(Connection):
+    """A redis-py connection that reads the reply of a blocking command
+    (``XREADGROUP ... BLOCK``) with its block time on top of ``socket_timeout``.
+
+    The cluster client routes through its own nodes and never calls
+    :meth:`_Client.parse_response`, so the allowance is made where every command is
+    packed and every reply read: the block time is taken from the packed command and
+    applies to the next read of its reply (a health-check PING sent in between is read
+    with the plain timeout)."""
+
+    _block_read: float | None = None
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        blocking = block_seconds(args)
+        if blocking is not None:
+            self._block_read = blocking + (self.socket_timeout or 0.0)
+        return super().pack_command(*args)
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        pending, self._block_read = self._block_read, None  # not for a health check's PING
+        await super().send_packed_command(command, check_health)
+        self._block_read = pending
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 (redis-py's signature)
+        **options: Any,
+    ) -> Any:
+        if timeout is None and self._block_read is not None:
+            timeout, self._block_read = self._block_read, None
+        return await super().read_response(disable_decoding, timeout, **options)
+
+
+class _BlockingSSLConnection(_BlockingConnection, SSLConnection):
+    """:class:`_BlockingConnection` over TLS."""
+
+
+class _ClusterClient(RedisCluster):
+    """redis-py's cluster client (slot routing, MOVED/ASK, failover) for what does not
+    go through the pipelined connection, with :class:`_BlockingConnection` so that a
+    blocking stream read is not cut by the command timeout."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        blocking = _BlockingSSLConnection if options.get("ssl") else _BlockingConnection
+        # redis-py builds every node's connections from these kwargs (the startup nodes
+        # were built already): the only seam to choose the connection class.
+        self.connection_kwargs["connection_class"] = blocking
+        for node in self.startup_nodes:
+            node.connection_class = blocking
+
+
+def _cluster_client(config: RedisConfig) -> _ClusterClient:
+    options = _redis_py_options(config)
+    # The cluster client retries a lost node (re-reading the slot map) and a timeout
+    # alike, each try up to the command timeout: few tries, so a frozen primary fails
+    # its commands in a few command timeouts rather than ten.
+    options["retry"] = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), 2)
+    return _ClusterClient(
+        startup_nodes=[ClusterNode(host, port) for host, port in config.seed_nodes()],
+        **options,
+    )
+
+
 def _redis_py_tls(config: RedisConfig) -> dict[str, Any]:
     """redis-py's spelling of ``APP_REDIS_TLS*``."""
     if not config.tls:
@@ -179,9 +253,14 @@ class RedisStore:
     def __init__(self, config: RedisConfig, *, tracing: Tracing | None = None) -> None:
         self.config = config
         tls = tls_context(config)
-        self.client: aioredis.Redis
-        self.pipeline: RespConnection
-        if config.mode == "sentinel":
+        self.client: aioredis.Redis | RedisCluster
+        self.pipeline: RespConnection | ClusterConnection
+        if config.mode == "cluster":
+            self.client = _cluster_client(config)
+            self.pipeline = ClusterConnection(
+                config.seed_nodes(), lambda host, port: _resp_connection(config, tls, host, port)
+            )
+        elif config.mode == "sentinel":
             locator = SentinelLocator(
                 config.sentinel_addresses(),
                 config.sentinel_master,
@@ -294,7 +373,10 @@ class RedisStore:
             raise
 
     async def ping(self) -> bool:
-        """True when Redis answers; never raises."""
+        """True when Redis answers (a cluster: every primary, and every slot served);
+        never raises."""
+        if isinstance(self.pipeline, ClusterConnection):
+            return await self.pipeline.healthy()
         try:
             return bool(await self.client.ping())
         except _UNAVAILABLE_ERRORS:
