@@ -10,18 +10,26 @@ the service-account token as Authentication Data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from microdcs.app.config import load_config
+from microdcs.app.config import AppConfig, load_config
+from microdcs.app.devstack import LocalMosquitto
 from microdcs.core.errors import ConfigurationError
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.auth import AuthenticationError, K8sSatAuthenticator
-from microdcs.transports.mqtt.client import MqttConnectionError
+from microdcs.transports.mqtt.client import MqttClient, MqttConnectionError
 from microdcs.transports.mqtt.options import client_options
+from tests.conftest import make_config, running
+from tests.integration.test_deployments_doc import SCOPE, documented
 from tests.integration.test_mqtt_conformance import (
     connack,
     connect,
@@ -33,8 +41,11 @@ from tests.integration.test_mqtt_conformance import (
     utf8,
     wait_for,
 )
+from tests.integration.test_redis_tls_sentinel import Certificates, certificates, store_job
+from tests.mesclient import MesClient
 
 _U16 = codec._U16
+__all__ = ["certificates"]  # a fixture used below
 
 
 def auth_packet(reason: int, method: str, data: bytes | None = None) -> bytes:
@@ -285,3 +296,197 @@ def test_settings_choose_the_k8s_sat_authenticator(token_file: Path) -> None:
 def test_unknown_auth_method_is_refused_by_configuration() -> None:
     with pytest.raises(ConfigurationError, match="APP_MQTT_AUTH_METHOD"):
         load_config({"APP_MQTT_AUTH_METHOD": "KERBEROS"})
+
+
+# -- the K8S-SAT deployment, end to end ------------------------------------------------------
+def _raw(framed: codec.Packet) -> bytes:
+    return (
+        bytes(((framed.kind << 4) | framed.flags,)) + codec.encode_varint(framed.size) + framed.body
+    )
+
+
+def _strip_auth(body: bytes) -> tuple[object, object, bytes]:
+    """(method, data, the CONNECT body without them) of our client's CONNECT."""
+    pos = 2 + ((body[0] << 8) | body[1]) + 4  # protocol name, version, flags, keep alive
+    props, end = codec.decode_properties(body, pos, len(body))
+    kept = b""
+    for ident, width in (
+        (codec.SESSION_EXPIRY, 4),
+        (codec.RECEIVE_MAXIMUM, 2),
+        (codec.TOPIC_ALIAS_MAXIMUM, 2),
+    ):
+        value = props.get(ident)
+        if isinstance(value, int):
+            kept += bytes((ident,)) + value.to_bytes(width, "big")
+    method = props.get(codec.AUTHENTICATION_METHOD)
+    data = props.get(codec.AUTHENTICATION_DATA)
+    return method, data, body[:pos] + codec.encode_varint(len(kept)) + kept + body[end:]
+
+
+class SatGateway:
+    """A K8S-SAT listener in front of Mosquitto, as Azure IoT Operations' broker is one.
+
+    Over TLS it takes a CONNECT only with Authentication Method ``K8S-SAT`` and a token
+    of ``tokens`` (else CONNACK 0x8C or 0x87), hands the connection to Mosquitto without
+    the authentication properties, and answers re-authentications (AUTH 0x19) itself:
+    Success for a known token, DISCONNECT 0x87 for another.
+    """
+
+    def __init__(self, upstream: int, tokens: set[bytes]) -> None:
+        self.upstream = upstream
+        self.tokens = tokens
+        self.port = 0
+        self.connects: list[object] = []
+        self.reauthentications: list[object] = []
+        self._streams: list[asyncio.StreamWriter] = []
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._streams.append(writer)
+        framer = codec.PacketReader(1 << 24)
+        pending: list[codec.Packet] = []
+        while not pending:
+            data = await reader.read(65536)
+            if not data:
+                writer.close()
+                return
+            pending.extend(framer.feed(data))
+        method, token, rewritten = _strip_auth(pending.pop(0).body)
+        self.connects.append(token)
+        if method != "K8S-SAT" or token not in self.tokens:
+            writer.write(connack(0x8C if method != "K8S-SAT" else 0x87))
+            await writer.drain()
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self._streams.append(up_writer)
+        up_writer.write(packet(0x10, rewritten) + b"".join(_raw(p) for p in pending))
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                for framed in framer.feed(data):
+                    if framed.kind != codec.AUTH:
+                        up_writer.write(_raw(framed))
+                        continue
+                    reason, props = codec.decode_auth(framed.body)
+                    token = props.get(codec.AUTHENTICATION_DATA)
+                    self.reauthentications.append(token)
+                    if reason == 0x19 and token in self.tokens:
+                        writer.write(packet(0xF0, b"\x00" + section(
+                            bytes((codec.AUTHENTICATION_METHOD,)) + utf8("K8S-SAT")
+                        )))  # fmt: skip
+                    else:
+                        writer.write(packet(0xE0, b"\x87" + section()))
+                        return
+                await up_writer.drain()
+
+        tasks = [asyncio.ensure_future(downstream()), asyncio.ensure_future(upstream())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except ConnectionError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for stream in (writer, up_writer):
+                stream.close()
+
+    def close(self) -> None:
+        for stream in self._streams:
+            stream.close()
+
+
+@contextlib.asynccontextmanager
+async def sat_gateway(
+    upstream: int, tokens: set[bytes], certs: Certificates
+) -> AsyncIterator[SatGateway]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certs.server_cert), str(certs.server_key))
+    gateway = SatGateway(upstream, tokens)
+    server = await asyncio.start_server(gateway.serve, "127.0.0.1", 0, ssl=context)
+    gateway.port = server.sockets[0].getsockname()[1]
+    try:
+        yield gateway
+    finally:
+        server.close()
+        gateway.close()
+
+
+def documented_k8s_sat(gateway: SatGateway, certs: Certificates, sat_file: Path) -> AppConfig:
+    return documented(
+        "mqtt-k8s-sat",
+        APP_MQTT_HOSTNAME="127.0.0.1",
+        APP_MQTT_PORT=str(gateway.port),
+        APP_MQTT_TLS_CA_FILE=str(certs.ca),
+        APP_MQTT_SAT_FILE=str(sat_file),
+    )
+
+
+async def test_k8s_sat_deployment_of_the_operations_guide_serves_a_store(
+    mosquitto: LocalMosquitto, redis_server: object, certificates: Certificates, tmp_path: Path
+) -> None:
+    """docs/operations.md's K8S-SAT block, with only addresses and paths replaced, against
+    a broker that accepts nothing but K8S-SAT: the runtime connects (session and the
+    publisher's probes), and a Store from the MES is served."""
+    sat_file = tmp_path / "mq-sat"
+    write_token(sat_file, "pod-token")
+    async with sat_gateway(mosquitto.port, {b"pod-token"}, certificates) as gateway:
+        loaded = documented_k8s_sat(gateway, certificates, sat_file)
+        assert loaded.mqtt.auth_method == "K8S-SAT" and loaded.mqtt.tls
+        base = make_config(gateway.port, redis_server)  # type: ignore[arg-type]
+        mqtt = replace(
+            loaded.mqtt,
+            username=base.mqtt.username,
+            password=base.mqtt.password,
+            shared_subscription=base.mqtt.shared_subscription,
+            response_topic_base=base.mqtt.response_topic_base,
+            session_expiry=base.mqtt.session_expiry,
+        )
+        config = replace(base, mqtt=mqtt)
+        async with running(config), MesClient(mosquitto.port) as mes:
+            assert await store_job(mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
+        assert gateway.connects and set(gateway.connects) == {b"pod-token"}
+
+
+async def test_k8s_sat_rotation_keeps_the_connection_through_a_real_broker(
+    mosquitto: LocalMosquitto, certificates: Certificates, tmp_path: Path
+) -> None:
+    """Rotated while connected: AUTH 0x19 with the new token, accepted, and the same
+    connection goes on carrying messages through Mosquitto."""
+    sat_file = tmp_path / "mq-sat"
+    write_token(sat_file, "token-a")
+    async with sat_gateway(mosquitto.port, {b"token-a", b"token-b"}, certificates) as gateway:
+        mqtt = documented_k8s_sat(gateway, certificates, sat_file).mqtt
+        options = replace(
+            client_options(mqtt, f"sat-{uuid.uuid4().hex[:8]}"),
+            authenticator=K8sSatAuthenticator(str(sat_file), poll_seconds=0.05),
+        )
+        received: list[codec.Publish] = []
+        client = MqttClient(options, received.append)
+        await client.connect()
+        topic = f"sat/{uuid.uuid4().hex}"
+        assert await client.subscribe([(topic, 1)]) == [1]
+        write_token(sat_file, "token-b")
+        await wait_for(lambda: client.reauthentications == 1)
+        client.publish(topic, b"after rotation", b"\x00", qos=0)
+        await wait_for(lambda: len(received) == 1)
+        assert received[0].payload == b"after rotation"
+        assert gateway.reauthentications == [b"token-b"] and len(gateway.connects) == 1
+        await client.disconnect(end_session=True)
+
+
+async def test_k8s_sat_unknown_token_is_refused_not_authorized(
+    certificates: Certificates, mosquitto: LocalMosquitto, tmp_path: Path
+) -> None:
+    sat_file = tmp_path / "mq-sat"
+    write_token(sat_file, "stolen")
+    async with sat_gateway(mosquitto.port, {b"pod-token"}, certificates) as gateway:
+        mqtt = documented_k8s_sat(gateway, certificates, sat_file).mqtt
+        client = MqttClient(client_options(mqtt, "intruder"), lambda message: None)
+        with pytest.raises(MqttConnectionError, match="not authorized"):
+            await client.connect()
