@@ -77,6 +77,8 @@ class JobStore:
         self._maxlen = maxlen
         self._known_scopes: set[str] = set()
         self._scripts = JobScripts(store)
+        #: APP_REDIS_WAIT_REPLICAS > 0: a change is answered once replicas have it.
+        self._replicated = store.config.wait_replicas > 0
         #: The scopes' change streams and the publisher's cursors.
         self.changes = ChangeFeed(store)
 
@@ -108,6 +110,8 @@ class JobStore:
         )  # fmt: skip
         if reply.job_status is None:
             return Change(reply.status)
+        if self._replicated:
+            await self.redis.replicated(k.job(order.job_order_id))
         record = JobRecord(order.job_order_id, order_json, reply.job_status)
         return Change(
             reply.status, record, version=reply.version, seq=reply.seq, recipe=reply.recipe
@@ -137,6 +141,8 @@ class JobStore:
         )  # fmt: skip
         if reply.status is not ReturnStatus.OK:
             return Change(reply.status)
+        if self._replicated:
+            await self.redis.replicated(k.job(job_id))
         return Change(
             reply.status,
             reply.record(job_id),

@@ -353,6 +353,40 @@ class RedisStore:
         of its failure (``StorageUnavailableError``, ``ResponseError``), in order."""
         return self.pipeline.execute_many(commands)
 
+    def execute_on(self, key: Any, *args: Any) -> Awaitable[Any]:
+        """A keyless command (``WAIT``) on the connection that serves ``key``'s slot: in a
+        cluster, that of the primary that took the last write to the key; otherwise the
+        one connection."""
+        route = getattr(self.pipeline, "execute_on", None)
+        if route is None:
+            return self.pipeline.execute(*args)
+        return route(key, *args)  # type: ignore[no-any-return]
+
+    async def replicated(self, key: Any) -> None:
+        """Return once ``APP_REDIS_WAIT_REPLICAS`` replicas have every write this process
+        made so far to ``key``'s primary (``WAIT``); raise :class:`StorageUnavailableError`
+        when fewer have it within half the command timeout (the other half is left for the
+        reply and the commands queued behind the blocking ``WAIT``).
+
+        Called after the write's reply, not pipelined with it: a write re-sent after
+        ``NOSCRIPT`` or a redirection is then covered too. A reply of the primary alone is
+        lost when it dies before its replicas have the write; this closes that window for
+        what the runtime answers Good.
+        """
+        needed = self.config.wait_replicas
+        if needed <= 0:
+            return
+        timeout_ms = max(1, int(self.config.command_timeout * 500))
+        try:
+            reached = int(await self.execute_on(key, "WAIT", needed, timeout_ms))
+        except ResponseError as exc:  # e.g. the node was demoted to a replica meanwhile
+            raise StorageUnavailableError(f"Redis WAIT failed: {exc}") from exc
+        if reached < needed:
+            raise StorageUnavailableError(
+                f"only {reached} of {needed} Redis replicas (APP_REDIS_WAIT_REPLICAS) "
+                f"acknowledged the write within {timeout_ms} ms"
+            )
+
     async def guarded(self, operation: Awaitable[T]) -> T:
         """Await a call of ``client`` (redis-py) with its errors mapped like those of the
         pipelined connection: everything that waiting cures (unreachable, ``LOADING``,
