@@ -174,6 +174,43 @@ async def test_a_single_server_configured_as_a_cluster_is_refused(tmp_path: Path
                 pass
 
 
+async def test_a_cluster_not_up_at_start_is_waited_for(tmp_path: Path) -> None:
+    cluster = LocalRedisCluster(tmp_path / "late")
+    async with RedisStore(redis_config(cluster, key_prefix="late")) as store:
+        assert not await store.ping()
+        with pytest.raises(StorageUnavailableError):
+            await store.execute("SET", "k", "v")
+        await asyncio.to_thread(cluster.create)
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        assert await store.execute("SET", "k", "v") == b"OK"
+                        break
+                    except StorageUnavailableError:
+                        await asyncio.sleep(0.1)
+            assert await store.ping()
+        finally:
+            cluster.close()
+
+
+async def test_every_node_connection_logs_in_and_a_wrong_password_is_named(
+    tmp_path: Path,
+) -> None:
+    with LocalRedisCluster(tmp_path / "auth") as cluster:
+        for node in cluster.all_nodes:
+            node.call("CONFIG", "SET", "requirepass", "secret")
+        wrong = redis_config(cluster, key_prefix="a", password="wrong")
+        with pytest.raises(ConfigurationError, match="APP_REDIS_PASSWORD"):
+            async with RedisStore(wrong):
+                pass
+        async with RedisStore(redis_config(cluster, key_prefix="a", password="secret")) as store:
+            await asyncio.gather(*(store.execute("SET", key, 1) for key in KEYS))
+            assert await store.execute("MGET", *KEYS) == [b"1"] * len(KEYS)
+            assert await store.guarded(store.client.get(KEYS[0])) == b"1"
+            assert await store.ping()
+
+
 # -- resharding ------------------------------------------------------------------------------
 async def test_a_slot_migrated_is_followed_by_ask_during_and_moved_after(
     tmp_path: Path,
@@ -260,6 +297,8 @@ async def test_a_failover_is_found_by_the_next_command(tmp_path: Path) -> None:
         async with RedisStore(config) as store:
             key = "fo:{failover}:k"
             await store.execute("SET", key, "before")
+            script = Script(store, "test.get", "return redis.call('GET', KEYS[1])", raw)
+            assert await script([key], []) == b"before"
             old = cluster.primary_of(key)
             async with asyncio.timeout(5):
                 while old.call("INFO", "replication")["connected_slaves"] < 1:
@@ -276,8 +315,12 @@ async def test_a_failover_is_found_by_the_next_command(tmp_path: Path) -> None:
                         break
                     except StorageUnavailableError:
                         await asyncio.sleep(0.1)
-            assert pipeline(store).node_of(key_slot(key)) == address(cluster.primary_of(key))
+            new = cluster.primary_of(key)
+            assert pipeline(store).node_of(key_slot(key)) == address(new)
             assert await store.ping()
+            # The promoted replica got the scripts when it joined the map.
+            assert new.call("SCRIPT", "EXISTS", script.sha) == [1]
+            assert await script([key], []) == b"before"
 
 
 # -- the runtime -----------------------------------------------------------------------------
