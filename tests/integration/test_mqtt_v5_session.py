@@ -13,10 +13,14 @@ from functools import partial
 
 import pytest
 
+from microdcs.app.config import load_config
 from microdcs.app.devstack import LocalMosquitto
+from microdcs.core.errors import ConfigurationError
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient, RetainUnavailableError
+from microdcs.transports.mqtt.options import client_options
 from microdcs.transports.mqtt.outbox import Outbox
+from microdcs.transports.mqtt.outlets import retained_value
 from tests.integration.test_mqtt_conformance import (
     _U16,
     _U32,
@@ -490,3 +494,50 @@ async def test_reconnect_within_the_will_delay_cancels_the_will_MQTT_3_1_3_9(
         await wait_for(lambda: len(received) == 1, timeout=4)
     finally:
         await watcher.disconnect(end_session=True)
+
+
+# -- Will settings ---------------------------------------------------------------------------
+def test_will_settings_build_the_will_of_each_client() -> None:
+    config = load_config(
+        {
+            "APP_MQTT_WILL_TOPIC": "microdcs/status/{client_id}",
+            "APP_MQTT_WILL_RETAIN": "true",
+            "APP_MQTT_WILL_DELAY": "5",
+        }
+    )
+    assert client_options(config.mqtt, "r1").will == codec.WillMessage(
+        "microdcs/status/r1", b"offline", qos=1, retain=True, delay=5
+    )
+    assert client_options(load_config({}).mqtt, "r1").will is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("APP_MQTT_WILL_QOS", "3"),
+        ("APP_MQTT_WILL_TOPIC", "status/#"),
+        ("APP_MQTT_WILL_DELAY", "-1"),
+    ],
+)
+def test_invalid_will_settings_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        load_config({"APP_MQTT_WILL_TOPIC": "status/r1", variable: value})
+
+
+async def test_retained_state_probe_connects_without_the_replicas_will() -> None:
+    """The publisher's read-back connection must not carry the replica's Will: its end
+    would otherwise announce the replica offline (or its own drop would)."""
+    async with scripted_broker() as broker:
+        options = ClientOptions(
+            host="127.0.0.1",
+            port=broker.port,
+            client_id="r1",
+            will=codec.WillMessage("microdcs/status/r1", b"offline"),
+        )
+        probing = asyncio.ensure_future(retained_value(options, "jobs/state"))
+        conversation = await broker.accept()
+        connect_packet = await conversation.expect(codec.CONNECT)
+        flags, _ = connect_payload(connect_packet)
+        assert not flags & 0x04
+        probing.cancel()
+        await asyncio.gather(probing, return_exceptions=True)
