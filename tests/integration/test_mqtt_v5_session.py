@@ -10,17 +10,20 @@ import asyncio
 import logging
 import uuid
 from functools import partial
+from pathlib import Path
 
 import pytest
 
 from microdcs.app.config import load_config
 from microdcs.app.devstack import LocalMosquitto
 from microdcs.core.errors import ConfigurationError
+from microdcs.examples.greeting import GREETING_TYPE
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.client import ClientOptions, MqttClient, RetainUnavailableError
 from microdcs.transports.mqtt.options import client_options
 from microdcs.transports.mqtt.outbox import Outbox
 from microdcs.transports.mqtt.outlets import retained_value
+from tests.conftest import make_config, running
 from tests.integration.test_mqtt_conformance import (
     _U16,
     _U32,
@@ -35,6 +38,7 @@ from tests.integration.test_mqtt_conformance import (
     utf8,
     wait_for,
 )
+from tests.mesclient import MesClient
 
 
 def max_qos(value: int) -> bytes:
@@ -541,3 +545,32 @@ async def test_retained_state_probe_connects_without_the_replicas_will() -> None
         assert not flags & 0x04
         probing.cancel()
         await asyncio.gather(probing, return_exceptions=True)
+
+
+# -- a broker that lost the session, end to end ----------------------------------------------
+async def test_runtime_subscribes_again_when_the_broker_lost_its_session_MQTT_3_2_2_4(
+    tmp_path: Path, redis_server: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker crashes and comes back without its persisted state: the replica's next
+    CONNACK says Session Present 0, its subscriptions are made again, and requests are
+    served as before."""
+    with LocalMosquitto(tmp_path / "mosquitto") as broker:
+        config = make_config(broker.port, redis_server)  # type: ignore[arg-type]
+        topic = f"{config.greeting_prefix}/plant1/commands"
+        with caplog.at_level(logging.INFO, logger="microdcs.transports.mqtt.handler"):
+            async with running(config) as runtime:
+                async with MesClient(broker.port) as mes:
+                    reply = await mes.request(topic, GREETING_TYPE, {"name": "before"})
+                    assert reply.json()["name"] == "before"
+                broker.kill()
+                for stored in (tmp_path / "mosquitto" / "data").glob("*"):
+                    stored.unlink()
+                await wait_for(lambda: not runtime.mqtt.connected.is_set())
+                broker.start()
+                async with asyncio.timeout(15):
+                    await runtime.mqtt.connected.wait()
+                async with MesClient(broker.port) as mes:
+                    reply = await mes.request(topic, GREETING_TYPE, {"name": "after"})
+                    assert reply.json()["name"] == "after"
+        sessions = [r.getMessage() for r in caplog.records if "session present" in r.getMessage()]
+        assert "session present: False" in sessions[-1] and len(sessions) >= 2
