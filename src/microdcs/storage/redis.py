@@ -4,6 +4,9 @@ Per-message commands (dedupe, job compare-and-swap scripts) go through one pipel
 :class:`RespConnection`: everything issued during one event-loop iteration leaves in one
 write, so 64 concurrent handlers share round trips instead of queueing behind each
 other. ``client`` (redis-py) serves everything else, such as blocking stream reads.
+In mode ``cluster`` they are a :class:`~microdcs.storage.cluster.ClusterConnection` (one
+pipelined connection per primary, each command routed by its key's slot) and redis-py's
+cluster client.
 """
 
 from __future__ import annotations
