@@ -79,3 +79,8 @@ def test_subject_of_the_root_scope_is_none() -> None:
 
 def test_subject_of_inverts_scope_levels() -> None:
     assert subject_of(scope_levels("a.b.c")) == "a.b.c"
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+def test_errors_go_to_events_whatever_the_direction(direction: Direction) -> None:
+    assert direction.error_intent is Intent.EVENTS

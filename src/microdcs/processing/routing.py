@@ -38,6 +38,16 @@ class Direction(StrEnum):
         return Intent.EVENTS if self is Direction.NORTHBOUND else Intent.COMMANDS
 
     @property
+    def error_intent(self) -> Intent:
+        """Where error events about received events go unless a Response Topic is named.
+
+        Always the processor's own ``events``: for a southbound processor the default
+        intent is ``commands``, and bad input from equipment must never become a command
+        sent towards equipment.
+        """
+        return Intent.EVENTS
+
+    @property
     def publishes(self) -> tuple[Intent, ...]:
         if self is Direction.NORTHBOUND:
             return (Intent.DATA, Intent.EVENTS, Intent.METADATA)

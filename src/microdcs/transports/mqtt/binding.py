@@ -23,6 +23,47 @@ class MqttBinding:
         self.processor = processor
         self.layout = layout
 
+    def answer_topic(
+        self, answer: CloudEvent, request_topic: str, request: CloudEvent | None
+    ) -> str | None:
+        """Where an answer to a message on ``request_topic`` naming no Response Topic goes.
+
+        Responses go to the direction's default intent; errors to the processor's own
+        ``events`` topic whatever its direction (:attr:`Direction.error_intent`), in the
+        scope of the event or else of the topic it came on. ``None``, not sent: an error
+        about an error event where errors go to a subscribed intent (a southbound
+        processor would answer its own error events for ever), or about a message on a
+        ``metadata`` topic (retained descriptions come again on every subscribe).
+        """
+        direction = self.processor.direction
+        if answer.error_kind is None:
+            return self.layout.topic(answer.subject, direction.default_intent)
+        intent = direction.error_intent
+        looping = request is not None and request.error_kind is not None
+        if looping and intent in direction.subscribes:
+            return None
+        fit = self.layout.parse(request_topic)
+        if fit is not None and fit[1] is Intent.METADATA:
+            return None
+        subject = answer.subject
+        if subject is None and fit is not None:
+            subject = fit[0]
+        return self.layout.topic(subject, intent)
+
+    def echoes(self, event: CloudEvent, topic: str, source: str) -> bool:
+        """``event`` on ``topic`` is an error event of this runtime (``source``) coming back.
+
+        A southbound processor subscribes to the ``events`` topic its error events go to;
+        its own reports are neither input for it nor something to answer.
+        """
+        if event.error_kind is None or event.source != source:
+            return False
+        direction = self.processor.direction
+        if direction.error_intent not in direction.subscribes:
+            return False
+        fit = self.layout.parse(topic)
+        return fit is not None and fit[1] is direction.error_intent
+
     async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
         """Queue the event for the broker without awaiting its PUBACK.
 

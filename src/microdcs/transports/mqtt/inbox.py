@@ -288,6 +288,9 @@ class Inbox:
         if message.message_expiry is not None and self._expired(item):
             return
         if item.event is not None and item.binding is not None and item.intent is not None:
+            if item.binding.echoes(item.event, message.topic, self._pipeline.source):
+                self._drop_echo(item)
+                return
             await self._process(item, item.event, item.binding, item.intent)
             return
         event: CloudEvent | None = None
@@ -298,15 +301,25 @@ class Inbox:
                     f"payload of {message.payload_size} bytes exceeds {self._max_payload}"
                 )
             event = self._event_of(message, message.payload)
+            echoed = self._router.binding_for_topic(message.topic)
+            if echoed is not None and echoed.echoes(event, message.topic, self._pipeline.source):
+                self._drop_echo(item)
+                return
             binding, intent = self._router.route(message.topic, event)
         except InputError as error:
             rejection = self._pipeline.reject(event, error)
             binding = binding or self._router.binding_for_topic(message.topic)
             gate = _AckGate(partial(self._ack, item))
-            self._send_responses([rejection], message, binding, gate)
+            self._send_responses([rejection], message, binding, gate, cause=event)
             gate.done()
             return
         await self._process(item, event, binding, intent)
+
+    def _drop_echo(self, item: _Received) -> None:
+        """Our own error event back on a southbound events topic: acknowledged, not handled."""
+        self._stats.dropped += 1
+        logger.debug("own error event on %s dropped", item.message.topic)
+        self._ack(item)
 
     async def _process(
         self, item: _Received, event: CloudEvent, binding: MqttBinding, intent: Intent
@@ -324,7 +337,7 @@ class Inbox:
             event,
             binding.processor,
             context,
-            lambda responses: self._send_responses(responses, message, binding, gate),
+            lambda responses: self._send_responses(responses, message, binding, gate, cause=event),
             item.prefetched,
         )
         gate.done()  # processing finished, dedupe recorded
@@ -351,15 +364,15 @@ class Inbox:
             error = InvalidResponseTopicError(f"Response Topic refused: {problem}")
             event = error_event(item.event, error, source=self._pipeline.source)
             try:
-                intent = binding.processor.direction.default_intent
-                topic = binding.layout.topic(event.subject, intent)
+                topic = binding.answer_topic(event, message.topic, item.event)
                 envelope = to_binary(event)
                 check_envelope(envelope, topic)
             except (InputError, OutgoingEventError):
                 pass  # nowhere valid to report it: counted and logged above
             else:
-                gate.expect(1)
-                self._outbox.send(topic, envelope, on_ack=gate.done)
+                if topic is not None:  # None: an error not to answer (see answer_topic)
+                    gate.expect(1)
+                    self._outbox.send(topic, envelope, on_ack=gate.done)
         gate.done()
         return True
 
@@ -391,7 +404,7 @@ class Inbox:
         # At QoS 0: under overload these answers are the many, and they must not compete
         # for packet identifiers and PUBACKs with the answers of processed requests.
         gate = _AckGate(partial(self._ack, item))
-        self._send_responses([response], message, binding, gate, qos=0)
+        self._send_responses([response], message, binding, gate, cause=item.event, qos=0)
         gate.done()
         return True
 
@@ -422,13 +435,17 @@ class Inbox:
         binding: MqttBinding | None,
         gate: _AckGate,
         *,
+        cause: CloudEvent | None,
         qos: int = 1,
     ) -> None:
-        """Publish responses; ``gate`` acknowledges the request once the broker has them."""
+        """Publish responses; ``gate`` acknowledges the request once the broker has them.
+
+        ``cause`` is the request's CloudEvent (``None``: it did not decode).
+        """
         topics: list[tuple[str, MqttEnvelope]] = []
         for response in responses:
             try:
-                topic, envelope = self._response_envelope(response, request, binding)
+                topic, envelope = self._response_envelope(response, request, binding, cause)
             except (InputError, OutgoingEventError) as error:
                 # Refused at the boundary: the processor's answer holds something the
                 # broker would disconnect us for. Answer with an error that can travel.
@@ -436,11 +453,11 @@ class Inbox:
                 try:
                     replacement = error_event(None, error, source=self._pipeline.source)
                     replacement.subject = None
-                    topic, envelope = self._response_envelope(replacement, request, binding)
+                    topic, envelope = self._response_envelope(replacement, request, binding, cause)
                 except (InputError, OutgoingEventError):
                     continue
             if topic is None:
-                logger.info("no Response Topic for %s; response dropped", response.type)
+                logger.info("nowhere to answer %s; response dropped", response.type)
                 continue
             topics.append((topic, envelope))
         gate.expect(len(topics))
@@ -449,17 +466,21 @@ class Inbox:
             send(topic, envelope, qos=qos, on_ack=gate.done)
 
     def _response_envelope(
-        self, response: CloudEvent, request: codec.Publish, binding: MqttBinding | None
+        self,
+        response: CloudEvent,
+        request: codec.Publish,
+        binding: MqttBinding | None,
+        cause: CloudEvent | None,
     ) -> tuple[str | None, MqttEnvelope]:
-        """Where a response goes and what it carries, checked for the wire."""
+        """Where a response goes (the Response Topic, else the binding's answer topic:
+        errors never to ``commands``) and what it carries, checked for the wire."""
         envelope = to_binary(response)
         topic: str | None = None
         if request.response_topic:
             envelope.correlation_data = request.correlation_data
             topic = request.response_topic
         elif binding is not None:
-            intent = binding.processor.direction.default_intent
-            topic = binding.layout.topic(response.subject, intent)
+            topic = binding.answer_topic(response, request.topic, cause)
         check_envelope(envelope, topic)
         return topic, envelope
 
