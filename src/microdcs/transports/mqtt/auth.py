@@ -14,6 +14,7 @@ import logging
 from typing import Final, Protocol
 
 from microdcs.core.errors import MicroDCSError
+from microdcs.transports.mqtt import codec
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,10 @@ K8S_SAT: Final = "K8S-SAT"
 DEFAULT_SAT_FILE: Final = "/var/run/secrets/tokens/mq-sat"
 #: Methods ``APP_MQTT_AUTH_METHOD`` may name (empty: no enhanced authentication).
 METHODS: Final = ("", K8S_SAT)
+#: AUTH reason codes (3.15.2.1).
+SUCCESS: Final = 0x00
+CONTINUE: Final = 0x18
+REAUTHENTICATE: Final = 0x19
 
 
 class AuthenticationError(MicroDCSError):
@@ -111,6 +116,67 @@ class K8sSatAuthenticator:
             logger.debug("token file not readable now: %s", exc)
             return None
         return token if token != current else None
+
+
+class AuthExchange:
+    """The AUTH conversation of one client with the broker, connection after connection.
+
+    Pure protocol state: the client writes the packets it returns and keeps the timer
+    that asks :meth:`renewal`. Errors of the broker raise :class:`codec.ProtocolError`.
+    """
+
+    __slots__ = ("authenticator", "data", "reauthenticating", "reauthentications")
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+        #: The Authentication Data the current connection authenticated with.
+        self.data: bytes | None = None
+        self.reauthenticating = False
+        #: Re-authentications the broker accepted (AUTH 0x00 after our AUTH 0x19).
+        self.reauthentications = 0
+
+    @property
+    def method(self) -> str:
+        return self.authenticator.method
+
+    def start(self) -> bytes | None:
+        """The CONNECT's Authentication Data, read anew (raises AuthenticationError)."""
+        self.reauthenticating = False
+        self.data = self.authenticator.initial_data()
+        return self.data
+
+    def on_auth(self, body: bytes) -> bytes | None:
+        """The broker's AUTH; our AUTH to send in answer, if any.
+
+        Raises :class:`AuthenticationError` when a challenge cannot be answered.
+        """
+        reason, props = codec.decode_auth(body)
+        method = props.get(codec.AUTHENTICATION_METHOD)
+        # MQTT-4.12.0-5; a Success may come in the short form, without properties (3.15.2.1).
+        if method != self.method and (method is not None or reason != SUCCESS):
+            raise codec.ProtocolError("AUTH with another authentication method", 0x82)
+        if reason == CONTINUE:
+            data = props.get(codec.AUTHENTICATION_DATA)
+            answer = self.authenticator.respond(data if isinstance(data, bytes) else None)
+            return codec.encode_auth(CONTINUE, self.method, answer)
+        if reason == SUCCESS and self.reauthenticating:
+            self.reauthenticating = False
+            self.reauthentications += 1
+            logger.info("re-authenticated with renewed %s credentials", self.method)
+            return None
+        raise codec.ProtocolError(f"unexpected AUTH reason 0x{reason:02x}", 0x82)
+
+    def renewal(self) -> bytes | None:
+        """AUTH 0x19 with renewed credentials (section 4.12.1), or ``None``: none renewed."""
+        if self.reauthenticating:
+            return None  # the last one is still being answered
+        data = self.authenticator.renewed(self.data)
+        if data is None:
+            return None
+        self.data = data
+        self.reauthenticating = True
+        logger.info("%s credentials renewed; re-authenticating", self.method)
+        return codec.encode_auth(REAUTHENTICATE, self.method, data)
 
 
 def authenticator(method: str, sat_file: str) -> Authenticator | None:

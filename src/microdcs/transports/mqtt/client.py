@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from microdcs.core.boundedlog import RateLimitedLog, clip
 from microdcs.core.errors import BrokerUnavailableError, OutgoingEventError
 from microdcs.transports.mqtt import codec
-from microdcs.transports.mqtt.auth import AuthenticationError, Authenticator
+from microdcs.transports.mqtt.auth import AuthenticationError, Authenticator, AuthExchange
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,6 @@ CONNACK_REASONS = {
     0x9A: "retain not supported",
     0x9B: "QoS not supported",
 }
-#: AUTH reason codes (3.15.2.1).
-AUTH_SUCCESS = 0x00
-AUTH_CONTINUE = 0x18
-AUTH_REAUTHENTICATE = 0x19
 #: Entry of a QoS 2 message in ``_qos2`` once the application acknowledged it (PUBREC
 #: sent); before that the entry is the epoch of the connection it arrived on (>= 1).
 _ACCEPTED = 0
@@ -230,12 +226,10 @@ class MqttClient:
         self._qos2: dict[int, int] = {}
         #: Publishes of an unkept session sent again as new messages (Session Present 0).
         self.renumbered_publishes = 0
+        #: Enhanced authentication, if configured, and its re-authentication timer.
+        auth = options.authenticator
+        self._auth = AuthExchange(auth) if auth is not None else None
         self._auth_handle: asyncio.TimerHandle | None = None
-        self._reauthenticating = False
-        #: The Authentication Data this connection authenticated with (the latest sent).
-        self._auth_data: bytes | None = None
-        #: Re-authentications the broker accepted (AUTH 0x00 after our AUTH 0x19).
-        self.reauthentications = 0
         #: Reason Strings come from the broker: bounded, whatever it sends.
         self._log = RateLimitedLog(logger)
 
@@ -340,15 +334,13 @@ class MqttClient:
         self._aliases = {}
         self.keepalive = opts.keepalive
         self.max_send_bytes = 0
-        self._reauthenticating = False
-        auth = opts.authenticator
+        auth = self._auth
         auth_method: str | None = None
         auth_data: bytes | None = None
         if auth is not None:
             auth_method = auth.method
             try:
-                auth_data = auth.initial_data()  # read anew: the token may have rotated
-                self._auth_data = auth_data
+                auth_data = auth.start()  # read anew: the token may have rotated
             except AuthenticationError as exc:
                 raise MqttConnectionError(f"no {auth_method} credentials: {exc}") from None
         try:
@@ -423,7 +415,7 @@ class MqttClient:
         self._last_received = loop.time()
         self._schedule_ping()
         if auth is not None:
-            self._schedule_reauth(auth)
+            self._schedule_reauth()
         self._requeue_inflight()
         if self._restricted:
             self._restrict_queued()
@@ -893,31 +885,23 @@ class MqttClient:
         return False
 
     # -- enhanced authentication ------------------------------------------------------------
+    @property
+    def reauthentications(self) -> int:
+        """Re-authentications the broker accepted on any connection of this client."""
+        return self._auth.reauthentications if self._auth is not None else 0
+
     def _handle_auth(self, body: bytes) -> None:
         """An AUTH of the broker (section 4.12): answer a challenge, or end a re-auth."""
-        auth = self.options.authenticator
-        reason, props = codec.decode_auth(body)
-        if auth is None:  # MQTT-4.12.0-6: no AUTH without an Authentication Method
+        if self._auth is None:  # MQTT-4.12.0-6: no AUTH without an Authentication Method
             raise codec.ProtocolError("AUTH without enhanced authentication", 0x82)
-        method = props.get(codec.AUTHENTICATION_METHOD)
-        # MQTT-4.12.0-5; a Success may come in the short form, without properties (3.15.2.1).
-        if method != auth.method and (method is not None or reason != AUTH_SUCCESS):
-            raise codec.ProtocolError("AUTH with another authentication method", 0x82)
-        data = props.get(codec.AUTHENTICATION_DATA)
-        if reason == AUTH_CONTINUE:
-            try:
-                answer = auth.respond(data if isinstance(data, bytes) else None)
-            except AuthenticationError as exc:
-                logger.error("cannot answer the broker's %s challenge: %s", auth.method, exc)
-                self._close_with(0x80)
-                return
-            self._write(codec.encode_auth(AUTH_CONTINUE, auth.method, answer))
-        elif reason == AUTH_SUCCESS and self._reauthenticating:
-            self._reauthenticating = False
-            self.reauthentications += 1
-            logger.info("re-authenticated with renewed %s credentials", auth.method)
-        else:
-            raise codec.ProtocolError(f"unexpected AUTH reason 0x{reason:02x}", 0x82)
+        try:
+            answer = self._auth.on_auth(body)
+        except AuthenticationError as exc:
+            logger.error("cannot answer the broker's %s challenge: %s", self._auth.method, exc)
+            self._close_with(0x80)
+            return
+        if answer is not None:
+            self._write(answer)
 
     def _close_with(self, reason_code: int) -> None:
         transport = self._transport
@@ -926,21 +910,18 @@ class MqttClient:
             self._flush()
             transport.close()
 
-    def _schedule_reauth(self, auth: Authenticator) -> None:
-        if auth.poll_seconds > 0:
-            loop = asyncio.get_running_loop()
-            self._auth_handle = loop.call_later(auth.poll_seconds, self._check_credentials, auth)
+    def _schedule_reauth(self) -> None:
+        assert self._auth is not None
+        poll = self._auth.authenticator.poll_seconds
+        if poll > 0:
+            self._auth_handle = asyncio.get_running_loop().call_later(poll, self._check_credentials)
 
-    def _check_credentials(self, auth: Authenticator) -> None:
-        """Re-authenticate (AUTH 0x19, section 4.12.1) when the credentials were renewed."""
+    def _check_credentials(self) -> None:
+        """Re-authenticate on the open connection when the credentials were renewed."""
         self._auth_handle = None
-        if not self.connected:
+        if not self.connected or self._auth is None:
             return
-        if not self._reauthenticating:
-            data = auth.renewed(self._auth_data)
-            if data is not None:
-                self._auth_data = data
-                self._reauthenticating = True
-                logger.info("%s credentials renewed; re-authenticating", auth.method)
-                self._write(codec.encode_auth(AUTH_REAUTHENTICATE, auth.method, data))
-        self._schedule_reauth(auth)
+        packet = self._auth.renewal()
+        if packet is not None:
+            self._write(packet)
+        self._schedule_reauth()
