@@ -32,6 +32,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from microdcs.core.boundedlog import RateLimitedLog
 from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.storage.replies import text
 from microdcs.storage.resp import RespConnection
@@ -97,6 +98,9 @@ class ClusterConnection:
         self._scripts: dict[str, Any] = {}
         #: Redirects followed after the caller got its future (cancelled by close).
         self._tasks: set[asyncio.Task[None]] = set()
+        #: A cluster that cannot be asked is retried by every slow-path command and
+        #: every readiness probe: a few lines per minute say so.
+        self._log = RateLimitedLog(logger, burst=2, period=30.0)
 
     # -- connections and the slot map -------------------------------------------------
     @property
@@ -340,7 +344,7 @@ class ClusterConnection:
         try:
             await self._refresh()
         except StorageUnavailableError as exc:
-            logger.warning("Redis Cluster slot map not refreshed: %s", exc)
+            self._log.log(logging.WARNING, "map", "Redis Cluster slot map not read: %s", str(exc))
 
     async def _everywhere(self, args: tuple[Any, ...]) -> Any:
         """A command for every primary; the first primary's reply (the first error when
