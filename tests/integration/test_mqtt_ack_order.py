@@ -132,3 +132,23 @@ def test_a_new_connection_starts_the_order_over() -> None:
     order.finish(fresh[0], wire)  # type: ignore[arg-type]
     assert wire.acks == [1, 2]
     assert len(order) == 0
+
+
+async def test_a_message_right_behind_the_connack_is_acknowledged_on_that_connection() -> None:
+    """A resumed session's messages may share the CONNACK's read; their PUBACK must go."""
+    from tests.integration.test_mqtt_conformance import make_client
+
+    async with scripted_broker() as broker:
+        seen: list[tuple[int, int]] = []
+        client = make_client(broker)
+        client._on_message = lambda m: seen.append((m.packet_id, client.epoch))
+        connecting = asyncio.ensure_future(client.connect())
+        conversation = await broker.accept()
+        await conversation.expect(codec.CONNECT)
+        resumed = packet(0x20, bytes((1, 0)) + section())  # Session Present
+        await conversation.send(resumed + publish("t/r", b"again", packet_id=9))
+        await connecting
+        assert seen == [(9, client.epoch)]
+        client.ack(*seen[0])
+        acked = await conversation.expect(codec.PUBACK)
+        assert codec.decode_ack(acked.body)[0] == 9

@@ -395,7 +395,6 @@ class MqttClient:
                     reason,
                 )
             raise MqttConnectionError(f"broker refused the connection: {reason}")
-        self.epoch += 1
         if not connack.session_present:
             self._new_session()
         props = connack.properties
@@ -836,7 +835,13 @@ class MqttClient:
             self._pump()
         elif kind == codec.CONNACK:
             if self._connack is not None and not self._connack.done():
-                self._connack.set_result(codec.decode_connack(packet.body))
+                connack = codec.decode_connack(packet.body)
+                if connack.reason_code < 0x80:
+                    # The new connection starts here, not when connect() resumes: messages
+                    # of a resumed session may follow in the same read, and their PUBACKs
+                    # belong to this connection.
+                    self.epoch += 1
+                self._connack.set_result(connack)
         elif kind in (codec.SUBACK, codec.UNSUBACK):
             packet_id, codes = codec.decode_suback(packet.body)
             failed = [code for code in codes if code >= 0x80]
