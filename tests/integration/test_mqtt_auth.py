@@ -490,3 +490,34 @@ async def test_k8s_sat_unknown_token_is_refused_not_authorized(
         client = MqttClient(client_options(mqtt, "intruder"), lambda message: None)
         with pytest.raises(MqttConnectionError, match="not authorized"):
             await client.connect()
+
+
+async def test_challenge_during_reauthentication_is_answered_section_4_12_1(
+    token_file: Path,
+) -> None:
+    """The broker may continue a re-authentication with AUTH 0x18 before its Success."""
+    async with scripted_broker() as broker:
+        sat = K8sSatAuthenticator(str(token_file), poll_seconds=0.05)
+        client = make_client(broker, authenticator=sat)
+        conversation, _ = await connect(broker, client, connack())
+        write_token(token_file, "token-two")
+        reason, _ = auth_of(await conversation.expect(codec.AUTH, timeout=2))
+        assert reason == 0x19
+        await conversation.send(auth_packet(0x18, "K8S-SAT", b"again?"))
+        reason, props = auth_of(await conversation.expect(codec.AUTH))
+        assert reason == 0x18 and props[codec.AUTHENTICATION_DATA] == b"token-two"
+        await conversation.send(auth_packet(0x00, "K8S-SAT"))
+        await wait_for(lambda: client.reauthentications == 1)
+
+
+async def test_reauthenticate_from_the_broker_is_a_protocol_error_section_3_15_2_1(
+    token_file: Path,
+) -> None:
+    """Only the client starts a re-authentication: AUTH 0x19 from the broker is answered
+    with DISCONNECT 0x82."""
+    async with scripted_broker() as broker:
+        client = make_client(broker, authenticator=K8sSatAuthenticator(str(token_file)))
+        conversation, _ = await connect(broker, client, connack())
+        await conversation.send(auth_packet(0x19, "K8S-SAT", b"x"))
+        refusal = await conversation.expect(codec.DISCONNECT)
+        assert refusal.body[:1] == b"\x82"

@@ -28,7 +28,11 @@ PROBE_SECONDS = 5.0
 
 
 class MqttRetainedOutlet:
-    """Retained state through the replica's MQTT handler (the publisher's outlet)."""
+    """Retained state through the replica's MQTT handler (the publisher's outlet).
+
+    To a broker whose CONNACK said Retain Available 0 every publish and delete raises
+    ``RetainUnavailableError``, an unavailable error: the publisher backs off and retries.
+    """
 
     def __init__(self, handler: MqttHandler) -> None:
         self._handler = handler
@@ -36,13 +40,6 @@ class MqttRetainedOutlet:
     @property
     def connected(self) -> asyncio.Event:
         return self._handler.connected
-
-    @property
-    def retain_available(self) -> bool:
-        """False after a CONNACK with Retain Available 0: every publish here then raises
-        ``RetainUnavailableError`` (an unavailable error, so the publisher backs off)."""
-        client = self._handler.session.client
-        return client is None or client.retain_available
 
     def publish_nowait(self, topic: str, payload: bytes, *, expiry: int | None) -> Awaitable[None]:
         return self._handler.publish_retained_nowait(topic, payload, expiry=expiry)
