@@ -28,6 +28,7 @@ from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.auth import AuthenticationError, K8sSatAuthenticator
 from microdcs.transports.mqtt.client import MqttClient, MqttConnectionError
 from microdcs.transports.mqtt.options import client_options
+from tests import brokers
 from tests.conftest import make_config, running
 from tests.integration.test_deployments_doc import SCOPE, documented
 from tests.integration.test_mqtt_conformance import (
@@ -462,9 +463,12 @@ async def test_k8s_sat_rotation_keeps_the_connection_through_a_real_broker(
     write_token(sat_file, "token-a")
     async with sat_gateway(mosquitto.port, {b"token-a", b"token-b"}, certificates) as gateway:
         mqtt = documented_k8s_sat(gateway, certificates, sat_file).mqtt
+        username, password = brokers.login()  # what the broker behind the gateway wants
         options = replace(
             client_options(mqtt, f"sat-{uuid.uuid4().hex[:8]}"),
             authenticator=K8sSatAuthenticator(str(sat_file), poll_seconds=0.05),
+            username=username,
+            password=password,
         )
         received: list[codec.Publish] = []
         client = MqttClient(options, received.append)

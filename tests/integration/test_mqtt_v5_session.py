@@ -23,6 +23,7 @@ from microdcs.transports.mqtt.client import ClientOptions, MqttClient, RetainUna
 from microdcs.transports.mqtt.options import client_options
 from microdcs.transports.mqtt.outbox import Outbox
 from microdcs.transports.mqtt.outlets import retained_value
+from tests import brokers
 from tests.conftest import make_config, running
 from tests.integration.test_mqtt_conformance import (
     _U16,
@@ -428,8 +429,15 @@ async def test_no_will_unless_configured_MQTT_3_1_2_11() -> None:
 
 # -- Will, against Mosquitto -----------------------------------------------------------------
 async def _subscriber(port: int, topic: str, received: list[codec.Publish]) -> MqttClient:
+    username, password = brokers.login()
     client = MqttClient(
-        ClientOptions(host="127.0.0.1", port=port, client_id=f"watch-{uuid.uuid4().hex[:8]}"),
+        ClientOptions(
+            host="127.0.0.1",
+            port=port,
+            client_id=f"watch-{uuid.uuid4().hex[:8]}",
+            username=username,
+            password=password,
+        ),
         received.append,
     )
     await client.connect()
@@ -439,9 +447,12 @@ async def _subscriber(port: int, topic: str, received: list[codec.Publish]) -> M
 
 def _willing(port: int, topic: str, *, delay: int = 0, client_id: str = "") -> MqttClient:
     will = codec.WillMessage(topic, b"offline", qos=1, delay=delay)
+    username, password = brokers.login()
     options = ClientOptions(
         host="127.0.0.1",
         port=port,
+        username=username,
+        password=password,
         client_id=client_id or f"will-{uuid.uuid4().hex[:8]}",
         will=will,
         session_expiry=30,
