@@ -585,3 +585,27 @@ async def test_runtime_subscribes_again_when_the_broker_lost_its_session_MQTT_3_
                     assert reply.json()["name"] == "after"
         sessions = [r.getMessage() for r in caplog.records if "session present" in r.getMessage()]
         assert "session present: False" in sessions[-1] and len(sessions) >= 2
+
+
+async def test_qos2_with_a_connack_without_session_is_of_the_new_session_MQTT_4_3_3_8() -> None:
+    """A QoS 2 PUBLISH in the same read as a CONNACK with Session Present 0 (the old
+    session's state forgotten first): acknowledged with PUBREC, not PUBACK, and a copy
+    of the old session's unreleased message with the same id is a new message."""
+    async with scripted_broker() as broker:
+        received: list[codec.Publish] = []
+        client = make_client(broker, received)
+        first, _ = await connect(broker, client, connack())
+        await first.send(publish_qos2("t/q2", b"old", 3))
+        await wait_for(lambda: len(received) == 1)
+        first.writer.close()
+        await client.wait_closed()
+        connecting = asyncio.ensure_future(client.connect())
+        second = await broker.accept()
+        await second.expect(codec.CONNECT)
+        await second.send(connack() + publish_qos2("t/q2", b"new", 3))
+        await connecting
+        await wait_for(lambda: len(received) == 2)
+        assert received[1].payload == b"new"
+        client.ack(3, client.epoch)
+        rec = await second.expect(codec.PUBREC)
+        assert rec.body == _U16.pack(3)

@@ -395,8 +395,6 @@ class MqttClient:
                     reason,
                 )
             raise MqttConnectionError(f"broker refused the connection: {reason}")
-        if not connack.session_present:
-            self._new_session()
         props = connack.properties
         quota = props.get(codec.RECEIVE_MAXIMUM, 65535)
         self._send_quota = quota if isinstance(quota, int) else 65535
@@ -839,8 +837,11 @@ class MqttClient:
                 if connack.reason_code < 0x80:
                     # The new connection starts here, not when connect() resumes: messages
                     # of a resumed session may follow in the same read, and their PUBACKs
-                    # belong to this connection.
+                    # belong to this connection, and a lost session is forgotten before
+                    # them (a QoS 2 one must not meet the old session's state).
                     self.epoch += 1
+                    if not connack.session_present:
+                        self._new_session()
                 self._connack.set_result(connack)
         elif kind in (codec.SUBACK, codec.UNSUBACK):
             packet_id, codes = codec.decode_suback(packet.body)
