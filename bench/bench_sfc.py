@@ -85,6 +85,9 @@ async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
         await until_answering(mes, commands, responses)
         wm = {"ID": "WM", "data": recipe(steps), "dataschema": SFC_RECIPE_SCHEMA}
         await mes.publish(commands, orjson.dumps(wm), qos=1, properties=props(CFG))
+        # Every job at once: the station dispatcher's default is one running job.
+        await mes.publish(commands, b'{"max_running_jobs": 0}', qos=1,
+                          properties=props(CFG.replace("workmaster", "dispatch")))  # fmt: skip
         await asyncio.sleep(0.5)  # configuration has no response
         start = time.perf_counter()
         for i in range(jobs):

@@ -787,6 +787,21 @@ class JobAcceptanceConfig(Model):
 
 
 @dataclass(kw_only=True)
+class DispatchConfig(Model):
+    """Station configuration: how many jobs of the scope run at a time."""
+
+    __ce_type__: ClassVar[str | None] = (
+        "com.github.aschamberger.ISA95-JOBCONTROL_V2.config.dispatch.v1"
+    )
+    __ce_dataschema__: ClassVar[str | None] = (
+        "https://github.com/aschamberger/microdcs/schemas/machinery_jobs.schema.json#/$defs/DispatchConfig"
+    )
+
+    #: Running (or Interrupted) jobs at a time; 0 = unlimited. Default 1.
+    max_running_jobs: int
+
+
+@dataclass(kw_only=True)
 class JobOrderStateIndexEntry(Model):
     """One job of the state index."""
 

@@ -40,8 +40,10 @@ async def test_engine_is_told_and_moves_jobs_with_events_and_retained_result(
         recipe = {"ID": "WM-R", "data": one_step, "dataschema": SFC_RECIPE_SCHEMA}
         await station.configure("workmaster", recipe)
         assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
-        assert seen[-1].kind is JobEventKind.ALLOWED_TO_START and seen[-1].has_sfc_recipe
-        assert await processor.start_job("woodworking", "J1") == ReturnStatus.OK
+        # The dispatcher starts it (a free slot) and tells the engine, which runs the recipe.
+        assert [e.kind for e in seen] == [JobEventKind.ALLOWED_TO_START, JobEventKind.STARTED]
+        assert seen[-1].has_sfc_recipe and not seen[-1].by_mes
+        assert await processor.start_job("woodworking", "J1") == 8  # already Running
         assert await station.do("Pause", "J1") == 1
         assert seen[-1].kind is JobEventKind.PAUSED and seen[-1].by_mes
         assert await station.do("Resume", "J1") == 1

@@ -4,7 +4,7 @@ with a plain MQTT client as the MES."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -82,31 +82,27 @@ async def test_4_deleted_equipment_is_refused(station: Station) -> None:
     assert await station.store("J2", **needs) == 16
 
 
-async def test_5_store_and_start_allows_start(config: AppConfig) -> None:
-    config = without_engine(config)
-    async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
-        station = Station(mes, config.jobs_prefix, runtime)
-        events = await station.watch("events")
-        await station.configure(
-            "workmaster",
-            holding_work_master(),
-        )
-        assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
-        event = await next_json(events)
-        assert state_numbers(event["JobState"]) == [2, 2]  # waits for the SFC engine
+async def test_5_store_and_start_allows_start(station: Station) -> None:
+    events = await station.watch("events")
+    await station.configure("workmaster", holding_work_master())
+    job = {"WorkMasterID": [{"ID": "WM-R"}], "StartTime": tomorrow()}
+    assert await station.store("J1", "StoreAndStart", **job) == 1
+    # Ready, then Waiting: the dispatcher holds it until its StartTime (the engine is on).
+    states = [state_numbers((await next_json(events))["JobState"]) for _ in range(2)]
+    assert states == [[2, 2], [2, 1]]
 
 
 def holding_work_master() -> dict[str, object]:
-    """A work master with a valid one-step recipe: its jobs wait in AllowedToStart for the
-    SFC engine, which these tests keep off (``without_engine``) so nothing starts them."""
+    """A work master with a valid one-step recipe (its jobs go through the SFC engine)."""
     from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 
     recipe = {"Steps": [{"Name": "only", "Initial": True}], "Transitions": []}
     return {"ID": "WM-R", "data": recipe, "dataschema": SFC_RECIPE_SCHEMA}
 
 
-def without_engine(config: AppConfig) -> AppConfig:
-    return replace(config, sfc_engine_enabled=False)
+def tomorrow() -> str:
+    """A StartTime the dispatcher waits for: the job stays AllowedToStart in the test."""
+    return (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
 
 
 async def test_6_start_rules(station: Station) -> None:
@@ -145,8 +141,10 @@ async def test_8_cancel_removes_job_and_retained_order(station: Station) -> None
     latest = await retained_until(index, lambda m: not m.json()["jobs"])
     assert latest.json()["scope"] == SCOPE
     assert await station.do("Start", "J1") == 2
-    assert await station.store("J2", "StoreAndStart") == 1
-    assert await station.do("Cancel", "J2") == 8  # running
+    assert await station.store("J2", "StoreAndStart", StartTime=tomorrow()) == 1
+    assert await station.do("Cancel", "J2") == 1  # AllowedToStart: it waits for tomorrow
+    assert await station.store("J3", "StoreAndStart") == 1
+    assert await station.do("Cancel", "J3") == 8  # running
 
 
 async def test_9_clear_removes_order_and_result(station: Station) -> None:
@@ -168,23 +166,22 @@ async def test_9_clear_removes_order_and_result(station: Station) -> None:
 
 
 async def test_10_revoke_start(station: Station) -> None:
-    assert await station.store("J1", "StoreAndStart", WorkMasterID=[]) == 1
+    assert await station.store("J1", "StoreAndStart", WorkMasterID=[]) == 1  # runs
     assert await station.store("J2") == 1
     assert await station.do("RevokeStart", "J2") == 8
-    assert await station.do("Start", "J2") == 1  # runs at once: no recipe
+    assert await station.do("Start", "J2") == 1  # waits: the station's one slot is taken
+    assert await station.do("RevokeStart", "J2") == 1
     assert await station.do("RevokeStart", "J2") == 8
 
 
-async def test_10_revoke_start_from_allowed_to_start(config: AppConfig) -> None:
-    config = without_engine(config)
-    async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
-        station = Station(mes, config.jobs_prefix, runtime)
-        events = await station.watch("events")
-        await station.configure("workmaster", holding_work_master())
-        assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
-        assert await station.do("RevokeStart", "J1") == 1
-        states = [state_numbers((await next_json(events))["JobState"]) for _ in range(2)]
-        assert states == [[2, 2], [1, 2]]
+async def test_10_revoke_start_from_allowed_to_start(station: Station) -> None:
+    events = await station.watch("events")
+    await station.configure("workmaster", holding_work_master())
+    job = {"WorkMasterID": [{"ID": "WM-R"}], "StartTime": tomorrow()}
+    assert await station.store("J1", "StoreAndStart", **job) == 1
+    assert await station.do("RevokeStart", "J1") == 1
+    states = [state_numbers((await next_json(events))["JobState"]) for _ in range(3)]
+    assert states == [[2, 2], [2, 1], [1, 2]]
 
 
 async def test_11_update(station: Station) -> None:
@@ -194,18 +191,23 @@ async def test_11_update(station: Station) -> None:
     updated = await retained_until(order, lambda m: m.json()["JobOrder"].get("Priority") == 7)
     assert state_numbers(updated.json()["State"]) == [1, 2]
     assert await station.store("nope", "Update") == 2
-    assert await station.do("Start", "J1") == 1
-    assert await station.store("J1", "Update", Priority=9) == 8
+    assert await station.store("J1", "Update", Priority=2, StartTime=tomorrow()) == 1
+    assert await station.do("Start", "J1") == 1  # AllowedToStart until tomorrow
+    assert await station.store("J1", "Update", Priority=3, StartTime=tomorrow()) == 1
+    updated = await retained_until(order, lambda m: m.json()["JobOrder"].get("Priority") == 3)
+    assert updated.json()["State"][0]["StateNumber"] == 2
+    assert await station.store("J2", "StoreAndStart") == 1  # runs
+    assert await station.store("J2", "Update", Priority=9) == 8
 
 
 @pytest.mark.parametrize("where", ["NotAllowedToStart", "AllowedToStart", "Running", "Interrupted"])
 async def test_12_abort_from_every_active_state(config: AppConfig, where: str) -> None:
-    config = without_engine(config)
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
         station = Station(mes, config.jobs_prefix, runtime)
         await station.configure("workmaster", holding_work_master())
         if where == "AllowedToStart":
-            assert await station.store("J1", "StoreAndStart", WorkMasterID=[{"ID": "WM-R"}]) == 1
+            job = {"WorkMasterID": [{"ID": "WM-R"}], "StartTime": tomorrow()}
+            assert await station.store("J1", "StoreAndStart", **job) == 1
         elif where == "NotAllowedToStart":
             assert await station.store("J1") == 1
         else:

@@ -128,8 +128,10 @@ async def test_a_running_recipe_counts_as_active_until_it_ends(config: AppConfig
         assert runtime.sfc_engine is not None
         engine_store = runtime.sfc_engine.store
         await configure_and_start(station, "JA", two_step_recipe(delay_ms=800))
-        await states_until(events, "JA", 3)  # Running: the slow first command is out
-        assert await engine_store.active_count({"woodworking"}) == 1
+        await states_until(events, "JA", 3)  # Running (the dispatcher), then the engine
+        async with asyncio.timeout(2):  # stores the execution and sends the slow command
+            while await engine_store.active_count({"woodworking"}) != 1:
+                await asyncio.sleep(0.01)
         await states_until(events, "JA", 5)
         assert await engine_store.active_count({"woodworking"}) == 0
 

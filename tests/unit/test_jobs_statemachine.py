@@ -10,35 +10,42 @@ from microdcs.jobs.statemachine import Command, apply, has_response
 from microdcs.jobs.states import JobState, JobStatus, parse_state_filter
 from microdcs_models.machinery_jobs import ISA95StateDataType
 
-N, A, R, P, E, X = (
+N, A, R, P, S, E, C, X = (
     JobStatus(JobState.NOT_ALLOWED_TO_START, 2),
     JobStatus(JobState.ALLOWED_TO_START, 2),
     JobStatus(JobState.RUNNING),
-    JobStatus(JobState.INTERRUPTED, 1),
-    JobStatus(JobState.ENDED, 1),
+    JobStatus(JobState.INTERRUPTED, 1),  # Held: the MES paused it
+    JobStatus(JobState.INTERRUPTED, 2),  # Suspended: the equipment or the engine stopped it
+    JobStatus(JobState.ENDED, 1),  # Completed
+    JobStatus(JobState.ENDED, 2),  # Closed: the MES fetched the response (or time ran out)
     JobStatus(JobState.ABORTED),
 )
-START_STATES = {"-": None, "N": N, "A": A, "R": R, "P": P, "E": E, "X": X}
+START_STATES = {"-": None, "N": N, "A": A, "R": R, "P": P, "S": S, "E": E, "C": C, "X": X}
 OK, UNKNOWN, BAD, REJECT = 1, 2, 8, 16
 GONE = "gone"
 
 # command -> {from: expected}; expected is a ReturnStatus or (1, new status) or (1, GONE).
 TABLE: dict[Command, dict[str, object]] = {
-    Command.STORE: {"-": (OK, N), **dict.fromkeys("NARPEX", REJECT)},
-    Command.STORE_AND_START: {"-": (OK, A), **dict.fromkeys("NARPEX", REJECT)},
-    Command.UPDATE: {"-": UNKNOWN, "N": (OK, N), "A": (OK, A), **dict.fromkeys("RPEX", BAD)},
-    Command.START: {"-": UNKNOWN, "N": (OK, A), **dict.fromkeys("ARPEX", BAD)},
-    Command.REVOKE_START: {"-": UNKNOWN, "A": (OK, N), **dict.fromkeys("NRPEX", BAD)},
-    Command.PAUSE: {"-": UNKNOWN, "R": (OK, P), **dict.fromkeys("NAPEX", BAD)},
-    Command.RESUME: {"-": UNKNOWN, "P": (OK, R), **dict.fromkeys("NAREX", BAD)},
-    Command.STOP: {"-": UNKNOWN, "R": (OK, E), "P": (OK, E), **dict.fromkeys("NAEX", BAD)},
-    Command.ABORT: {"-": UNKNOWN, **{s: (OK, X) for s in "NARP"}, "E": BAD, "X": BAD},
-    Command.CANCEL: {"-": UNKNOWN, "N": (OK, GONE), "A": (OK, GONE), **dict.fromkeys("RPEX", BAD)},
-    Command.CLEAR: {"-": UNKNOWN, "E": (OK, GONE), "X": (OK, GONE), **dict.fromkeys("NARP", BAD)},
-    Command.SYSTEM_START: {"-": UNKNOWN, "A": (OK, R), **dict.fromkeys("NRPEX", BAD)},
-    Command.SYSTEM_END: {"-": UNKNOWN, "R": (OK, E), "P": (OK, E), **dict.fromkeys("NAEX", BAD)},
-    Command.SYSTEM_ABORT: {"-": UNKNOWN, "R": (OK, X), "P": (OK, X), **dict.fromkeys("NAEX", BAD)},
-    Command.SYSTEM_INTERRUPT: {"-": UNKNOWN, "R": (OK, P), **dict.fromkeys("NAPEX", BAD)},
+    Command.STORE: {"-": (OK, N), **dict.fromkeys("NARPSECX", REJECT)},
+    Command.STORE_AND_START: {"-": (OK, A), **dict.fromkeys("NARPSECX", REJECT)},
+    Command.UPDATE: {"-": UNKNOWN, "N": (OK, N), "A": (OK, A), **dict.fromkeys("RPSECX", BAD)},
+    Command.START: {"-": UNKNOWN, "N": (OK, A), **dict.fromkeys("ARPSECX", BAD)},
+    Command.REVOKE_START: {"-": UNKNOWN, "A": (OK, N), **dict.fromkeys("NRPSECX", BAD)},
+    Command.PAUSE: {"-": UNKNOWN, "R": (OK, P), **dict.fromkeys("NAPSECX", BAD)},
+    Command.RESUME: {"-": UNKNOWN, "P": (OK, R), "S": (OK, R), **dict.fromkeys("NARECX", BAD)},
+    Command.STOP: {"-": UNKNOWN, **{s: (OK, E) for s in "RPS"}, **dict.fromkeys("NAECX", BAD)},
+    Command.ABORT: {"-": UNKNOWN, **{s: (OK, X) for s in "NARPS"}, **dict.fromkeys("ECX", BAD)},
+    Command.CANCEL: {"-": UNKNOWN, "N": (OK, GONE), "A": (OK, GONE),
+                     **dict.fromkeys("RPSECX", BAD)},
+    Command.CLEAR: {"-": UNKNOWN, **{s: (OK, GONE) for s in "ECX"},
+                    **dict.fromkeys("NARPS", BAD)},
+    Command.SYSTEM_START: {"-": UNKNOWN, "A": (OK, R), **dict.fromkeys("NRPSECX", BAD)},
+    Command.SYSTEM_END: {"-": UNKNOWN, **{s: (OK, E) for s in "RPS"},
+                         **dict.fromkeys("NAECX", BAD)},
+    Command.SYSTEM_ABORT: {"-": UNKNOWN, **{s: (OK, X) for s in "RPS"},
+                           **dict.fromkeys("NAECX", BAD)},
+    Command.SYSTEM_INTERRUPT: {"-": UNKNOWN, "R": (OK, S), **dict.fromkeys("NAPSECX", BAD)},
+    Command.SYSTEM_CLOSE: {"-": UNKNOWN, "E": (OK, C), **dict.fromkeys("NARPSCX", BAD)},
 }  # fmt: skip
 
 CASES = [

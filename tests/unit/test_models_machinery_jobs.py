@@ -100,6 +100,7 @@ def samples(order: dict[str, Any]) -> dict[type[Model], dict[str, Any]]:
         "dataschema": "https://github.com/aschamberger/microdcs/schemas/sfc_recipe.schema.json",
     }
     result[mj.JobAcceptanceConfig] = {"max_downloadable_job_orders": 1}
+    result[mj.DispatchConfig] = {"max_running_jobs": 2}
     result[mj.JobOrderStateIndex] = {
         "seq": 7,
         "scope": "woodworking",

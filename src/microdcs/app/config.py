@@ -72,6 +72,24 @@ class AppConfig:
         100000,
         "Approximate length each scope's job change stream is trimmed to.",
     )
+    jobs_max_downloadable: int = setting(
+        "APP_JOBS_MAX_DOWNLOADABLE",
+        1000,
+        "Job list limit of a scope until the MES configures one (config.jobacceptance); "
+        "0 = unlimited. Stops a runaway MES from filling Redis.",
+    )
+    jobs_close_after_seconds: float = setting(
+        "APP_JOBS_CLOSE_AFTER_SECONDS",
+        3600.0,
+        "An Ended/Completed job becomes Ended/Closed once the MES fetched its job response, "
+        "or after this time; 0 = only when fetched.",
+    )
+    jobs_dispatch_poll_seconds: float = setting(
+        "APP_JOBS_DISPATCH_POLL_SECONDS",
+        1.0,
+        "How often the station dispatcher looks for slots freed and jobs queued by other "
+        "replicas; StartTimes and Close times it knows of are met on time, without polling.",
+    )
     publisher_lease_seconds: float = setting(
         "APP_PUBLISHER_LEASE_SECONDS",
         10.0,
@@ -306,6 +324,9 @@ def validate(config: AppConfig) -> None:
         ("APP_JOBS_RESPONSE_RETENTION_SECONDS", config.jobs_response_retention > 0, "must be > 0"),
         ("APP_JOBS_RETAINED_EXPIRY_SECONDS", config.jobs_retained_expiry > 0, "must be > 0"),
         ("APP_JOBS_CHANGES_MAXLEN", config.jobs_changes_maxlen > 0, "must be > 0"),
+        ("APP_JOBS_MAX_DOWNLOADABLE", config.jobs_max_downloadable >= 0, "must be >= 0"),
+        ("APP_JOBS_CLOSE_AFTER_SECONDS", config.jobs_close_after_seconds >= 0, "must be >= 0"),
+        ("APP_JOBS_DISPATCH_POLL_SECONDS", config.jobs_dispatch_poll_seconds > 0, "must be > 0"),
         ("APP_PUBLISHER_LEASE_SECONDS", config.publisher_lease_seconds > 0, "must be > 0"),
         ("APP_PUBLISHER_POLL_SECONDS", config.publisher_poll_seconds > 0, "must be > 0"),
         (

@@ -54,6 +54,8 @@ class JobEventKind(StrEnum):
 
     ALLOWED_TO_START = "allowed_to_start"
     START_REVOKED = "start_revoked"
+    #: Update of the order (in NotAllowedToStart or AllowedToStart).
+    UPDATED = "updated"
     STARTED = "started"
     PAUSED = "paused"
     RESUMED = "resumed"
@@ -98,6 +100,11 @@ class JobControl(Protocol):
 
     async def abort_job(self, subject: str | None, job_id: str, reason: str) -> ReturnStatus:
         """Running/Interrupted -> Aborted after an unrecoverable failure."""
+        ...
+
+    async def suspend_job(self, subject: str | None, job_id: str) -> ReturnStatus:
+        """Running -> Interrupted/Suspended: the equipment or the engine stopped the job
+        (a Pause of the MES gives Interrupted/Held); Resume runs it again."""
         ...
 
 

@@ -57,6 +57,43 @@ class ScopeKeys:
         """Where the publisher has got to in the change stream."""
         return f"{self.base}cursor"
 
+    # -- the station dispatcher (dispatch.lua; put_order.lua and transition.lua derive
+    # -- these names from the key base too, so keep the suffixes in step with queue.lua)
+    @property
+    def queue(self) -> str:
+        """AllowedToStart jobs that may start now: score Priority, member start order."""
+        return f"{self.base}dq"
+
+    @property
+    def due(self) -> str:
+        """AllowedToStart jobs whose StartTime lies ahead: score StartTime (ms)."""
+        return f"{self.base}dd"
+
+    @property
+    def active(self) -> str:
+        """Running and Interrupted jobs: the slots of the station in use."""
+        return f"{self.base}active"
+
+    @property
+    def fresh(self) -> str:
+        """Jobs that (re-)entered the queue and whose substate the dispatcher settles."""
+        return f"{self.base}dnew"
+
+    @property
+    def ready(self) -> str:
+        """The job the dispatcher last marked AllowedToStart/Ready."""
+        return f"{self.base}dready"
+
+    @property
+    def handover(self) -> str:
+        """Jobs the dispatcher started whose start is not yet announced (id -> ms)."""
+        return f"{self.base}dstarted"
+
+    @property
+    def closing(self) -> str:
+        """Ended/Completed jobs due to be Closed (id -> ms)."""
+        return f"{self.base}closing"
+
     def config(self, kind: str) -> str:
         return f"{self.base}cfg:{kind}"
 

@@ -10,6 +10,7 @@ control characters, topic wildcards), with ``mdcserrorkind`` ``invalid_request``
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -17,11 +18,18 @@ import orjson
 
 from microdcs.core.cloudevent import CloudEvent, text_problem
 from microdcs.core.errors import InputError, InvalidRequestError
-from microdcs.jobs.contract import JobEvent, JobEventKind, JobListener, scope_name
+from microdcs.jobs.contract import (
+    JobEvent,
+    JobEventKind,
+    JobListener,
+    scope_name,
+    subject_of_scope,
+)
+from microdcs.jobs.dispatcher import Move, StationDispatcher
 from microdcs.jobs.returnstatus import ReturnStatus
-from microdcs.jobs.startpolicy import DefaultStartPolicy, StartPolicy
+from microdcs.jobs.startpolicy import StartPolicy
 from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
-from microdcs.jobs.states import parse_state_filter
+from microdcs.jobs.states import COMPLETED, JobState, JobStatus, parse_state_filter
 from microdcs.jobs.stationconfig import RecipeValidator, StationConfigHandlers
 from microdcs.jobs.storage import Change, JobStore
 from microdcs.models.base import Model
@@ -62,6 +70,8 @@ from microdcs_models.machinery_jobs import (
 logger = logging.getLogger(__name__)
 
 INVALID = ReturnStatus.INVALID_REQUEST
+#: Ended/Completed: the MES fetching its job response Closes it.
+_COMPLETED = JobStatus(JobState.ENDED, COMPLETED)
 JobOrderRequest = StoreRequest | StoreAndStartRequest | UpdateRequest
 
 #: What an MES method tells the start policy and the listeners when it succeeds.
@@ -69,6 +79,7 @@ _EVENT_OF: dict[Command, JobEventKind] = {
     Command.START: JobEventKind.ALLOWED_TO_START,
     Command.STORE_AND_START: JobEventKind.ALLOWED_TO_START,
     Command.REVOKE_START: JobEventKind.START_REVOKED,
+    Command.UPDATE: JobEventKind.UPDATED,
     Command.PAUSE: JobEventKind.PAUSED,
     Command.RESUME: JobEventKind.RESUMED,
     Command.STOP: JobEventKind.STOPPED,
@@ -110,6 +121,8 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
 
     direction: ClassVar[Direction] = Direction.NORTHBOUND
     default_prefix: ClassVar[str] = "app/jobs"
+    #: Every state change of a job, on ``{prefix}/{scope}/events`` (its retained metadata).
+    emitted: ClassVar[tuple[type[Model], ...]] = (ISA95JobOrderStatusEventType,)
 
     def __init__(
         self,
@@ -119,14 +132,24 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         start_policy: StartPolicy | None = None,
         id_length: int = MAX_ID_LENGTH,
         recipe_validator: RecipeValidator | None = None,
+        max_running: int = 1,
+        dispatch_poll: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(source=source)
         self.jobs = jobs
         self.recipe_validator = recipe_validator
         self._id_length = id_length
-        self.start_policy: StartPolicy = start_policy or DefaultStartPolicy()
         self._listeners: list[JobListener] = []
         self._change_listeners: list[Callable[[str], None]] = []
+        #: The default start policy; its task runs only when it is the policy in use.
+        self.dispatcher = StationDispatcher(
+            jobs, self._dispatched, max_running=max_running, poll_seconds=dispatch_poll,
+            clock=clock,
+        )  # fmt: skip
+        self.start_policy: StartPolicy = start_policy or self.dispatcher
+        if self.start_policy is self.dispatcher:
+            self._listeners.append(self.dispatcher)
 
     def add_listener(self, listener: JobListener) -> None:
         """Tell ``listener`` about every job move (how the SFC engine follows the MES)."""
@@ -239,6 +262,9 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
                 return_status=ReturnStatus.UNKNOWN_JOB_ORDER_ID
             )
         response = ISA95JobResponseDataType.from_raw(found[0].response_raw())
+        if found[0].status == _COMPLETED:
+            # The MES has its response: Ended/Completed -> Ended/Closed (8 if it raced).
+            await self._move(context.subject, job_id, Command.SYSTEM_CLOSE)
         return RequestJobResponseByJobOrderIDResponse(
             job_response=response, return_status=ReturnStatus.OK
         )
@@ -277,6 +303,20 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         data = orjson.dumps([{"ID": "ReasonForStateChange", "Value": reason}])
         return await self._move(subject, job_id, Command.SYSTEM_ABORT, response_data=data)
 
+    async def suspend_job(self, subject: str | None, job_id: str) -> ReturnStatus:
+        return await self._move(subject, job_id, Command.SYSTEM_INTERRUPT)
+
+    async def _dispatched(self, scope: str, moves: Sequence[Move]) -> None:
+        """The dispatcher moved jobs: their status events, and STARTED for the engine."""
+        subject = subject_of_scope(scope)
+        for move in moves:
+            record = move.change.record
+            assert record is not None
+            starts = move.kind in ("start", "handover")
+            await self._changed(
+                subject, record.job_id, move.change, Command.SYSTEM_START if starts else None, None
+            )
+
     # -- common ----------------------------------------------------------------------------
     async def _move(
         self,
@@ -299,7 +339,7 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         subject: str | None,
         job_id: str,
         change: Change,
-        command: Command,
+        command: Command | None,
         request: CloudEvent | None,
     ) -> None:
         """After a stored change: status event, publisher wake-up, policy and listeners."""
@@ -319,7 +359,7 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         scope = scope_name(subject)
         for notify in self._change_listeners:
             notify(scope)
-        kind = _EVENT_OF.get(command)
+        kind = _EVENT_OF.get(command) if command is not None else None
         if kind is None:
             return
         event = JobEvent(kind, subject, job_id, change.recipe, by_mes=request is not None)

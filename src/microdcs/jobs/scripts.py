@@ -7,10 +7,10 @@ header comment documents), so the store never indexes a raw reply.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from microdcs.jobs.records import JobRecord, Snapshot, status_of
 from microdcs.jobs.returnstatus import ReturnStatus
@@ -20,6 +20,7 @@ from microdcs.storage.replies import number, optional_text, text
 from microdcs.storage.script import Script
 
 _LUA = Path(__file__).parent / "lua"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,15 @@ def ignored(reply: Any) -> None:
     """For scripts whose reply says nothing (``workmaster.lua`` always returns 1)."""
 
 
+def queue_script(
+    store: RedisStore, name: str, file: str, parse: Callable[[Any], R], *, traced: bool = True
+) -> Script[R]:
+    """A script that keeps the dispatcher's queue: ``queue.lua`` (its functions) first."""
+    source = (_LUA / "queue.lua").read_text(encoding="utf-8")
+    source += (_LUA / f"{file}.lua").read_text(encoding="utf-8")
+    return Script(store, name, source, parse, traced=traced)
+
+
 class JobScripts:
     """The job store's scripts, loaded once with the store."""
 
@@ -137,11 +147,11 @@ class JobScripts:
         def load(name: str) -> Path:
             return _LUA / f"{name}.lua"
 
-        self.put_order = Script.load(
-            store, "jobs.put_order", load("put_order"), PutOrderReply.from_reply
+        self.put_order = queue_script(
+            store, "jobs.put_order", "put_order", PutOrderReply.from_reply
         )
-        self.transition = Script.load(
-            store, "jobs.transition", load("transition"), TransitionReply.from_reply
+        self.transition = queue_script(
+            store, "jobs.transition", "transition", TransitionReply.from_reply
         )
         self.get_job = Script.load(store, "jobs.get_job", load("get_job"), GetJobReply.from_reply)
         self.responses = Script.load(store, "jobs.responses", load("responses"), responses_reply)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from microdcs.jobs.returnstatus import ReturnStatus
-from microdcs.jobs.states import COMPLETED, HELD, READY, JobState, JobStatus
+from microdcs.jobs.states import CLOSED, COMPLETED, HELD, READY, SUSPENDED, JobState, JobStatus
 
 
 class Command(StrEnum):
@@ -35,8 +35,11 @@ class Command(StrEnum):
     SYSTEM_END = "system.end"
     #: Transition 8/9: an unrecoverable failure.
     SYSTEM_ABORT = "system.abort"
-    #: Transition 6, "internal" cause.
+    #: Transition 6, "internal" cause: the equipment or the engine stopped the job
+    #: (Interrupted/Suspended, where a Pause of the MES gives Interrupted/Held).
     SYSTEM_INTERRUPT = "system.interrupt"
+    #: Ended/Completed -> Ended/Closed: the MES fetched the job response, or its time ran out.
+    SYSTEM_CLOSE = "system.close"
 
 
 class Removal(StrEnum):
@@ -64,6 +67,8 @@ class Rule:
     removal: Removal = Removal.NONE
     #: Substate to set when the state is kept (Update resets to Ready).
     keep_substate: int | None = None
+    #: Only from this substate of the allowed states (a substate move, e.g. Closed).
+    substate_from: int | None = None
 
 
 RULES: dict[Command, Rule] = {
@@ -83,13 +88,16 @@ RULES: dict[Command, Rule] = {
     ),
     Command.PAUSE: Rule(frozenset({JobState.RUNNING}), JobStatus(JobState.INTERRUPTED, HELD), (6,)),
     Command.SYSTEM_INTERRUPT: Rule(
-        frozenset({JobState.RUNNING}), JobStatus(JobState.INTERRUPTED, HELD), (6,)
+        frozenset({JobState.RUNNING}), JobStatus(JobState.INTERRUPTED, SUSPENDED), (6,)
     ),
     Command.RESUME: Rule(frozenset({JobState.INTERRUPTED}), JobStatus(JobState.RUNNING), (10,)),
     Command.STOP: Rule(_ACTIVE, JobStatus(JobState.ENDED, COMPLETED), (7, 11)),
     Command.SYSTEM_END: Rule(_ACTIVE, JobStatus(JobState.ENDED, COMPLETED), (7, 11)),
     Command.ABORT: Rule(_NOT_STARTED | _ACTIVE, JobStatus(JobState.ABORTED), (8, 9, 12, 13)),
     Command.SYSTEM_ABORT: Rule(_ACTIVE, JobStatus(JobState.ABORTED), (8, 9)),
+    Command.SYSTEM_CLOSE: Rule(
+        frozenset({JobState.ENDED}), JobStatus(JobState.ENDED, CLOSED), (), substate_from=COMPLETED
+    ),
     Command.CANCEL: Rule(_NOT_STARTED, None, (), removal=Removal.DELETE),
     Command.CLEAR: Rule(
         frozenset({JobState.ENDED, JobState.ABORTED}), None, (), removal=Removal.ARCHIVE
@@ -124,6 +132,8 @@ def apply(current: JobStatus | None, command: Command) -> Outcome:
         return Outcome(ReturnStatus.UNKNOWN_JOB_ORDER_ID)
     rule = RULES[command]
     if current.state not in rule.allowed_from:
+        return Outcome(ReturnStatus.INVALID_JOB_ORDER_STATUS)
+    if rule.substate_from is not None and current.substate != rule.substate_from:
         return Outcome(ReturnStatus.INVALID_JOB_ORDER_STATUS)
     if rule.target is not None:
         new = rule.target

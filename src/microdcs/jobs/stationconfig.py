@@ -1,4 +1,5 @@
-"""Station configuration from the MES: what a scope allows and its job list limit.
+"""Station configuration from the MES: what a scope allows, its job list limit and how
+many of its jobs run at a time.
 
 PUT (the default CloudEvent ``method``) allows an ID or stores a work master, DELETE takes
 it back. These events have no response: an invalid one raises an input error, which the
@@ -15,6 +16,7 @@ from microdcs.core.errors import InvalidRequestError
 from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, scope_name
 from microdcs.processing.processor import MessageContext, handles
 from microdcs_models.machinery_jobs import (
+    DispatchConfig,
     EquipmentConfig,
     JobAcceptanceConfig,
     MaterialClassConfig,
@@ -25,6 +27,7 @@ from microdcs_models.machinery_jobs import (
 )
 
 if TYPE_CHECKING:
+    from microdcs.jobs.dispatcher import StationDispatcher
     from microdcs.jobs.storage import JobStore
 
 #: Largest meaningful job list limit; 0 and 65535 both mean unlimited.
@@ -61,6 +64,7 @@ class StationConfigHandlers:
     """Handlers of the ``...config.*.v1`` events; mixed into the job processor."""
 
     jobs: JobStore
+    dispatcher: StationDispatcher
     #: Checks SFC recipe data of work masters; ``None`` stores them unchecked.
     recipe_validator: RecipeValidator | None
 
@@ -128,3 +132,16 @@ class StationConfigHandlers:
                 f"max_downloadable_job_orders must be 0..{MAX_JOB_LIMIT}, not {limit}"
             )
         await self.jobs.set_max_jobs(scope, limit)
+
+    @handles(DispatchConfig)
+    async def config_dispatch(self, message: DispatchConfig, context: MessageContext) -> None:
+        """``max_running_jobs`` of the scope (DELETE: back to the default, 1)."""
+        method = config_method(context)
+        scope = scope_name(context.subject)
+        if method == "DELETE":
+            await self.dispatcher.set_max_running(scope, None)
+            return
+        limit = message.max_running_jobs
+        if not 0 <= limit <= MAX_JOB_LIMIT:
+            raise InvalidRequestError(f"max_running_jobs must be 0..{MAX_JOB_LIMIT}, not {limit}")
+        await self.dispatcher.set_max_running(scope, limit)

@@ -16,6 +16,7 @@ from typing import Any
 
 from microdcs.jobs.changefeed import ChangeFeed
 from microdcs.jobs.keys import ID_KINDS, ScopeKeys, scopes_key
+from microdcs.jobs.ranking import rank
 from microdcs.jobs.records import RECORD_FIELDS, JobRecord, Snapshot
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.scripts import JobScripts
@@ -71,10 +72,24 @@ def references(order: ISA95JobOrderDataType) -> list[list[str]]:
 class JobStore:
     """Jobs, job responses and station configuration of every scope."""
 
-    def __init__(self, store: RedisStore, *, retention: int, maxlen: int) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        *,
+        retention: int,
+        maxlen: int,
+        max_jobs: int = 1000,
+        close_after: float = 0.0,
+    ) -> None:
         self.redis = store
         self._retention = retention
         self._maxlen = maxlen
+        #: Approximate length of each scope's change stream (the dispatcher appends too).
+        self.maxlen = maxlen
+        #: A scope's job list limit until the MES configures one (0: unlimited).
+        self.max_jobs = max_jobs
+        #: Seconds after which an Ended/Completed job becomes Closed (0: only on fetch).
+        self.close_after = close_after
         self._known_scopes: set[str] = set()
         self._scripts = JobScripts(store)
         #: APP_REDIS_WAIT_REPLICAS > 0: a change is answered once replicas have it.
@@ -101,12 +116,14 @@ class JobStore:
         refs = references(order)
         iso, ms = _now()
         initial = new or JobStatus(JobState.NOT_ALLOWED_TO_START, READY)
+        priority, start_ms = rank(order)
         reply = await self._scripts.put_order(
             [k.job(order.job_order_id), k.list, k.changes, k.seq, k.config("max"),
              k.config("workmaster"), k.config("recipe"), *(k.config(x) for x in ID_KINDS)],
             ["store" if new is not None else "update", order.job_order_id, order_json,
              int(initial.state), initial.substate or 0, iso, ms, self._maxlen,
-             *(len(r) for r in refs), *(i for r in refs for i in r)],
+             *(len(r) for r in refs), *(i for r in refs for i in r),
+             k.base, priority, start_ms, self.max_jobs],
         )  # fmt: skip
         if reply.job_status is None:
             return Change(reply.status)
@@ -137,7 +154,9 @@ class JobStore:
             [job_id, allowed, int(target.state) if target else "",
              (target.substate or 0) if target else (rule.keep_substate or 0),
              rule.removal.value, iso, ms, self._maxlen, self._retention,
-             "" if expected_version is None else expected_version, response_data or b""],
+             "" if expected_version is None else expected_version, response_data or b"",
+             k.base, "" if rule.substate_from is None else rule.substate_from,
+             self.close_after],
         )  # fmt: skip
         if reply.status is not ReturnStatus.OK:
             return Change(reply.status)

@@ -28,14 +28,20 @@ def wire_jobs(
         store,
         retention=config.jobs_response_retention,
         maxlen=config.jobs_changes_maxlen,
+        max_jobs=config.jobs_max_downloadable,
+        close_after=config.jobs_close_after_seconds,
     )
     processor = JobManagementProcessor(
         jobs,
         source=config.resolved_source,
         id_length=config.limits.id_length,
         recipe_validator=recipe_validator,
+        dispatch_poll=config.jobs_dispatch_poll_seconds,
     )
     binder.bind(processor, prefix=config.jobs_prefix)
+    if config.is_processor_instance and processor.start_policy is processor.dispatcher:
+        # StartTimes, Close times and slots freed by other replicas.
+        binder.add_task("jobs-dispatcher", processor.dispatcher.run)
     if config.is_publisher_instance:
         options = PublisherOptions(
             prefix=config.jobs_prefix,
@@ -46,7 +52,7 @@ def wire_jobs(
             poll_seconds=config.publisher_poll_seconds,
             interval_seconds=config.publisher_interval_seconds,
         )
-        publisher = JobPublisher(options, jobs, store, MqttRetainedOutlet(mqtt), processor)
+        publisher = JobPublisher(options, jobs, store, MqttRetainedOutlet(mqtt))
         processor.add_change_listener(publisher.notify)
         binder.add_task("jobs-publisher", publisher.run)
         metrics.observe("microdcs.publisher.lag_seconds", publisher.lag_seconds)

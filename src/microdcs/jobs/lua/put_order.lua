@@ -12,16 +12,22 @@
 -- ARGV[6]  now (ISO 8601)      ARGV[7] now (ms, list score)   ARGV[8] stream MAXLEN
 -- ARGV[9..14] number of referenced IDs of each kind: workmaster, equipment,
 --             materialclass, materialdefinition, personnel, physicalasset
--- ARGV[15..]  the referenced IDs, kind after kind
+-- ARGV[15..]  the referenced IDs, kind after kind; then, after them (ARGV[t..t+3]):
+--             key base of the scope, Priority, StartTime (ms, 0: none), the default
+--             job list limit (APP_JOBS_MAX_DOWNLOADABLE) when cfg:max is not set
+-- An AllowedToStart job enters the dispatcher's queue (queue.lua, prepended).
 -- Returns {status, version, seq, recipe dataschema or "", state, substate}
 --   status 1 ok, 2 unknown job (update), 8 invalid state (update), 16 unable to accept.
 
 local mode = ARGV[1]
 local job = KEYS[1]
+local tail = 15
+for kind = 0, 5 do tail = tail + tonumber(ARGV[9 + kind]) end
+local base, priority, start_ms = ARGV[tail], ARGV[tail + 1], ARGV[tail + 2]
 local current = redis.call('HMGET', job, 'st', 'v', 'sub')
 if mode == 'store' then
   if current[1] then return {16} end
-  local max = tonumber(redis.call('GET', KEYS[5]) or '0')
+  local max = tonumber(redis.call('GET', KEYS[5]) or ARGV[tail + 3])
   if max ~= 0 and max ~= 65535 and redis.call('ZCARD', KEYS[2]) >= max then return {16} end
 else
   if not current[1] then return {2} end
@@ -51,14 +57,18 @@ if mode == 'store' then
   state = ARGV[4]
   sub = ARGV[5]
   redis.call('HSET', job, 'order', ARGV[3], 'st', state, 'sub', sub, 'v', version,
-    'created', ARGV[6], 'updated', ARGV[6], 'res', '0', 'rc', recipe)
+    'created', ARGV[6], 'updated', ARGV[6], 'res', '0', 'rc', recipe,
+    'qp', priority, 'qs', start_ms)
   redis.call('ZADD', KEYS[2], ARGV[7], ARGV[2])
+  if state == '2' then q_enter(base, job, ARGV[2], tonumber(ARGV[7]), false) end
 else
   version = tonumber(current[2]) + 1
   state = current[1]
   sub = ARGV[5]
   redis.call('HSET', job, 'order', ARGV[3], 'sub', sub, 'v', version, 'updated', ARGV[6],
-    'rc', recipe)
+    'rc', recipe, 'qp', priority, 'qs', start_ms)
+  -- Update keeps the place earned by the Start, re-ranked by the new Priority/StartTime.
+  if state == '2' then q_enter(base, job, ARGV[2], tonumber(ARGV[7]), true) end
 end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'id', ARGV[2], 'op', 'upsert',

@@ -33,7 +33,6 @@ from microdcs.jobs.contract import (
     JobControl,
     JobEvent,
     JobEventKind,
-    ReturnStatus,
     scope_name,
     subject_of_scope,
 )
@@ -127,10 +126,11 @@ class SfcEngine:
 
     # -- inputs from other components ---------------------------------------------------
     async def on_job_event(self, event: JobEvent) -> None:
-        """Job listener: start recipes, and pass MES pause/resume/stop/abort to them."""
+        """Job listener: start the recipe of a job the start policy moved to Running, and
+        pass MES pause/resume/stop/abort to running recipes."""
         if not event.has_sfc_recipe:
             return
-        if event.kind is JobEventKind.ALLOWED_TO_START:
+        if event.kind is JobEventKind.STARTED:
             kind = "start"
         elif event.by_mes and event.kind in _MES_KINDS:
             kind = _MES_KINDS[event.kind]
@@ -313,15 +313,14 @@ class SfcEngine:
                 raise InvalidRequestError("the job's work master has no SFC recipe")
             recipe = self._compile(source.recipe_json)
         except InputError as exc:
-            # A system abort is allowed from Running only: the MES sees the job start and
+            # The job is Running (the start policy started it): the MES sees it start and
             # abort, with the reason in its job response.
-            await self.control.start_job(subject, job_id)
             await self.control.abort_job(subject, job_id, f"invalid recipe: {exc}")
             return True
-        # Running first, so the MES never sees a command of a job that is not Running.
-        status = await self.control.start_job(subject, job_id)
-        if status is not ReturnStatus.OK and not await self.recipes.is_running(scope, job_id):
-            logger.info("job %s of %s not started (status %s)", job_id, scope, status)
+        # The start policy moved the job to Running before it told the engine, so the MES
+        # never sees a command of a job that is not Running; a job stopped since is left.
+        if not await self.recipes.is_running(scope, job_id):
+            logger.info("job %s of %s no longer running: its recipe is not started", job_id, scope)
             return True
         old = new_execution(job_id, source.parameters)
         new, effects = evolve(recipe, old, item.event() or _never(), self.clock())
