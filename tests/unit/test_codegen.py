@@ -36,7 +36,11 @@ def load(path: Path) -> ModuleType:
 
 
 def test_there_are_schemas_to_check() -> None:
-    assert [p.name for p in SCHEMAS] == ["machinery_jobs.schema.json", "sfc_recipe.schema.json"]
+    assert [p.name for p in SCHEMAS] == [
+        "machinery_jobs.schema.json",
+        "processor_metadata.schema.json",
+        "sfc_recipe.schema.json",
+    ]
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda p: p.name)

@@ -22,6 +22,7 @@ from microdcs.app.telemetry.http import TelemetryServer
 from microdcs.app.telemetry.metrics import Metrics
 from microdcs.app.wiring.ingress import ingress_lease, ingress_task, observe_ingress
 from microdcs.app.wiring.jobs import wire_jobs
+from microdcs.app.wiring.metadata import wire_metadata
 from microdcs.app.wiring.sfc import wire_engine
 from microdcs.core.tracing import Tracing
 from microdcs.examples.greeting import GreetingProcessor
@@ -92,6 +93,7 @@ async def open_runtime(
         predicates: dict[str, Predicate] = {}
         jobs = wire_jobs(config, store, mqtt, binder, metrics, RecipeValidation(predicates))
         engine = wire_engine(config, store, mqtt, jobs, binder, metrics, predicates, tracing)
+        wire_metadata(config, store, mqtt, app)  # every processor is bound by now
         app.add_handler(mqtt)
         if rpc is not None:
             app.add_handler(rpc)

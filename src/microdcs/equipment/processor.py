@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.equipment.contract import (
+    CANCEL_TYPE,
     Cancel,
     Command,
     EquipmentMessage,
@@ -25,6 +26,7 @@ from microdcs.equipment.contract import (
     read_message,
 )
 from microdcs.equipment.ports import CommandOutlet
+from microdcs.processing.capabilities import Capabilities, EventTypeInfo
 from microdcs.processing.processor import CloudEventProcessor, MessageContext
 from microdcs.processing.routing import Direction
 
@@ -53,6 +55,13 @@ class EquipmentProcessor(CloudEventProcessor):
     # -- incoming: any type is an answer or an event ------------------------------------
     def handles_type(self, event_type: str) -> bool:
         return True
+
+    def capabilities(self) -> Capabilities:
+        """Any type in (answers and events of equipment); out, the commands recipes name
+        (not known in advance) and the cancel of a command."""
+        return Capabilities(
+            emits=(EventTypeInfo(type=CANCEL_TYPE),), handles_any_type=True, emits_any_type=True
+        )
 
     async def dispatch(self, event: CloudEvent, context: MessageContext) -> list[CloudEvent]:
         self.received += 1

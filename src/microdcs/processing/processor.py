@@ -29,6 +29,7 @@ from microdcs.core.errors import InputError, UnknownEventTypeError
 from microdcs.core.tracing import Tracing
 from microdcs.core.wiretext import sanitize_text
 from microdcs.models.base import MAX_NESTING_DEPTH, Model
+from microdcs.processing.capabilities import Capabilities, emitted_type, handled_type
 from microdcs.processing.routing import Direction, Intent
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class CloudEventProcessor:
     default_prefix: ClassVar[str] = "app"
     #: Content type of outgoing events that are not responses.
     content_type: ClassVar[str] = JSON
+    #: Models of the events it sends besides responses and error events (what
+    #: :meth:`publish` and :meth:`send_request` carry), listed in its capability metadata.
+    emitted: ClassVar[tuple[type[Model], ...]] = ()
 
     _mdcs_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
     _mdcs_response_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
@@ -166,6 +170,16 @@ class CloudEventProcessor:
 
     def handles_type(self, event_type: str) -> bool:
         return event_type in self._mdcs_handlers
+
+    def capabilities(self) -> Capabilities:
+        """What it handles (its :func:`handles` registrations) and emits (:attr:`emitted`),
+        for the retained metadata; a processor that takes any type overrides it."""
+        return Capabilities(
+            handles=tuple(
+                handled_type(t, spec.model) for t, spec in sorted(self._mdcs_handlers.items())
+            ),
+            emits=tuple(emitted_type(model) for model in type(self).emitted),
+        )
 
     # -- incoming -----------------------------------------------------------------
     async def dispatch(self, event: CloudEvent, context: MessageContext) -> list[CloudEvent]:

@@ -18,7 +18,7 @@ class PublisherOptions:
     instance_id: str
     #: Maximum scope levels between the prefix and the topic's kind.
     scope_levels: int
-    #: Message Expiry Interval (s) of ``order/``, ``result/``, ``state-index`` and metadata.
+    #: Message Expiry Interval (s) of ``order/``, ``result/`` and ``state-index``.
     retained_expiry: int
     #: Lease time: a dead holder is replaced after at most this.
     lease_seconds: float

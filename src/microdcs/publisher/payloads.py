@@ -7,13 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from microdcs.processing.processor import CloudEventProcessor
 from microdcs.publisher.ports import ListedJob
-from microdcs_models.machinery_jobs import (
-    CloudEventTypeInfo,
-    ISA95JobOrderStatusEventType,
-    JobManagementMetadata,
-)
 
 
 def index_entry(job_id: str, path: str, has_result: bool) -> bytes:
@@ -45,22 +39,3 @@ def index_payload(revision: int, subject: str | None, entries: Iterable[bytes]) 
     published = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     head = orjson.dumps({"seq": revision, "scope": subject or "", "published_at": published})
     return head[:-1] + b',"jobs":[' + b",".join(entries) + b"]}"
-
-
-def metadata_payload(processor: CloudEventProcessor) -> bytes:
-    """``metadata``: the methods the processor answers and the events it raises."""
-    methods = []
-    for event_type, spec in sorted(processor._mdcs_handlers.items()):
-        response = spec.model.__response_type__
-        methods.append(
-            CloudEventTypeInfo(
-                type=event_type,
-                dataschema=spec.model.__ce_dataschema__,
-                response_dataschema=response.__ce_dataschema__ if response else None,
-            )
-        )
-    status = ISA95JobOrderStatusEventType
-    events = [
-        CloudEventTypeInfo(type=status.__ce_type__ or "", dataschema=status.__ce_dataschema__)
-    ]
-    return JobManagementMetadata(methods=methods, events=events).encode("application/json")

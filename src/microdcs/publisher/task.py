@@ -1,5 +1,6 @@
-"""The retained-topic publisher: keeps ``order/``, ``result/``, ``state-index`` and
-``metadata`` of the job processor current, driven by the scopes' change streams.
+"""The retained-topic publisher: keeps ``order/``, ``result/`` and ``state-index`` of the
+job processor current, driven by the scopes' change streams. (Its ``metadata``, like every
+processor's, is kept by :mod:`microdcs.processing.metadata`.)
 
 One replica publishes at a time, elected through a Redis lease. It works in passes, at
 most one per ``publisher_interval_seconds``: a pass reads the new changes of every scope
@@ -33,14 +34,12 @@ from collections.abc import Awaitable, Iterable
 
 from microdcs.core.errors import OutgoingEventError, UnavailableError
 from microdcs.jobs.contract import subject_of_scope
-from microdcs.processing.processor import CloudEventProcessor
 from microdcs.publisher.changes import Cursor, Plan, Scope, entry_time, fold_changes
 from microdcs.publisher.lease import Lease
 from microdcs.publisher.marker import RetainedMarker, new_marker
 from microdcs.publisher.options import PublisherOptions
 from microdcs.publisher.payloads import (
     index_payload,
-    metadata_payload,
     order_payload,
     result_payload,
 )
@@ -75,8 +74,8 @@ class JobPublisher:
     """A task body, ``run(shutdown)``, for the application to run and restart.
 
     ``jobs`` is read (the job store implements :class:`~microdcs.publisher.ports.JobFeed`),
-    ``outlet`` takes the retained topics to the broker, ``store`` holds the lease and the
-    marker, and ``processor`` (the job processor) is described in ``metadata``.
+    ``outlet`` takes the retained topics to the broker, and ``store`` holds the lease and
+    the marker.
     """
 
     def __init__(
@@ -85,11 +84,9 @@ class JobPublisher:
         jobs: JobFeed,
         store: RedisStore,
         outlet: RetainedOutlet,
-        processor: CloudEventProcessor,
     ) -> None:
         self.jobs = jobs
         self.outlet = outlet
-        self.processor = processor
         self.topics = RetainedTopics(options.prefix, options.scope_levels)
         self.expiry = options.retained_expiry
         self.poll = options.poll_seconds
@@ -224,13 +221,7 @@ class JobPublisher:
         self._scopes.clear()
         self._discovered_at = self._polled_at = 0.0
         self._check_retained = True  # whatever the last holder left, is it still there?
-        await self._publish_metadata()
         self._restart = False
-
-    async def _publish_metadata(self) -> None:
-        await self.outlet.publish(
-            self.topics.metadata, metadata_payload(self.processor), expiry=self.expiry
-        )
 
     # -- retained state lost by the broker ----------------------------------------------
     async def _verify_retained(self) -> None:
@@ -251,7 +242,6 @@ class JobPublisher:
         for start in range(0, len(names), REBUILD_CONCURRENCY):
             chunk = names[start : start + REBUILD_CONCURRENCY]
             await asyncio.gather(*(self._load(name, republish=True) for name in chunk))
-        await self._publish_metadata()
         marker = new_marker()
         await self.outlet.publish(self.marker.topic, marker, expiry=None)
         await self.marker.remember(marker)  # only after the broker has all of it

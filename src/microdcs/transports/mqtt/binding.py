@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from microdcs.core.cloudevent import CloudEvent
+from microdcs.processing.metadata import METADATA_TYPE
 from microdcs.processing.processor import CloudEventProcessor
 from microdcs.processing.routing import Intent
 from microdcs.transports.mqtt.mapping import to_binary
@@ -51,18 +52,21 @@ class MqttBinding:
         return self.layout.topic(subject, intent)
 
     def echoes(self, event: CloudEvent, topic: str, source: str) -> bool:
-        """``event`` on ``topic`` is an error event of this runtime (``source``) coming back.
+        """``event`` on ``topic`` is the runtime's own traffic coming back, not input.
 
-        A southbound processor subscribes to the ``events`` topic its error events go to;
-        its own reports are neither input for it nor something to answer.
+        A southbound processor subscribes to the ``events`` and ``metadata`` topics its
+        own error events (those of this replica, ``source``) and the replicas' capability
+        metadata (:data:`~microdcs.processing.metadata.METADATA_TYPE`) go to; neither is
+        something for it to handle or answer.
         """
-        if event.error_kind is None or event.source != source:
-            return False
+        metadata = event.type == METADATA_TYPE
+        if not metadata and (event.error_kind is None or event.source != source):
+            return False  # every ordinary event: no topic parsed
         direction = self.processor.direction
-        if direction.error_intent not in direction.subscribes:
-            return False
         fit = self.layout.parse(topic)
-        return fit is not None and fit[1] is direction.error_intent
+        if fit is None or fit[1] not in direction.subscribes:
+            return False
+        return fit[1] is (Intent.METADATA if metadata else direction.error_intent)
 
     async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
         """Queue the event for the broker without awaiting its PUBACK.

@@ -316,7 +316,8 @@ class Inbox:
         await self._process(item, event, binding, intent)
 
     def _drop_echo(self, item: _Received) -> None:
-        """Our own error event back on a southbound events topic: acknowledged, not handled."""
+        """Our own traffic back on a southbound topic (``MqttBinding.echoes``): acknowledged
+        and counted as dropped, never handled or answered."""
         self._stats.dropped += 1
         logger.debug("own error event on %s dropped", item.message.topic)
         self._ack(item)
