@@ -16,6 +16,7 @@ from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.processing.routing import Direction
 from tests.conftest import running
+from tests.integration.test_msgpack_rpc_helpers import greeting_event, raw_client, serving
 from tests.mesclient import MesClient, Received, ce_properties
 
 READING_TYPE = "com.example.test.southbound.reading.v1"
@@ -142,3 +143,17 @@ async def test_a_southbound_processor_does_not_answer_bad_metadata(config: AppCo
         await equipment.publish(f"{prefix}/line1/metadata", b"{}", props)
         assert _not_metadata(await _quiet(everything)) == []
         assert runtime.mqtt.stats.failed["unknown_type"] >= 1
+
+
+async def test_over_rpc_a_southbound_error_is_the_callers_result_and_nothing_is_pushed() -> None:
+    gauge = GaugeProcessor(source="microdcs/test")
+    event = greeting_event(type=READING_TYPE, data={"value": "not a number"}, subject="line1")
+    async with serving(processors=[gauge]) as server, raw_client(server.port) as client:
+        response = await client.call(1, "publish", event, {"intent": "data"})
+        assert response[2] is None
+        [error] = response[3]
+        assert error["mdcserrorkind"] == "invalid_payload"
+        # No ``cloudevent`` notification (a command or anything else) follows.
+        with pytest.raises(TimeoutError):
+            await client.recv(within=QUIET_SECONDS)
+    assert gauge.readings == []

@@ -372,7 +372,7 @@ def may(user: str, access: str, topic: str) -> bool:
 def runtime_topics() -> tuple[list[str], list[str]]:
     """Subscription filters and published topics of a replica with default settings."""
     from microdcs.app.config import AppConfig
-    from microdcs.processing.routing import Direction
+    from microdcs.processing.routing import Direction, Intent
     from microdcs.transports.mqtt.topics import TopicLayout
 
     config = AppConfig(instance_id="microdcs-0")
@@ -392,7 +392,10 @@ def runtime_topics() -> tuple[list[str], list[str]]:
     for subject in (None, "a", "a.b.c"):
         writes += [jobs.scoped(subject, "order", "J1"), jobs.scoped(subject, "result", "J1"),
                    jobs.scoped(subject, "state-index")]  # fmt: skip
-    writes.append(f"{config.jobs_prefix}/metadata")
+    for prefix, direction in layouts.items():  # capability metadata and error events
+        layout = TopicLayout(prefix, config.scope_levels)
+        writes.append(layout.topic(None, Intent.METADATA))
+        writes += [layout.topic(s, direction.error_intent) for s in (None, "a", "a.b.c")]
     return reads, writes
 
 
