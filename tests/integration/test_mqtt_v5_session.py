@@ -609,3 +609,27 @@ async def test_qos2_with_a_connack_without_session_is_of_the_new_session_MQTT_4_
         client.ack(3, client.epoch)
         rec = await second.expect(codec.PUBREC)
         assert rec.body == _U16.pack(3)
+
+
+# -- a publish the broker disconnects on -----------------------------------------------------
+async def test_publishes_sent_after_a_refused_one_are_not_dropped_with_it() -> None:
+    """The broker closes the connection on the first of two publishes, every time: after
+    ``publish_attempts`` connections that one is dropped, the second (never looked at by
+    the broker) goes out again on the next connection and is acknowledged."""
+    async with scripted_broker() as broker:
+        client = make_client(broker, publish_attempts=2)
+        done: list[str] = []
+        conversation, _ = await connect(broker, client, connack())
+        for name in ("bad", "good"):
+            client.publish(f"t/{name}", b"x", b"\x00", qos=1, on_ack=partial(done.append, name))
+        for _ in range(2):
+            assert [decoded(await conversation.expect(codec.PUBLISH)).topic for _ in range(2)] == [
+                "t/bad",
+                "t/good",
+            ]
+            conversation = await reconnect(broker, client, conversation, session_present())
+        good = await conversation.expect(codec.PUBLISH)
+        assert decoded(good).topic == "t/good"
+        assert done == ["bad"] and client.abandoned_publishes == 1
+        await conversation.send(packet(0x40, _U16.pack(decoded(good).packet_id)))
+        await wait_for(lambda: done == ["bad", "good"])

@@ -670,17 +670,30 @@ class MqttClient:
         acknowledged it, is dropped: a broker that disconnects on a message it refuses
         would otherwise get it again on every reconnect. Its ``on_ack`` still runs, so
         whatever waits for it (a request's acknowledgement) is released.
+
+        Only the oldest such publish is dropped per reconnect: the broker closed on one
+        packet, and the publishes sent after it on the same connections were never
+        looked at. They get another connection (and are dropped in turn if the broker
+        refuses them too).
         """
         limit = self.options.publish_attempts
+        dropped = False
         for packet_id, item in list(self._inflight.items()):
             if item.attempts >= limit:
+                if dropped:
+                    item.attempts = limit - 1
+                    continue
+                dropped = True
                 del self._inflight[packet_id]
                 self.abandoned_publishes += 1
                 if self.on_publish_failure is not None:
                     self.on_publish_failure("publish_abandoned")
-                logger.error(
-                    "dropping publish %d: sent on %d connections without an acknowledgement",
+                self._log.log(
+                    logging.ERROR,
+                    "publish_abandoned",
+                    "dropping publish %d on %s: sent on %d connections without an acknowledgement",
                     packet_id,
+                    codec.publish_topic(item.packet),
                     item.attempts,
                 )
                 if item.on_ack is not None:

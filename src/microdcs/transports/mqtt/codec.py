@@ -369,6 +369,16 @@ def _id_position(packet: bytes) -> int:
     return pos + 2 + ((packet[pos] << 8) | packet[pos + 1])
 
 
+def publish_topic(packet: bytes) -> str:
+    """The Topic Name of an encoded PUBLISH (for log lines about it)."""
+    pos = 1
+    while packet[pos] & 0x80:
+        pos += 1
+    pos += 1
+    size = (packet[pos] << 8) | packet[pos + 1]
+    return packet[pos + 2 : pos + 2 + size].decode("utf-8", "replace")
+
+
 def with_packet_id(packet: bytes, packet_id: int) -> bytes:
     """The same QoS > 0 PUBLISH with another packet identifier and DUP cleared.
 
