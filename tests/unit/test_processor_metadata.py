@@ -26,7 +26,7 @@ from microdcs.processing.metadata import (
 )
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.processing.routing import Direction, Intent
-from microdcs.transports.mqtt.binding import MqttBinding
+from microdcs.transports.mqtt.binding import MqttBinding, metadata_topics
 from microdcs.transports.mqtt.topics import TopicLayout
 
 
@@ -250,11 +250,16 @@ def test_a_northbound_processor_answers_error_events_on_events() -> None:
     assert topic == f"plant/p/{Intent.EVENTS.value}"
 
 
-def test_the_replicas_own_traffic_is_recognised_on_southbound_topics() -> None:
+def test_the_replicas_own_error_events_are_recognised_on_southbound_events() -> None:
     binding = _binding(Pinger())
-    metadata = CloudEvent(type=METADATA_TYPE, source="microdcs/other")
-    assert binding.echoes(metadata, "plant/p/metadata", "microdcs/r1")
     assert binding.echoes(_error(), "plant/p/events", "microdcs/r1")
     assert not binding.echoes(_error(source="gateway"), "plant/p/events", "microdcs/r1")
-    assert not binding.echoes(CloudEvent(type="t", source="x"), "plant/p/data", "microdcs/r1")
-    assert not _binding(GreetingProcessor()).echoes(metadata, "plant/p/metadata", "x")
+    assert not binding.echoes(_error(), "plant/p/data", "microdcs/r1")
+    assert not binding.echoes(CloudEvent(type="t", source="microdcs/r1"), "plant/p/events", "x")
+    assert not _binding(GreetingProcessor()).echoes(_error(), "plant/p/events", "microdcs/r1")
+
+
+def test_metadata_comes_back_only_on_southbound_metadata_topics() -> None:
+    south = MqttBinding(cast(Any, None), Pinger(), TopicLayout("plant/s"))
+    north = MqttBinding(cast(Any, None), GreetingProcessor(), TopicLayout("plant/n"))
+    assert metadata_topics([south, north]) == frozenset({"plant/s/metadata"})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from microdcs.core.cloudevent import CloudEvent
-from microdcs.processing.metadata import METADATA_TYPE
 from microdcs.processing.processor import CloudEventProcessor
 from microdcs.processing.routing import Intent
 from microdcs.transports.mqtt.mapping import to_binary
@@ -52,21 +52,18 @@ class MqttBinding:
         return self.layout.topic(subject, intent)
 
     def echoes(self, event: CloudEvent, topic: str, source: str) -> bool:
-        """``event`` on ``topic`` is the runtime's own traffic coming back, not input.
+        """``event`` on ``topic`` is this replica's (``source``) error event coming back.
 
-        A southbound processor subscribes to the ``events`` and ``metadata`` topics its
-        own error events (those of this replica, ``source``) and the replicas' capability
-        metadata (:data:`~microdcs.processing.metadata.METADATA_TYPE`) go to; neither is
-        something for it to handle or answer.
+        A southbound processor subscribes to the ``events`` topic its error events go to;
+        its own reports are neither input for it nor something to answer.
         """
-        metadata = event.type == METADATA_TYPE
-        if not metadata and (event.error_kind is None or event.source != source):
+        if event.error_kind is None or event.source != source:
             return False  # every ordinary event: no topic parsed
         direction = self.processor.direction
-        fit = self.layout.parse(topic)
-        if fit is None or fit[1] not in direction.subscribes:
+        if direction.error_intent not in direction.subscribes:
             return False
-        return fit[1] is (Intent.METADATA if metadata else direction.error_intent)
+        fit = self.layout.parse(topic)
+        return fit is not None and fit[1] is direction.error_intent
 
     async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
         """Queue the event for the broker without awaiting its PUBACK.
@@ -94,3 +91,13 @@ class MqttBinding:
             ttl = float(event.expiryinterval or 60)
             handler.tracker.add(key, self.processor, event, ttl)
         handler.outbox.send(topic, envelope)
+
+
+def metadata_topics(bindings: Sequence[MqttBinding]) -> frozenset[str]:
+    """The ``{prefix}/metadata`` topics the bindings subscribe to (southbound ones): where
+    the replicas' own capability metadata (:mod:`microdcs.processing.metadata`) comes back."""
+    return frozenset(
+        binding.layout.topic(None, Intent.METADATA)
+        for binding in bindings
+        if Intent.METADATA in binding.processor.direction.subscribes
+    )

@@ -31,12 +31,13 @@ from microdcs.core.errors import (
     OutgoingEventError,
     PayloadTooLargeError,
 )
+from microdcs.processing.metadata import METADATA_TYPE
 from microdcs.processing.pipeline import EventPipeline, Prefetched, TransportStats
 from microdcs.processing.processor import MessageContext, error_event
 from microdcs.processing.routing import Intent
 from microdcs.processing.tracker import ResponseTracker
 from microdcs.transports.mqtt import codec
-from microdcs.transports.mqtt.binding import MqttBinding
+from microdcs.transports.mqtt.binding import MqttBinding, metadata_topics
 from microdcs.transports.mqtt.client import MqttClient
 from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary
 from microdcs.transports.mqtt.outbox import Outbox
@@ -186,6 +187,8 @@ class Inbox:
         self._rejections = RateLimitedLog(logger, value_chars=log_value_chars)
         self._prefetch = pipeline.prefetcher(self._looked_up)
         self._order = _AckOrder()
+        #: The southbound bindings' ``{prefix}/metadata`` topics, for so many bindings.
+        self._metadata_topics: tuple[int, frozenset[str]] = (0, frozenset())
 
     @property
     def unacknowledged(self) -> int:
@@ -200,12 +203,15 @@ class Inbox:
         if message.qos == 0 and self.queue.qsize() >= self._queue_size:
             self._stats.dropped += 1  # QoS 0 is at-most-once; QoS 1 is bounded by Receive Maximum
             return
-        self._stats.received += 1
         client = self.client
         assert client is not None
         item = _Received(message, client.epoch, client.read_at)
         if message.qos > 0:
             self._order.enter(item)
+        if self._is_own_metadata(message):
+            self._ack(item)  # the replicas' own description: not input, not counted
+            return
+        self._stats.received += 1
         self._waiting += 1
         if self._waiting >= self._high_water:
             client.pause_delivery()
@@ -218,6 +224,15 @@ class Inbox:
         assert item.event is not None
         self.queue.reserve()
         prefetch.add(item, item.event)
+
+    def _is_own_metadata(self, message: codec.Publish) -> bool:
+        """A processor metadata CloudEvent on a southbound binding's ``{prefix}/metadata``."""
+        bindings = self._router.bindings
+        count, topics = self._metadata_topics
+        if count != len(bindings):  # bindings are added before messages flow: once
+            topics = metadata_topics(bindings)
+            self._metadata_topics = (len(bindings), topics)
+        return message.topic in topics and ("type", METADATA_TYPE) in message.user_properties
 
     def _event_of(self, message: codec.Publish, payload: bytes) -> CloudEvent:
         """The CloudEvent a PUBLISH carries (raises the public input errors)."""
@@ -316,8 +331,8 @@ class Inbox:
         await self._process(item, event, binding, intent)
 
     def _drop_echo(self, item: _Received) -> None:
-        """Our own traffic back on a southbound topic (``MqttBinding.echoes``): acknowledged
-        and counted as dropped, never handled or answered."""
+        """Our own error event back on a southbound events topic (``MqttBinding.echoes``):
+        acknowledged and counted as dropped, never handled or answered."""
         self._stats.dropped += 1
         logger.debug("own error event on %s dropped", item.message.topic)
         self._ack(item)
