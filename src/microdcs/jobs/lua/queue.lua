@@ -5,7 +5,8 @@
 -- the time of its Start ('qt') and, while it is queued, its queue member ('qm').
 --
 -- queue (zset 'dq'): score Priority, member "StartTime(13)Start(13)|id", so ZRANGE 0 0 is
--- the next job: lower Priority first, then StartTime, then the time of the Start.
+-- the next job: lower Priority first, then StartTime (the time of the Start for a job
+-- without one), then the time of the Start.
 -- due (zset 'dd'): jobs whose StartTime lies ahead, score StartTime; dispatch.lua moves
 -- them into the queue when it is reached.
 
@@ -19,7 +20,10 @@ local function q_enter(base, job, id, now_ms, keep_start)
   local qs = tonumber(f[2] or '0')
   local qt = now_ms
   if keep_start and f[3] then qt = tonumber(f[3]) end
-  local member = string.format('%013d%013d|', qs, qt) .. id
+  -- A job without StartTime is planned for the time of its Start.
+  local planned = qs
+  if planned == 0 then planned = qt end
+  local member = string.format('%013d%013d|', planned, qt) .. id
   if qs > now_ms then
     redis.call('ZADD', base .. 'dd', qs, member)
   else
