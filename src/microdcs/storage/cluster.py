@@ -8,10 +8,11 @@ map read again (at most once per short interval); ``ASK`` (a slot being migrated
 fails only the commands of its slots, as :class:`StorageUnavailableError`; the next
 command reads the map first, so a replica promoted in a failover is found.
 
-Hot path: a single-key command costs one slot computation, one list lookup and the node
-connection's reply future, plus one future of its own with a done callback, so a
-redirect can still be followed after the caller has the future. Coroutines appear only
-on the slow paths (not connected, stale map, redirects, commands split per slot).
+Hot path: a single-key command costs one slot computation, one list lookup, and its
+reply future is the node connection's own: a redirect reply is handed to
+:meth:`ClusterConnection._redirected` by the node connection, which sends the command on
+to its new node with the same future. Coroutines appear only on the slow paths (not
+connected, stale map, commands split per slot).
 
 ``SCRIPT LOAD`` goes to every primary (and, through the map, to every primary that joins
 later). In :meth:`ClusterConnection.execute_many`, ``WAIT`` goes to the node of the
@@ -21,7 +22,6 @@ command before it, so it counts the replicas of that write.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,7 +29,7 @@ from redis.exceptions import ResponseError
 
 from microdcs.core.errors import StorageUnavailableError
 from microdcs.storage.replies import text
-from microdcs.storage.resp import RespConnection
+from microdcs.storage.resp import Redirect, RespConnection, encode_command
 from microdcs.storage.slotmap import Address, SlotMap
 from microdcs.storage.slots import (
     ALL,
@@ -49,6 +49,14 @@ from microdcs.storage.slots import (
 #: moving a slot back and forth is not serving it).
 MAX_REDIRECTS = 5
 
+_ASKING = encode_command(("ASKING",))
+
+
+def _ignore(future: asyncio.Future[Any]) -> None:
+    """The reply of an ``ASKING`` sent ahead of a redirected command: not needed."""
+    if not future.cancelled():
+        future.exception()
+
 
 def _address(text_address: str, default_host: str) -> Address:
     host, _, port = text_address.rpartition(":")
@@ -63,15 +71,17 @@ class ClusterConnection:
     def __init__(
         self,
         seeds: Sequence[Address],
-        connection: Callable[[str, int], RespConnection],
+        connection: Callable[[str, int, Redirect], RespConnection],
         *,
         refresh_interval: float = 0.25,
     ) -> None:
-        self._map = SlotMap(seeds, connection, refresh_interval=refresh_interval)
+        self._map = SlotMap(seeds, connection, self._redirected, refresh_interval=refresh_interval)
         #: The map's own list (updated in place): one lookup per command.
         self._by_slot = self._map.by_slot
-        #: Redirects followed after the caller got its future (cancelled by close).
+        #: Redirects waiting for a connection to their new node (cancelled by close).
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Redirects so far of each command redirected and not yet answered.
+        self._redirects: dict[asyncio.Future[Any], int] = {}
 
     @property
     def connected(self) -> bool:
@@ -135,96 +145,78 @@ class ClusterConnection:
         node = self._by_slot[slot]
         if node is None or self._map.stale or not node.connected:
             return self._run(slot, args)
-        inner = node.execute(*args)
-        assert isinstance(inner, asyncio.Future)  # connected: the reply's future itself
-        outer = inner.get_loop().create_future()
-        inner.add_done_callback(functools.partial(self._settle, outer, slot, args))
-        return outer
+        return node.execute(*args)
 
-    def _settle(
-        self,
-        outer: asyncio.Future[Any],
-        slot: int,
-        args: tuple[Any, ...],
-        inner: asyncio.Future[Any],
-    ) -> None:
-        if inner.cancelled():
-            outer.cancel()
+    async def _run(self, slot: int, args: tuple[Any, ...]) -> Any:
+        """The slow path: read the map if due (a node lost, a slot moved), then send."""
+        await self._map.try_refresh()
+        node = self._by_slot[slot]
+        if node is None:
+            raise StorageUnavailableError(f"Redis Cluster slot {slot} is not served by any node")
+        try:
+            return await node.execute(*args)
+        except StorageUnavailableError:
+            self._map.stale = True
+            raise
+
+    def _redirected(self, future: asyncio.Future[Any], data: bytes, message: str) -> None:
+        """A node answered ``MOVED``/``ASK`` to the command ``data``: send it to the node
+        named, where its reply completes the caller's ``future``."""
+        count = self._redirects.get(future, 0) + 1
+        if count > MAX_REDIRECTS:
+            del self._redirects[future]
+            future.set_exception(
+                StorageUnavailableError(f"Redis Cluster keeps redirecting: {message}")
+            )
             return
-        error = inner.exception()  # retrieved even when the caller has gone
-        if outer.done():
-            return
-        if error is None:
-            outer.set_result(inner.result())
-            return
-        if isinstance(error, ResponseError) and str(error).startswith(("MOVED ", "ASK ")):
-            task = inner.get_loop().create_task(self._redirected(outer, slot, args, error))
+        if count == 1:
+            future.add_done_callback(self._forget)
+        self._redirects[future] = count
+        kind, slot_text, target = message.split(" ", 3)[:3]
+        slot = int(slot_text)
+        current = self._by_slot[slot]
+        default_host = self._map.address_of(current)[0] if current is not None else ""
+        node = self._map.connection(_address(target, default_host))
+        if kind == "MOVED":
+            self._map.moved(slot, node)
+        if not self._forward(node, kind == "ASK", data, future):
+            task = future.get_loop().create_task(
+                self._connect_and_forward(node, kind == "ASK", data, future)
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            return
-        if isinstance(error, StorageUnavailableError):
-            self._map.stale = True
-        outer.set_exception(error)
 
-    async def _redirected(
-        self, outer: asyncio.Future[Any], slot: int, args: tuple[Any, ...], error: ResponseError
+    def _forget(self, future: asyncio.Future[Any]) -> None:
+        self._redirects.pop(future, None)
+
+    @staticmethod
+    def _forward(
+        node: RespConnection, asking: bool, data: bytes, future: asyncio.Future[Any]
+    ) -> bool:
+        if asking:
+            if not node.connected:
+                return False
+            ahead = future.get_loop().create_future()
+            ahead.add_done_callback(_ignore)
+            node.send_encoded(_ASKING, ahead)
+        return node.send_encoded(data, future)
+
+    async def _connect_and_forward(
+        self, node: RespConnection, asking: bool, data: bytes, future: asyncio.Future[Any]
     ) -> None:
         try:
-            reply = await self._run(slot, args, error)
+            await node.connect()
+        except StorageUnavailableError as exc:
+            self._map.stale = True
+            if not future.done():
+                future.set_exception(exc)
+            return
         except asyncio.CancelledError:
-            if not outer.done():
-                outer.set_exception(StorageUnavailableError("Redis Cluster connection closed"))
+            if not future.done():
+                future.set_exception(StorageUnavailableError("Redis Cluster connection closed"))
             raise
-        except Exception as exc:  # the command's own failure, handed to its caller
-            if not outer.done():
-                outer.set_exception(exc)
-        else:
-            if not outer.done():
-                outer.set_result(reply)
-
-    async def _run(
-        self, slot: int, args: tuple[Any, ...], error: ResponseError | None = None
-    ) -> Any:
-        """The slow path: read the map if needed, send, follow redirects."""
-        redirects = 0
-        while True:
-            asking: RespConnection | None = None
-            if error is not None:
-                redirects += 1
-                message = str(error)
-                if redirects > MAX_REDIRECTS:
-                    raise StorageUnavailableError(f"Redis Cluster keeps redirecting: {message}")
-                kind, moved_slot, target = message.split(" ", 3)[:3]
-                node = self._by_slot[int(moved_slot)]
-                default_host = self._map.address_of(node)[0] if node is not None else ""
-                target_node = self._map.connection(_address(target, default_host))
-                if kind == "MOVED":
-                    self._map.moved(int(moved_slot), target_node)
-                else:
-                    asking = target_node
-                error = None
-            if self._map.stale or self._by_slot[slot] is None:
-                await self._map.try_refresh()
-            try:
-                if asking is not None:
-                    _, reply = await asking.execute_many([("ASKING",), args])
-                    if isinstance(reply, Exception):
-                        raise reply
-                    return reply
-                node = self._by_slot[slot]
-                if node is None:
-                    raise StorageUnavailableError(
-                        f"Redis Cluster slot {slot} is not served by any node"
-                    )
-                return await node.execute(*args)
-            except ResponseError as exc:
-                if str(exc).startswith(("MOVED ", "ASK ")):
-                    error = exc
-                    continue
-                raise
-            except StorageUnavailableError:
-                self._map.stale = True
-                raise
+        if not future.done() and not self._forward(node, asking, data, future):
+            future.set_exception(StorageUnavailableError("Redis Cluster node connection lost"))
 
     async def _everywhere(self, args: tuple[Any, ...]) -> Any:
         """A command for every primary; the first primary's reply (the first error when

@@ -40,7 +40,7 @@ from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
 from microdcs.storage.cluster import ClusterConnection
 from microdcs.storage.options import RedisConfig, tls_context
-from microdcs.storage.resp import RespConnection, is_transient_reply
+from microdcs.storage.resp import Redirect, RespConnection, is_transient_reply
 from microdcs.storage.sentinel import SentinelLocator
 
 logger = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ def _resp_connection(
     host: str,
     port: int,
     locate: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+    redirect: Redirect | None = None,
 ) -> RespConnection:
     """The pipelined connection to one server with the configured login and TLS."""
     return RespConnection(
@@ -247,6 +248,7 @@ def _resp_connection(
         command_timeout=config.command_timeout,
         ssl_context=tls,
         locate=locate,
+        redirect=redirect,
     )
 
 
@@ -261,7 +263,10 @@ class RedisStore:
         if config.mode == "cluster":
             self.client = _cluster_client(config)
             self.pipeline = ClusterConnection(
-                config.seed_nodes(), lambda host, port: _resp_connection(config, tls, host, port)
+                config.seed_nodes(),
+                lambda host, port, redirect: _resp_connection(
+                    config, tls, host, port, redirect=redirect
+                ),
             )
         elif config.mode == "sentinel":
             locator = SentinelLocator(

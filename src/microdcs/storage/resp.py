@@ -32,6 +32,11 @@ from microdcs.core.errors import StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 
+#: Called with a command's reply future, the command as sent and the error reply when a
+#: Redis Cluster node answers ``MOVED``/``ASK``: the cluster connection sends it again
+#: elsewhere and the same future gets the reply (the caller never sees the redirect).
+Redirect = Callable[["asyncio.Future[Any]", bytes, str], None]
+
 #: RESP length headers, built once: formatting them was most of the cost of encoding.
 _BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(1024))
 _ARRAY_HEADERS = tuple(b"*%d\r\n" % count for count in range(64))
@@ -128,6 +133,7 @@ class RespConnection:
         command_timeout: float = 2.0,
         ssl_context: ssl.SSLContext | None = None,
         locate: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+        redirect: Redirect | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -153,6 +159,11 @@ class RespConnection:
         self._watchdog: asyncio.TimerHandle | None = None
         self._reader = hiredis.Reader()
         self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        #: With a redirect handler: each pending command as sent, in step with _pending.
+        self._redirect = redirect
+        self._sent: collections.deque[bytes] | None = (
+            collections.deque() if redirect is not None else None
+        )
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._connecting: asyncio.Lock | None = None
@@ -242,11 +253,28 @@ class RespConnection:
         loop = self._loop
         assert loop is not None  # set by _ensure_connected
         future = loop.create_future()
-        self._out.append(encode_command(args))
+        data = encode_command(args)
+        self._out.append(data)
         self._pending.append(future)
+        if self._sent is not None:
+            self._sent.append(data)
         if not self._flush_scheduled:
             self._schedule_flush(loop)
         return future
+
+    def send_encoded(self, data: bytes, future: asyncio.Future[Any]) -> bool:
+        """Queue a command as already encoded whose reply completes ``future`` (a command
+        redirected here); False when not connected."""
+        loop = self._loop
+        if not self.connected or loop is None:
+            return False
+        self._out.append(data)
+        self._pending.append(future)
+        if self._sent is not None:
+            self._sent.append(data)
+        if not self._flush_scheduled:
+            self._schedule_flush(loop)
+        return True
 
     async def _execute_connecting(self, args: tuple[Any, ...]) -> Any:
         await self._ensure_connected()
@@ -257,8 +285,11 @@ class RespConnection:
         loop = self._loop
         assert loop is not None  # set by _ensure_connected
         futures = [loop.create_future() for _ in commands]
-        self._out.extend(encode_command(args) for args in commands)
+        encoded = [encode_command(args) for args in commands]
+        self._out.extend(encoded)
         self._pending.extend(futures)
+        if self._sent is not None:
+            self._sent.extend(encoded)
         if not self._flush_scheduled:
             self._schedule_flush(loop)
         return futures
@@ -324,6 +355,7 @@ class RespConnection:
         reader = self._reader
         reader.feed(data)
         pending = self._pending
+        sent = self._sent
         while True:
             try:
                 reply = reader.gets()
@@ -335,11 +367,16 @@ class RespConnection:
             if not pending:
                 continue
             future = pending.popleft()
+            data = sent.popleft() if sent is not None else b""
             self._answered += 1
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 message = str(reply)
+                if sent is not None and message.startswith(("MOVED ", "ASK ")):
+                    assert self._redirect is not None
+                    self._redirect(future, data, message)
+                    continue
                 future.set_exception(_reply_error(message))
                 if self._locate is not None and message.startswith(_DEMOTED):
                     # The server is no longer the primary (a failover demoted it): close,
@@ -385,6 +422,8 @@ class RespConnection:
         self._writes.clear()
 
     def _fail_pending(self, error: Exception) -> None:
+        if self._sent is not None:
+            self._sent.clear()
         while self._pending:
             future = self._pending.popleft()
             if not future.done():

@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 from microdcs.core.boundedlog import RateLimitedLog
 from microdcs.core.errors import ConfigurationError, StorageUnavailableError
 from microdcs.storage.replies import text
-from microdcs.storage.resp import RespConnection
+from microdcs.storage.resp import Redirect, RespConnection
 from microdcs.storage.slots import SLOTS
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ class SlotMap:
     def __init__(
         self,
         seeds: Sequence[Address],
-        connection: Callable[[str, int], RespConnection],
+        connection: Callable[[str, int, Redirect], RespConnection],
+        redirect: Redirect,
         *,
         refresh_interval: float = 0.25,
     ) -> None:
@@ -44,6 +45,8 @@ class SlotMap:
         self._seeds = list(seeds)
         #: Builds the connection to one node (login, TLS and timeouts of the store).
         self._new_connection = connection
+        #: Every node connection hands its MOVED/ASK replies here.
+        self._redirect = redirect
         self._refresh_interval = refresh_interval
         #: The primary serving each slot (None: unknown or not served). Updated in place,
         #: so the cluster connection holds this very list.
@@ -69,7 +72,7 @@ class SlotMap:
         """The connection to ``address``, opened on its first command."""
         node = self._nodes.get(address)
         if node is None:
-            node = self._nodes[address] = self._new_connection(*address)
+            node = self._nodes[address] = self._new_connection(*address, self._redirect)
             self._addresses[node] = address
         return node
 
