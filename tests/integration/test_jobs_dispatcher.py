@@ -259,3 +259,23 @@ async def test_the_job_list_limit_has_a_code_default(config: AppConfig) -> None:
         assert await station.store("J3") == 16
         await station.configure("jobacceptance", {"max_downloadable_job_orders": 0})
         assert await station.store("J3") == 1  # the MES lifted it: unlimited
+
+
+async def test_a_stored_job_waits_while_a_resource_it_references_is_withdrawn(
+    station: Station,
+) -> None:
+    assert station.runtime is not None
+    events = await station.watch("events")
+    await station.configure("equipment", {"ID": "EQ-1"})
+    await station.configure("workmaster", {"ID": "WM-1"})
+    needs = {"EquipmentRequirements": [{"ID": "EQ-1"}], "WorkMasterID": [{"ID": "WM-1"}]}
+    assert await station.store("J1", **needs) == 1
+    assert await station.store("J2") == 1  # references nothing: stays Ready throughout
+    await station.configure("equipment", {"ID": "EQ-1"}, method="DELETE")
+    await event_of(events, "J1", [1, 1])  # NotAllowedToStart/Waiting: EQ-1 is not available
+    await station.configure("equipment", {"ID": "EQ-1"})
+    await event_of(events, "J1", [1, 2])  # Ready again
+    await station.configure("workmaster", {"ID": "WM-1"}, method="DELETE")
+    assert await states_of(station.runtime, "J1", "J2") == [[1, 1], [1, 2]]
+    await station.configure("workmaster", {"ID": "WM-1"})
+    assert await states_of(station.runtime, "J1") == [[1, 2]]

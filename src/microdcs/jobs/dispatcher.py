@@ -30,12 +30,14 @@ from typing import Any, Protocol
 
 from microdcs.core.errors import StorageUnavailableError
 from microdcs.jobs.contract import JobControl, JobEvent, JobEventKind, scope_name
+from microdcs.jobs.keys import ID_KINDS
 from microdcs.jobs.records import JobRecord, status_of
 from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.scripts import queue_script
 from microdcs.jobs.storage import Change, JobStore
 from microdcs.storage.outage import OutageLog
 from microdcs.storage.replies import number, optional_text, text
+from microdcs.storage.script import Script
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,9 @@ class StationDispatcher:
         self._script = queue_script(
             jobs.redis, "jobs.dispatch", "dispatch", DispatchReply.from_reply
         )
+        self._availability = Script.load(
+            jobs.redis, "jobs.availability", _LUA / "availability.lua", DispatchReply.from_reply
+        )
         #: When the background task wakes next (s since the epoch), and its alarm.
         self._wake_at = 0.0
         self._wake = asyncio.Event()
@@ -173,6 +178,18 @@ class StationDispatcher:
         if due < self._wake_at:
             self._wake.set()  # the background task sleeps past it: wake it sooner
         return due
+
+    async def resources_changed(self, scope: str) -> None:
+        """The station configuration changed: NotAllowedToStart jobs whose references are
+        no longer all allowed become Waiting, the others Ready (``availability.lua``)."""
+        k = self.jobs.keys(scope)
+        now_ms = int(self.clock() * 1000)
+        reply = await self._availability(
+            [k.list, k.config("workmaster"), *(k.config(x) for x in ID_KINDS), k.changes, k.seq],
+            [k.base, _iso(now_ms), self.jobs.maxlen],
+        )
+        if reply.moves:
+            await self._announce(scope, reply.moves)
 
     async def set_max_running(self, scope: str, limit: int | None) -> None:
         """The scope's ``max_running_jobs`` (``None``: back to the default), then decide:

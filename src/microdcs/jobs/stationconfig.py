@@ -70,9 +70,9 @@ class StationConfigHandlers:
 
     async def _allow(self, kind: str, item_id: str, context: MessageContext) -> None:
         method = config_method(context)
-        await self.jobs.allow_id(
-            scope_name(context.subject), kind, _required_id(item_id), allowed=method == "PUT"
-        )
+        scope = scope_name(context.subject)
+        await self.jobs.allow_id(scope, kind, _required_id(item_id), allowed=method == "PUT")
+        await self.dispatcher.resources_changed(scope)
 
     @handles(EquipmentConfig)
     async def config_equipment(self, message: EquipmentConfig, context: MessageContext) -> None:
@@ -107,6 +107,7 @@ class StationConfigHandlers:
         scope = scope_name(context.subject)
         if method == "DELETE":
             await self.jobs.put_work_master(scope, wm_id, None, "")
+            await self.dispatcher.resources_changed(scope)
             return
         if message.data is not None and not message.dataschema:
             raise InvalidRequestError("a work master with recipe 'data' needs a 'dataschema'")
@@ -116,6 +117,7 @@ class StationConfigHandlers:
             # job that uses it starts.
             self.recipe_validator(message.data)
         await self.jobs.put_work_master(scope, wm_id, orjson.dumps(message.to_raw()), recipe)
+        await self.dispatcher.resources_changed(scope)
 
     @handles(JobAcceptanceConfig)
     async def config_job_acceptance(

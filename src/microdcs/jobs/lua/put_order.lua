@@ -15,7 +15,9 @@
 -- ARGV[15..]  the referenced IDs, kind after kind; then, after them (ARGV[t..t+3]):
 --             key base of the scope, Priority, StartTime (ms, 0: none), the default
 --             job list limit (APP_JOBS_MAX_DOWNLOADABLE) when cfg:max is not set
--- An AllowedToStart job enters the dispatcher's queue (queue.lua, prepended).
+-- An AllowedToStart job enters the dispatcher's queue (queue.lua, prepended). The job
+-- keeps its references ('refs': "kind<TAB>id" lines, kind 0 = work master, 1.. = ID_KINDS)
+-- for availability.lua.
 -- Returns {status, version, seq, recipe dataschema or "", state, substate}
 --   status 1 ok, 2 unknown job (update), 8 invalid state (update), 16 unable to accept.
 
@@ -36,11 +38,13 @@ end
 
 -- Acceptance: every referenced ID must be allowed by the scope's configuration.
 local recipe = ''
+local refs = {}
 local at = 15
 for kind = 0, 5 do
   local count = tonumber(ARGV[9 + kind])
   for i = 0, count - 1 do
     local id = ARGV[at + i]
+    table.insert(refs, kind .. '\t' .. id)
     if kind == 0 then
       if redis.call('HEXISTS', KEYS[6], id) == 0 then return {16} end
       if recipe == '' then recipe = redis.call('HGET', KEYS[7], id) or '' end
@@ -58,7 +62,7 @@ if mode == 'store' then
   sub = ARGV[5]
   redis.call('HSET', job, 'order', ARGV[3], 'st', state, 'sub', sub, 'v', version,
     'created', ARGV[6], 'updated', ARGV[6], 'res', '0', 'rc', recipe,
-    'qp', priority, 'qs', start_ms)
+    'qp', priority, 'qs', start_ms, 'refs', table.concat(refs, '\n'))
   redis.call('ZADD', KEYS[2], ARGV[7], ARGV[2])
   if state == '2' then q_enter(base, job, ARGV[2], tonumber(ARGV[7]), false) end
 else
@@ -66,7 +70,7 @@ else
   state = current[1]
   sub = ARGV[5]
   redis.call('HSET', job, 'order', ARGV[3], 'sub', sub, 'v', version, 'updated', ARGV[6],
-    'rc', recipe, 'qp', priority, 'qs', start_ms)
+    'rc', recipe, 'qp', priority, 'qs', start_ms, 'refs', table.concat(refs, '\n'))
   -- Update keeps the place earned by the Start, re-ranked by the new Priority/StartTime.
   if state == '2' then q_enter(base, job, ARGV[2], tonumber(ARGV[7]), true) end
 end
