@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
+from microdcs.app.devstack import LocalMosquitto, LocalRedis
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.models import Model
 from microdcs.processing.metadata import METADATA_TYPE
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs_models.machinery_jobs import ISA95JobOrderStatusEventType, StoreRequest
-from tests.conftest import running
+from tests.conftest import make_config, running
 from tests.mesclient import MesClient, Received
 
 SCHEMA = "https://example.com/schemas/oven.schema.json"
@@ -170,3 +172,22 @@ async def test_the_equipment_processor_never_takes_the_metadata_as_input(
             ]
             assert equipment.received == 0
             assert runtime.mqtt.stats.processed == 0
+
+
+async def test_a_broker_that_lost_its_retained_messages_gets_the_metadata_again(
+    tmp_path: Path, redis_server: LocalRedis
+) -> None:
+    with LocalMosquitto(tmp_path / "mosquitto") as broker:
+        config = make_config(broker.port, redis_server)
+        prefix = _oven_prefix(config)
+        topic = f"{prefix}/metadata"
+        async with running(config, [_bind_oven(prefix)]) as runtime:
+            await _eventually_retained(broker.port, topic)
+            broker.kill()
+            for stored in (broker.workdir / "data").glob("*"):
+                stored.unlink()
+            broker.start()
+            async with asyncio.timeout(10):
+                await runtime.mqtt.connected.wait()
+            message = await _eventually_retained(broker.port, topic)
+    assert message.json()["prefix"] == prefix
