@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import pytest
@@ -116,6 +116,34 @@ async def test_bad_event_on_a_southbound_data_topic_is_an_error_event_not_a_comm
             while not processors[0].readings:
                 await asyncio.sleep(0.02)
         assert processors[0].readings == [2.5]
+
+
+async def test_with_two_replicas_a_bad_event_is_reported_once_and_never_re_reported(
+    config: AppConfig,
+) -> None:
+    prefix = _prefix(config)
+    second = replace(config, instance_id=f"{config.instance_id}-b")
+    async with (
+        running(config, [_bind(prefix, [])]) as a,  # type: ignore[list-item]
+        running(second, [_bind(prefix, [])]) as b,  # type: ignore[list-item]
+        MesClient(config.mqtt.port) as equipment,
+    ):
+        seen = await equipment.watch(f"{prefix}/#")
+        # Mosquitto hands each filter's messages round robin: one reading on events first
+        # puts every report on the replica that did not send it.
+        good = ce_properties(READING_TYPE, event_id="good-1")
+        await equipment.publish(f"{prefix}/line1/events", b'{"value": 1.0}', good)
+        assert (await _next_event(seen)).attributes["id"] == "good-1"
+        errors = []
+        for n in range(4):  # one at a time, each report back before the next
+            props = ce_properties("com.example.foreign.v1", event_id=f"bad-{n}")
+            await equipment.publish(f"{prefix}/line1/data", b"{}", props)
+            errors.append(await _next_event(seen))
+            await asyncio.sleep(0.1)
+        assert sorted(e.attributes["causationid"] for e in errors) == [f"bad-{n}" for n in range(4)]
+        assert _not_metadata(await _quiet(seen)) == []
+        failed = a.mqtt.stats.failed["unknown_type"] + b.mqtt.stats.failed["unknown_type"]
+        assert failed == 4  # the reports coming back are not failures of their own
 
 
 async def test_undecodable_message_on_an_equipment_data_topic_reports_in_its_scope(

@@ -253,7 +253,10 @@ def test_a_northbound_processor_answers_error_events_on_events() -> None:
 def test_the_replicas_own_error_events_are_recognised_on_southbound_events() -> None:
     binding = _binding(Pinger())
     assert binding.echoes(_error(), "plant/p/events", "microdcs/r1")
+    assert binding.echoes(_error(source="microdcs/r2"), "plant/p/events", "microdcs/r1")
+    assert binding.echoes(_error(source="plant"), "plant/p/events", "plant")
     assert not binding.echoes(_error(source="gateway"), "plant/p/events", "microdcs/r1")
+    assert not binding.echoes(_error(source="microdcs/r2"), "plant/p/events", "plant")
     assert not binding.echoes(_error(), "plant/p/data", "microdcs/r1")
     assert not binding.echoes(CloudEvent(type="t", source="microdcs/r1"), "plant/p/events", "x")
     assert not _binding(GreetingProcessor()).echoes(_error(), "plant/p/events", "microdcs/r1")

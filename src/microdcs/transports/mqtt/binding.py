@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from microdcs.transports.mqtt.handler import MqttHandler
 
 
+#: How a replica's ``source`` begins unless ``APP_SOURCE`` names one for all replicas.
+DEFAULT_SOURCE_PREFIX = "microdcs/"
+
+
+def same_deployment(candidate: str, source: str) -> bool:
+    """``candidate`` is the ``source`` of a replica like this one (whose is ``source``):
+    equal, or both of the default per-replica form ``microdcs/{instance_id}``."""
+    if candidate == source:
+        return True
+    return source.startswith(DEFAULT_SOURCE_PREFIX) and candidate.startswith(DEFAULT_SOURCE_PREFIX)
+
+
 class MqttBinding:
     """A processor bound to this handler under a topic prefix; the processor's sink."""
 
@@ -52,12 +64,12 @@ class MqttBinding:
         return self.layout.topic(subject, intent)
 
     def echoes(self, event: CloudEvent, topic: str, source: str) -> bool:
-        """``event`` on ``topic`` is this replica's (``source``) error event coming back.
+        """``event`` on ``topic`` is a replica's error event coming back (``source``: ours).
 
         A southbound processor subscribes to the ``events`` topic its error events go to;
-        its own reports are neither input for it nor something to answer.
+        the replicas' own reports are neither input for it nor something to answer.
         """
-        if event.error_kind is None or event.source != source:
+        if event.error_kind is None or not same_deployment(event.source, source):
             return False  # every ordinary event: no topic parsed
         direction = self.processor.direction
         if direction.error_intent not in direction.subscribes:
