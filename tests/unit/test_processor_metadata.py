@@ -187,6 +187,23 @@ async def test_a_failed_attempt_is_tried_again() -> None:
     assert len(outlet.published) == 1
 
 
+class StuckOutlet(FakeOutlet):
+    """A broker that never acknowledges (gone while the publish waits)."""
+
+    async def publish(self, event: CloudEvent) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_shutdown_does_not_wait_for_a_publish_the_broker_never_acknowledges() -> None:
+    outlet, roster = StuckOutlet("p"), FakeRoster()
+    announcer = MetadataAnnouncer(
+        [Announced(Pinger(), outlet)], roster, source="s", remove_when_last=False
+    )
+    announcer.republish()
+    await _run_briefly(announcer)  # returns within its 5 s bound
+    assert roster.left == ["p"]
+
+
 async def test_the_last_replica_leaving_removes_its_descriptions() -> None:
     outlet, roster = FakeOutlet("p"), FakeRoster()
     announcer = MetadataAnnouncer(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -164,7 +164,7 @@ class MetadataAnnouncer:
                 await self._roster.refresh(self._prefixes)
                 if self._wake.is_set():
                     self._wake.clear()
-                    await self._publish_all()
+                    await self._unless_shutdown(shutdown, self._publish_all())
                 failing = False
                 delay = self._refresh_seconds
             except UnavailableError as error:
@@ -181,6 +181,23 @@ class MetadataAnnouncer:
             event = metadata_event(binding.processor, binding.outlet.prefix, source=self._source)
             await binding.outlet.publish(event)
             self.published += 1
+
+    @staticmethod
+    async def _unless_shutdown(shutdown: asyncio.Event, work: Awaitable[None]) -> None:
+        """``work``, given up at shutdown: a publish waits for a PUBACK through a broker
+        outage, and shutdown must not wait for the broker."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(shutdown.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not task.cancelled():
+            task.result()  # its exception, if it failed
 
     async def _pause(self, shutdown: asyncio.Event, seconds: float, failing: bool) -> None:
         """``seconds``, or less: shutdown, or a republish asked for (unless backing off)."""
