@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from microdcs.app.config import AppConfig, MqttConfig, RedisConfig, RpcConfig, to_environment
+from microdcs.app.config import AppConfig, MqttConfig, RpcConfig, to_environment
+from microdcs.app.devstack import LocalRedisCluster
+from tests.conftest import redis_config
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results" / "chaos.json"
@@ -36,8 +38,11 @@ def long_run() -> bool:
     return "CHAOS_SECONDS" in os.environ
 
 
-def replica_config(broker: int, redis: int, tag: str, n: int, **overrides: Any) -> AppConfig:
-    """One replica of a scenario's group: shared key prefix, topics and subscription."""
+def replica_config(
+    broker: int, redis: int | LocalRedisCluster, tag: str, n: int, **overrides: Any
+) -> AppConfig:
+    """One replica of a scenario's group: shared key prefix, topics and subscription.
+    ``redis`` is a server's port or a cluster (then in mode cluster, its nodes the seeds)."""
     config = AppConfig(
         instance_id=f"chaos-{tag}-{n}",
         jobs_prefix=f"chaos{tag}/jobs",
@@ -48,6 +53,9 @@ def replica_config(broker: int, redis: int, tag: str, n: int, **overrides: Any) 
         storage_retry_seconds=30.0,
         log_level="WARNING",
         http_port=0,
+        # The MES of the suite stores thousands of jobs in one scope, more than the job
+        # list limit of a scope the MES did not configure.
+        jobs_max_downloadable=0,
         mqtt=MqttConfig(
             hostname="127.0.0.1",
             port=broker,
@@ -55,7 +63,7 @@ def replica_config(broker: int, redis: int, tag: str, n: int, **overrides: Any) 
             response_topic_base=f"chaos{tag}/responses",
             end_session_on_shutdown=False,
         ),
-        redis=RedisConfig(hostname="127.0.0.1", port=redis, key_prefix=f"chaos{tag}"),
+        redis=redis_config(redis, key_prefix=f"chaos{tag}"),
         rpc=RpcConfig(enabled=False),
     )
     return replace(config, **overrides) if overrides else config

@@ -365,10 +365,9 @@ class RedisStore:
         """A keyless command (``WAIT``) on the connection that serves ``key``'s slot: in a
         cluster, that of the primary that took the last write to the key; otherwise the
         one connection."""
-        route = getattr(self.pipeline, "execute_on", None)
-        if route is None:
-            return self.pipeline.execute(*args)
-        return route(key, *args)  # type: ignore[no-any-return]
+        if isinstance(self.pipeline, ClusterConnection):
+            return self.pipeline.execute_on(key, *args)
+        return self.pipeline.execute(*args)
 
     async def replicated(self, key: Any) -> None:
         """Return once ``APP_REDIS_WAIT_REPLICAS`` replicas have every write this process
