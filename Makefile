@@ -46,6 +46,14 @@ services:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto redis-server; \
 	fi
+	@# ejabberd (mod_mqtt): the second, independent MQTT v5 broker of the test suite. The
+	@# tests start their own VM on loopback; the system service is not needed.
+	@if ! ls /usr/lib/*/ejabberd-*/ebin/ejabberd.beam >/dev/null 2>&1; then \
+	  echo "installing ejabberd with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ejabberd && \
+	  { $(SUDO) systemctl disable --now ejabberd >/dev/null 2>&1 || true; }; \
+	fi
 
 test: install
 	$(PY) -m pytest -q

@@ -17,9 +17,10 @@ import pytest
 from microdcs.app.assembly import open_runtime
 from microdcs.app.binder import ProcessorFactory
 from microdcs.app.config import AppConfig, MqttConfig, RedisConfig
-from microdcs.app.devstack import LocalMosquitto, LocalRedis, LocalRedisCluster
+from microdcs.app.devstack import LocalEjabberd, LocalMosquitto, LocalRedis, LocalRedisCluster
 from microdcs.app.runtime import Runtime
 from microdcs.core.tracing import Tracing
+from tests import brokers
 
 _counter = itertools.count()
 
@@ -40,6 +41,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The cluster pass runs only the tests that use the session's ``redis_server``: the
     others never touch the cluster (no Redis, or a server of their own that they kill,
     freeze or restart), and the first pass has run them already."""
+    mark_second_broker(items)
     if not REDIS_CLUSTER:
         return
     kept: list[pytest.Item] = []
@@ -52,8 +54,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "second_broker: also run against ejabberd (MICRODCS_TEST_BROKER=ejabberd)"
+    )
+
+
+def mark_second_broker(items: list[pytest.Item]) -> None:
+    """Mark the second broker's tests; on ejabberd, skip what needs Mosquitto."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path in brokers.SECOND_BROKER_MODULES:
+            item.add_marker(pytest.mark.second_broker)
+        if brokers.BROKER != "ejabberd" or "mosquitto" not in item.fixturenames:
+            continue
+        reason = next(
+            (why for test, why in brokers.MOSQUITTO_ONLY.items() if item.nodeid.startswith(test)),
+            None,
+        )
+        if reason is None and path not in brokers.SECOND_BROKER_MODULES:
+            reason = "not in the second broker's list (tests/brokers.py)"
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"on ejabberd: {reason}"))
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMosquitto]:
+    """The MQTT broker: Mosquitto, or ejabberd with MICRODCS_TEST_BROKER=ejabberd."""
+    if brokers.BROKER == "ejabberd":
+        with LocalEjabberd(tmp_path_factory.mktemp("ejabberd")) as ejabberd:
+            yield ejabberd  # type: ignore[misc]  # what the tests use of it: port, start/stop
+        return
     with LocalMosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
         yield broker
 
@@ -87,9 +118,12 @@ def make_config(broker_port: int, redis_server: int | RedisServer, **overrides: 
     test's own server or its port (one server, whatever the pass)."""
     n = next(_counter)
     tag = uuid.uuid4().hex[:8]
+    username, password = brokers.login()
     mqtt = MqttConfig(
         hostname="127.0.0.1",
         port=broker_port,
+        username=username,
+        password=password,
         shared_subscription=f"g{tag}",
         response_topic_base=f"test{tag}/responses",
         session_expiry=120,

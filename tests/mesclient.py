@@ -17,6 +17,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from tests.brokers import login
+
 
 @dataclass
 class Received:
@@ -83,14 +85,23 @@ def ce_properties(
 class MesClient:
     """``async with MesClient(port) as mes``: request/response and event collection."""
 
-    def __init__(self, port: int, *, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        client_id: str | None = None,
+        credentials: tuple[str | None, str | None] | None = None,
+    ) -> None:
         self.response_topic = f"mes/{uuid.uuid4().hex}/responses"
+        username, password = credentials or login()
         self._client = aiomqtt.Client(
             "127.0.0.1",
             port,
             identifier=client_id or f"mes-{uuid.uuid4().hex[:8]}",
             protocol=aiomqtt.ProtocolVersion.V5,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            username=username,
+            password=password,
         )
         self._waiting: dict[bytes, asyncio.Future[Received]] = {}
         self._streams: list[tuple[str, asyncio.Queue[Received]]] = []

@@ -66,7 +66,7 @@ async def simulator(
     emissions = (Emission(DRIED, emit),) if emit else ()
     settings = SimulatorSettings(
         port=config.mqtt.port, prefix=config.equipment_prefix, delay=delay,
-        scopes=scopes, emissions=emissions, **kw,
+        scopes=scopes, emissions=emissions, mqtt=config.mqtt, **kw,
     )  # fmt: skip
     sim = EquipmentSimulator(settings)
     stop = asyncio.Event()

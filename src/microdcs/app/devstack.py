@@ -444,3 +444,76 @@ class LocalRedisCluster:
             for entry in self._live_node().call("CLUSTER", "SLOTS")
             if int(entry[2][1]) in by_port
         ]
+
+
+EJABBERD_SETTINGS = """\
+# Written by microdcs.app.devstack.LocalEjabberd: MQTT v5 only, on loopback.
+hosts:
+  - "localhost"
+loglevel: warning
+hide_sensitive_log_data: true
+# mod_mqtt wants a user name and a non-empty password; anonymous authentication with
+# login_anon accepts any pair, like Mosquitto's allow_anonymous.
+auth_method: [anonymous]
+anonymous_protocol: login_anon
+listen:
+  -
+    port: {port}
+    ip: "127.0.0.1"
+    module: mod_mqtt
+    backlog: 1000
+modules:
+  mod_mqtt:
+    max_queue: unlimited
+    session_expiry: 5 min
+    max_topic_depth: 32
+"""
+
+
+class LocalEjabberd(LocalService):
+    """ejabberd's MQTT v5 broker (``mod_mqtt``): a second, independent implementation.
+
+    It offers no shared subscriptions (CONNACK Shared Subscription Available = 0), so the
+    runtime runs in its plain-subscription mode against it. Run as a bare Erlang VM,
+    not through ``ejabberdctl``: the VM is not distributed (no node name, no epmd, no
+    cookie), so parallel runs cannot meet, and the only port it opens is the MQTT
+    listener on 127.0.0.1 (the configuration declares no XMPP listener).
+    """
+
+    #: Any user name with a non-empty password is accepted (see ``EJABBERD_SETTINGS``).
+    username = "microdcs"
+    password = "microdcs"
+    #: The Debian package's Erlang libraries.
+    LIBS = Path("/usr/lib/x86_64-linux-gnu")
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__("ejabberd", workdir, port)
+        self.spool = self.workdir / "spool"
+        self.spool.mkdir(exist_ok=True)
+        self.config_path = self.workdir / "ejabberd.yml"
+        self.config_path.write_text(EJABBERD_SETTINGS.format(port=self.port))
+
+    def _libs(self) -> Path:
+        for candidate in (self.LIBS, Path("/usr/lib/aarch64-linux-gnu"), Path("/usr/lib")):
+            if any(candidate.glob("ejabberd-*/ebin/ejabberd.beam")):
+                return candidate
+        raise ServiceError("ejabberd is not installed (apt-get install ejabberd)")
+
+    def command(self) -> list[str]:
+        environment = {
+            "EJABBERD_CONFIG_PATH": str(self.config_path),
+            "EJABBERD_LOG_PATH": str(self.workdir / "ejabberd.log"),
+            "ERL_LIBS": str(self._libs()),
+            "ERL_CRASH_DUMP_BYTES": "0",
+            "HOME": str(self.workdir),
+        }
+        # ``env`` execs the VM: the process stopped and killed is the VM itself.
+        return [
+            "env",
+            *(f"{name}={value}" for name, value in environment.items()),
+            _find("erl"),
+            "-noinput",
+            "-noshell",
+            "-mnesia", "dir", f'"{self.spool}"',
+            "-s", "ejabberd",
+        ]  # fmt: skip
