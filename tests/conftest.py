@@ -66,7 +66,7 @@ def mark_second_broker(items: list[pytest.Item]) -> None:
         path = item.nodeid.split("::", 1)[0]
         if path in brokers.SECOND_BROKER_MODULES:
             item.add_marker(pytest.mark.second_broker)
-        if brokers.BROKER != "ejabberd" or "mosquitto" not in item.fixturenames:
+        if brokers.BROKER != "ejabberd" or "mosquitto" not in getattr(item, "fixturenames", ()):
             continue
         reason = next(
             (why for test, why in brokers.MOSQUITTO_ONLY.items() if item.nodeid.startswith(test)),

@@ -8,11 +8,18 @@ and a standby takes over when the holder leaves.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from dataclasses import replace
+from pathlib import Path
 
 from microdcs.app.config import AppConfig
+from microdcs.app.devstack import LocalRedis
+from microdcs.app.wiring.ingress import ingress_lease
 from microdcs.core.limits import LimitsConfig
 from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor
+from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.ingress import (
@@ -22,7 +29,7 @@ from microdcs.transports.mqtt.ingress import (
 )
 from microdcs.transports.mqtt.options import MqttConfig
 from microdcs.transports.replica import ReplicaOptions
-from tests.conftest import running
+from tests.conftest import redis_config, running
 from tests.integration.test_mqtt_ack_order import suback
 from tests.integration.test_mqtt_conformance import connack, scripted_broker
 from tests.mesclient import MesClient
@@ -122,3 +129,50 @@ async def test_two_replicas_answer_each_request_once_and_hand_over(config: AppCo
             reply = await mes.request(topic, GREETING_TYPE, {"name": "after"})
             assert reply.attributes["source"] == standby.config.resolved_source
             assert reply.json()["name"] == "after"
+
+
+async def test_a_crashed_holder_is_replaced_once_its_lease_expires(config: AppConfig) -> None:
+    """No resignation (a crash): the standby waits out the lease, not longer."""
+    async with RedisStore(config.redis) as store:
+        a = ingress_lease(store, "a", 0.6)
+        b = ingress_lease(store, "b", 0.6)
+        shutdown = asyncio.Event()
+        task_a = asyncio.create_task(a.run(shutdown))
+        await asyncio.wait_for(a.settle(), 2)
+        task_b = asyncio.create_task(b.run(shutdown))
+        try:
+            await asyncio.wait_for(b.settle(), 2)
+            assert a.leading and not b.leading
+            task_a.cancel()  # the holder dies: it neither renews nor resigns
+            started = time.monotonic()
+            await asyncio.wait_for(b.wait_leading(True), 3)
+            assert 0.3 < time.monotonic() - started < 1.5
+        finally:
+            shutdown.set()
+            task_a.cancel()
+            await asyncio.gather(task_a, task_b, return_exceptions=True)
+
+
+async def test_a_holder_cut_off_from_redis_stands_down_before_its_lease_expires(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    """Redis frozen mid-term: the renewal hangs, and the holder stands down anyway before
+    the key could expire (so a standby that still reaches Redis never overlaps it)."""
+    with LocalRedis(tmp_path / "redis", appendonly=False) as server:
+        async with RedisStore(redis_config(server)) as store:
+            election = ingress_lease(store, "a", 1.0)
+            shutdown = asyncio.Event()
+            task = asyncio.create_task(election.run(shutdown))
+            try:
+                await asyncio.wait_for(election.settle(), 2)
+                renewed = time.monotonic()
+                assert election.leading
+                os.kill(server.pid, signal.SIGSTOP)
+                try:
+                    await asyncio.wait_for(election.wait_leading(False), 3)
+                    assert time.monotonic() - renewed < 1.0  # the key expires at 1.0 s
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
+            finally:
+                shutdown.set()
+                await asyncio.wait_for(task, 5)

@@ -41,18 +41,36 @@ class IngressLease:
         self.leading = False
         self._wanted = asyncio.Event()
         self._changed = asyncio.Event()
+        #: Set by :meth:`campaign`: the task tries at once instead of ending its pause.
+        self._wake = asyncio.Event()
+        #: Attempts to hold the lease so far (:meth:`settle` waits for the next one).
+        self._attempts = 0
         #: Monotonic time until which the lease is surely ours (the key expires later).
         self._until = 0.0
         #: Given up a little before the key expires, to leave time for the UNSUBSCRIBE.
         self._margin = min(1.0, lease.seconds / 5)
+        #: Stands down at ``_until`` even while a renewal hangs (Redis frozen, say).
+        self._watchdog: asyncio.TimerHandle | None = None
 
     # -- the session's side ---------------------------------------------------------------
     def campaign(self, active: bool) -> None:
         if active:
-            self._wanted.set()
+            if not self._wanted.is_set():
+                self._wanted.set()
+                self._wake.set()
         else:
             self._wanted.clear()
         self._changed.set()
+
+    async def settle(self) -> None:
+        self.campaign(True)
+        if self.leading:
+            return
+        seen = self._attempts
+        self._wake.set()
+        while self._attempts == seen:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def wait_leading(self, leading: bool) -> None:
         while self.leading != leading:
@@ -72,7 +90,29 @@ class IngressLease:
             self.leading = leading
             if not leading:
                 self._until = 0.0
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
+                    self._watchdog = None
         self._changed.set()
+
+    def _renewed(self, sent: float) -> None:
+        """The lease is ours until ``sent`` plus its time (less the margin): lead till then."""
+        self._until = sent + self.lease.seconds - self._margin
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        loop = asyncio.get_running_loop()
+        # time.monotonic() is the loop's clock on Linux; convert anyway.
+        at = loop.time() + (self._until - time.monotonic())
+        self._watchdog = loop.call_at(at, self._expired)
+        if not self.leading:
+            logger.info("%s holds the ingress lease", self.lease.holder)
+        self._set_leading(True)
+
+    def _expired(self) -> None:
+        self._watchdog = None
+        if self.leading and time.monotonic() >= self._until:
+            logger.warning("%s: ingress lease not renewed in time", self.lease.holder)
+            self._set_leading(False)
 
     async def run(self, shutdown: asyncio.Event) -> None:
         """Renew while campaigning, stand by otherwise, until ``shutdown``.
@@ -86,39 +126,42 @@ class IngressLease:
             if not self._wanted.is_set():
                 await self._idle(shutdown)
                 continue
+            self._wake.clear()
             sent = time.monotonic()
             try:
-                held = await self.lease.hold()
+                held: bool | None = await self.lease.hold()
             except UnavailableError as exc:
                 logger.warning("ingress lease not renewed: %s", exc)
                 held = None
+            self._attempts += 1
             if held:
-                self._until = sent + self.lease.seconds - self._margin
-                if not self.leading:
-                    logger.info("%s holds the ingress lease", self.lease.holder)
-                self._set_leading(True)
+                self._renewed(sent)
             elif held is False or time.monotonic() >= self._until:
                 self._set_leading(False)
+            self._changed.set()
             delay = renew if self.leading else standby
             if self.leading:
                 delay = max(0.0, min(delay, self._until - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(shutdown.wait(), delay)
+            await self._pause(shutdown, delay)
 
     async def _idle(self, shutdown: asyncio.Event) -> None:
         """Not campaigning: keep the role only until the lease runs out, then wait."""
         timeout = max(0.0, self._until - time.monotonic()) if self.leading else None
+        await self._pause(shutdown, timeout)
+        if not self._wanted.is_set() and time.monotonic() >= self._until:
+            self._set_leading(False)
+
+    async def _pause(self, shutdown: asyncio.Event, seconds: float | None) -> None:
+        """Until ``seconds`` passed, :meth:`campaign` asked for an attempt, or shutdown."""
         waiters = {
-            asyncio.ensure_future(self._wanted.wait()),
+            asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(shutdown.wait()),
         }
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        if not self._wanted.is_set() and time.monotonic() >= self._until:
-            self._set_leading(False)
 
 
 def ingress_lease(store: RedisStore, instance_id: str, seconds: float) -> IngressLease:
