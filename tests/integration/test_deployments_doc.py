@@ -22,7 +22,7 @@ import redis
 from microdcs.app.config import AppConfig, load_config
 from microdcs.app.devstack import LocalMosquitto
 from microdcs.app.runtime import Runtime
-from tests.conftest import make_config, running
+from tests.conftest import RedisServer, make_config, running
 from tests.integration.test_broker_acl import LoggedInMes, SecuredBroker, kubernetes
 from tests.integration.test_redis_tls_sentinel import (
     Certificates,
@@ -76,7 +76,7 @@ async def ready_tasks(runtime: Runtime) -> dict[str, bool]:
 
 
 async def test_mqtt_over_tls_with_passwords(
-    kubernetes: SecuredBroker, redis_server: object
+    kubernetes: SecuredBroker, redis_server: RedisServer
 ) -> None:
     login = kubernetes.login("runtime")
     loaded = documented(
@@ -87,7 +87,7 @@ async def test_mqtt_over_tls_with_passwords(
         APP_MQTT_PASSWORD=kubernetes.passwords["runtime"],
     )
     assert loaded.mqtt.tls and loaded.mqtt.username == "runtime"
-    base = make_config(kubernetes.port, redis_server.port)  # type: ignore[attr-defined]
+    base = make_config(kubernetes.port, redis_server)
     config = replace(
         base,
         # The shipped ACL grants the runtime the default topics only.
