@@ -41,6 +41,14 @@ class IngressElection(Protocol):
         """Compete for the role (True), or stop renewing it (False: it expires in time)."""
         ...
 
+    async def settle(self) -> None:
+        """Compete, and return once the role is decided (held, or held by another).
+
+        Called before the replica reports itself connected, so a replica that will
+        take the requests has subscribed them by then.
+        """
+        ...
+
     async def wait_leading(self, leading: bool) -> None:
         """Return once :attr:`leading` equals ``leading``."""
         ...

@@ -177,10 +177,14 @@ class Session:
         requests = self._request_filters()
         if self._elected:
             assert self._election is not None
-            if session_present and not self._election.leading:
-                # The session may still hold them from when this replica led.
-                await client.unsubscribe(requests)
-            requests = []  # subscribed by _follow_election while leading
+            # Undecided in time (Redis out of reach): stand by, and follow the election.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._mqtt.ingress_lease_seconds):
+                    await self._election.settle()
+            if not self._election.leading:
+                if session_present:  # it may still hold them from when this replica led
+                    await client.unsubscribe(requests)
+                requests = []  # subscribed by _follow_election once leading
         await self._subscribe_filters(client, [*requests, self._response_topic])
         self.ingress = bool(requests)
 
@@ -199,10 +203,11 @@ class Session:
         filters = self._request_filters()
         election.campaign(True)
         while True:
-            await election.wait_leading(True)
-            await self._subscribe_filters(client, filters)
-            self.ingress = True
-            logger.info("%s takes the requests (ingress lease held)", self._instance_id)
+            if not self.ingress:
+                await election.wait_leading(True)
+                await self._subscribe_filters(client, filters)
+                self.ingress = True
+                logger.info("%s takes the requests (ingress lease held)", self._instance_id)
             await election.wait_leading(False)
             self.ingress = False
             logger.warning("%s lost the ingress lease; standing by", self._instance_id)
@@ -240,9 +245,7 @@ class Session:
         """
         grace = self._grace
         leave = self._mqtt.end_session_on_shutdown
-        # Under an election the request topics are always left: a standby takes over, and
-        # a session kept with them would collect copies of its requests meanwhile.
-        requests = self._request_filters() if self.ingress and (leave or self._elected) else []
+        requests = self._request_filters() if self.ingress and leave else []
         queue = self._inbox.queue
         try:
             async with asyncio.timeout(grace):
@@ -250,9 +253,13 @@ class Session:
                     await client.unsubscribe(requests)
                     self.ingress = False
                 if self._elected:
+                    # Renewed no more. Resigned once the request topics are left, so a
+                    # standby takes over at once; else (a session kept to queue requests
+                    # while this replica restarts) the lease runs out on its own.
                     assert self._election is not None
                     self._election.campaign(False)
-                    await self._election.resign()
+                    if requests:
+                        await self._election.resign()
                 # Messages the broker had already assigned to us keep arriving for a
                 # moment after the UNSUBACK; serve them until the stream is quiet.
                 quiet_since = self._stats.received
