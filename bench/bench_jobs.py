@@ -7,7 +7,11 @@ Redis, driven by one load generator process keeping a fixed number of Stores in 
 (each in-flight slot stores into its own scope). Also reports Redis memory per stored job
 and the runtime's RSS over many Store/Cancel cycles (flat = no leak).
 
+``--redis cluster`` runs the microdcs rows against a local 3-primary Redis Cluster as well
+(APP_REDIS_MODE=cluster), reported next to the single Redis.
+
     python bench/bench_jobs.py [--seconds 10] [--inflight 64] [--cycles 100000]
+                               [--redis single|cluster]
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 from loadgen import Call, rss_kb, run_load, wait_ready
 from loadgen import start_runtime as start_microdcs
 
-from microdcs.app.devstack import LocalMosquitto, LocalRedis, LocalService
+from microdcs.app.devstack import LocalMosquitto, LocalRedis, LocalRedisCluster, LocalService
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 ORDER = (
@@ -42,14 +46,53 @@ def commands(prefix: str) -> str:
     return f"{prefix}/cell{{slot}}/commands"
 
 
-def start_runtime(broker: int, redis: int, key_prefix: str, n: int) -> subprocess.Popen[bytes]:
+class Target:
+    """The Redis the microdcs rows run against: one server or a cluster's primaries."""
+
+    def __init__(self, name: str, ports: list[int], pids: list[int], env: dict[str, str]):
+        self.name = name
+        self.ports = ports
+        self.pids = pids
+        #: ``APP_REDIS_*`` of the runtime (its mode and seed nodes for a cluster).
+        self.env = env
+
+    @classmethod
+    def single(cls, redis: LocalRedis) -> Target:
+        return cls("", [redis.port], [pid_of(redis)], {})
+
+    @classmethod
+    def cluster(cls, cluster: LocalRedisCluster) -> Target:
+        primaries = cluster.primaries
+        return cls(
+            " (cluster)",
+            [node.port for node in primaries],
+            [pid_of(node) for node in primaries],
+            {"APP_REDIS_MODE": "cluster", "APP_REDIS_NODES": cluster.nodes},
+        )
+
+    def watch(self) -> dict[str, int]:
+        if len(self.pids) == 1:
+            return {"redis": self.pids[0]}
+        return {f"redis {n}": pid for n, pid in enumerate(self.pids)}
+
+    def memory(self) -> int:
+        return sum(redis_memory(port) for port in self.ports)
+
+    def count(self, pattern: str) -> int:
+        return sum(redis_count(port, pattern) for port in self.ports)
+
+
+def start_runtime(broker: int, target: Target, key_prefix: str, n: int) -> subprocess.Popen[bytes]:
     return start_microdcs(
         broker,
-        redis,
+        target.ports[0],
         {
             "APP_INSTANCE_ID": f"bench-{key_prefix}-{n}",
             "APP_REDIS_KEY_PREFIX": key_prefix,
             "APP_MQTT_SHARED_SUBSCRIPTION": key_prefix,
+            # Each scope takes thousands of Stores, beyond the default job list limit.
+            "APP_JOBS_MAX_DOWNLOADABLE": "0",
+            **target.env,
         },
     )
 
@@ -119,9 +162,9 @@ def redis_key_bytes(port: int, pattern: str, sample: int = 50) -> float:
     return sum(sizes) / max(len(sizes), 1)
 
 
-def replicas(broker: int, redis: int, count: int) -> tuple[list[subprocess.Popen[bytes]], str]:
+def replicas(broker: int, target: Target, count: int) -> tuple[list[subprocess.Popen[bytes]], str]:
     key_prefix = f"b{uuid.uuid4().hex[:6]}"
-    procs = [start_runtime(broker, redis, key_prefix, n) for n in range(count)]
+    procs = [start_runtime(broker, target, key_prefix, n) for n in range(count)]
     wait_ready(broker, commands("app/jobs"), STORE)
     time.sleep(1.0)
     return procs, key_prefix
@@ -139,12 +182,48 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def measure(
+    broker: LocalMosquitto, target: Target, args: argparse.Namespace, results: dict[str, Any]
+) -> None:
+    """The microdcs rows (1 and 2 replicas) against ``target``, with Redis memory per job."""
+    for count in (1, 2):
+        procs, key_prefix = replicas(broker.port, target, count)
+        try:
+            before = target.memory()
+            label = f"microdcs {count} replica{'s' if count > 1 else ''}{target.name}"
+            watch = {"broker": pid_of(broker), **target.watch()}
+            watch.update({f"replica {n}": p.pid for n, p in enumerate(procs)})
+            results[label] = run_load(
+                broker.port, commands("app/jobs"), args.seconds, args.inflight, STORE,
+                expect=STORED, watch=watch,
+            )  # fmt: skip
+            jobs = target.count(f"{key_prefix}:jobs:*:job:*")
+            dedupe = target.count(f"{key_prefix}:dedupe:*")
+            results[label]["jobs_stored"] = jobs
+            results[label]["redis_bytes_per_job_incl_dedupe"] = (target.memory() - before) / max(
+                jobs, 1
+            )
+            results[label]["dedupe_keys"] = dedupe
+            # Dedupe keys of one MES share a hash tag: all on one primary of a cluster.
+            results[label]["redis_bytes_per_dedupe_record"] = max(
+                redis_key_bytes(port, f"{key_prefix}:dedupe:*") for port in target.ports
+            )
+        finally:
+            stop(procs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument("--cycles", type=int, default=100_000)
     parser.add_argument("--json", default="bench/results/bench_jobs.json")
+    parser.add_argument(
+        "--redis",
+        choices=("single", "cluster"),
+        default="single",
+        help="cluster: also run the microdcs rows against a local 3-primary Redis Cluster",
+    )
     args = parser.parse_args()
     results: dict[str, dict[str, Any]] = {}
     with (
@@ -166,31 +245,12 @@ def main() -> int:
         finally:
             naive.terminate()
             naive.wait()
-        for count in (1, 2):
-            procs, key_prefix = replicas(broker.port, redis.port, count)
-            try:
-                before = redis_memory(redis.port)
-                label = f"microdcs {count} replica{'s' if count > 1 else ''}"
-                watch = {"broker": pid_of(broker), "redis": pid_of(redis)}
-                watch.update({f"replica {n}": p.pid for n, p in enumerate(procs)})
-                results[label] = run_load(
-                    broker.port, commands("app/jobs"), args.seconds, args.inflight, STORE,
-                    expect=STORED, watch=watch,
-                )  # fmt: skip
-                jobs = redis_count(redis.port, f"{key_prefix}:jobs:*:job:*")
-                dedupe = redis_count(redis.port, f"{key_prefix}:dedupe:*")
-                results[label]["jobs_stored"] = jobs
-                results[label]["redis_bytes_per_job_incl_dedupe"] = (
-                    redis_memory(redis.port) - before
-                ) / max(jobs, 1)
-                results[label]["dedupe_keys"] = dedupe
-                results[label]["redis_bytes_per_dedupe_record"] = redis_key_bytes(
-                    redis.port, f"{key_prefix}:dedupe:*"
-                )
-            finally:
-                stop(procs)
+        measure(broker, Target.single(redis), args, results)
+        if args.redis == "cluster":
+            with LocalRedisCluster(Path(tmp) / "cluster", 3) as cluster:
+                measure(broker, Target.cluster(cluster), args, results)
         # Leak check: RSS over Store/Cancel cycles (each cycle = 2 requests).
-        procs, _ = replicas(broker.port, redis.port, 1)
+        procs, _ = replicas(broker.port, Target.single(redis), 1)
         samples = []
         try:
             # Sized from the measured rate, but at most 2.5 minutes in all.
@@ -211,19 +271,19 @@ def main() -> int:
     base = results["naive baseline"]
     print(f"\nStore -> response, {args.inflight} in flight, {args.seconds:.0f} s each")
     print(
-        f"{'server':22} {'req/s':>9} {'x base':>7} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server':30} {'req/s':>9} {'x base':>7} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'lost':>5} {'fail':>5}"
     )
     for name, r in results.items():
         if "rps" in r:
             print(
-                f"{name:22} {r['rps']:9.0f} {r['rps'] / base['rps']:7.2f} {r['p50_ms']:8.2f} "
+                f"{name:30} {r['rps']:9.0f} {r['rps'] / base['rps']:7.2f} {r['p50_ms']:8.2f} "
                 f"{r['p99_ms']:8.2f} {int(r['lost']):5d} {int(r.get('failed', 0)):5d}"
             )
     for name, r in results.items():
         if "cpu_percent" in r:
             print(f"{name}: CPU % of one core: {r['cpu_percent']}")
-    for name in ("microdcs 1 replica", "microdcs 2 replicas"):
+    for name in (n for n, r in results.items() if "redis_bytes_per_job_incl_dedupe" in r):
         r = results[name]
         print(f"{name}: Redis bytes per stored job: {r['redis_bytes_per_job_incl_dedupe']:.0f} "
               f"incl. the dedupe record of its request (about "
@@ -232,7 +292,8 @@ def main() -> int:
     print(f"RSS over {cyc['cycles']:.0f} Store/Cancel cycles (MB): {cyc['rss_mb_samples']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"inflight": args.inflight, "seconds": args.seconds,
-                                           "results": results}, indent=2))  # fmt: skip
+                                           "redis": args.redis, "results": results},
+                                          indent=2))  # fmt: skip
     return 0
 
 
