@@ -31,6 +31,8 @@ SECOND_BROKER_MODULES = (
     "tests/integration/test_jobs_malformed.py",
     "tests/integration/test_sfc_scenarios.py",
     "tests/integration/test_dead_replica.py",
+    "tests/integration/test_mqtt_v5_session.py",
+    "tests/integration/test_mqtt_auth.py",
 )
 
 #: Test (node id prefix) -> the Mosquitto feature it relies on; skipped on ejabberd.
