@@ -208,12 +208,16 @@ class StationDispatcher:
             delay = self.poll_seconds
             try:
                 scopes = sorted(await self.jobs.scopes())
-                dues = await asyncio.gather(*(self.dispatch(s) for s in scopes))
+                results = await asyncio.gather(
+                    *(self.dispatch(s) for s in scopes), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
                 self.outage.recovered()
-                now = self.clock()
-                soonest = min((d for d in dues if d is not None), default=None)
-                if soonest is not None:
-                    delay = min(delay, max(0.0, soonest - now))
+                dues = [r for r in results if isinstance(r, float)]
+                if dues:
+                    delay = min(delay, max(0.0, min(dues) - self.clock()))
             except StorageUnavailableError as exc:
                 delay = self.outage.failed(exc)
             self._wake_at = self.clock() + delay
