@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from microdcs.app.config import AppConfig, load_config
-from microdcs.app.devstack import LocalMosquitto
+from microdcs.app.devstack import LocalMosquitto, LocalRedisCluster
 from microdcs.app.runtime import Runtime
 from tests.conftest import RedisServer, make_config, running
 from tests.integration.test_broker_acl import LoggedInMes, SecuredBroker, kubernetes
@@ -65,7 +65,8 @@ def documented(name: str, **local: str) -> AppConfig:
 
 
 def test_the_documented_deployments_are_the_tested_ones() -> None:
-    assert set(deployments()) >= {"mqtt-tls-passwords", "redis-tls-acl", "redis-sentinel"}
+    expected = {"mqtt-tls-passwords", "redis-tls-acl", "redis-sentinel", "redis-cluster"}
+    assert set(deployments()) >= expected
 
 
 async def ready_tasks(runtime: Runtime) -> dict[str, bool]:
@@ -165,6 +166,25 @@ async def test_redis_sentinel(mosquitto: LocalMosquitto, replicated: Replicated)
     )
     assert loaded.redis.mode == "sentinel" and loaded.redis.sentinel_master == "mymaster"
     base = make_config(mosquitto.port, replicated.primary.port)
+    config = replace(base, redis=replace(loaded.redis, key_prefix=base.redis.key_prefix))
+    async with running(config) as runtime, MesClient(mosquitto.port) as mes:
+        assert await store_job(mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
+        assert all((await ready_tasks(runtime)).values())
+
+
+@pytest.fixture
+def replicated_cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
+    """3 primaries with a replica each: what APP_REDIS_WAIT_REPLICAS=1 needs."""
+    with LocalRedisCluster(tmp_path / "cluster", 3, 1) as cluster:
+        yield cluster
+
+
+async def test_redis_cluster(
+    mosquitto: LocalMosquitto, replicated_cluster: LocalRedisCluster
+) -> None:
+    loaded = documented("redis-cluster", APP_REDIS_NODES=replicated_cluster.nodes)
+    assert loaded.redis.mode == "cluster" and loaded.redis.wait_replicas == 1
+    base = make_config(mosquitto.port, replicated_cluster)
     config = replace(base, redis=replace(loaded.redis, key_prefix=base.redis.key_prefix))
     async with running(config) as runtime, MesClient(mosquitto.port) as mes:
         assert await store_job(mes, f"{config.jobs_prefix}/{SCOPE}/commands") == 1
