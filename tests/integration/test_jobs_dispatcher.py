@@ -279,3 +279,19 @@ async def test_a_stored_job_waits_while_a_resource_it_references_is_withdrawn(
     assert await states_of(station.runtime, "J1", "J2") == [[1, 1], [1, 2]]
     await station.configure("workmaster", {"ID": "WM-1"})
     assert await states_of(station.runtime, "J1") == [[1, 2]]
+
+
+async def test_a_start_time_learnt_inline_wakes_the_task_before_its_next_poll(
+    config: AppConfig,
+) -> None:
+    config = replace(config, jobs_dispatch_poll_seconds=30.0)  # polling would be far too late
+    async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        await asyncio.sleep(0.2)  # the task's first round is done: it sleeps for 30 s
+        start_time = time.time() + 1.5
+        when = datetime.fromtimestamp(start_time, UTC).isoformat(timespec="milliseconds")
+        assert await station.store("J1", "StoreAndStart", StartTime=when) == 1
+        started = await event_of(events, "J1", [3])
+        assert start_time <= started + 0.05
+        assert started - start_time < 0.5

@@ -139,7 +139,7 @@ class StationDispatcher:
             jobs.redis, "jobs.availability", _LUA / "availability.lua", DispatchReply.from_reply
         )
         #: When the background task wakes next (s since the epoch), and its alarm.
-        self._wake_at = 0.0
+        self._wake_at = float("inf")
         self._wake = asyncio.Event()
         self.outage = OutageLog(logger, "Redis (job dispatcher)")
         #: Jobs started by this replica's dispatcher (a benchmark and test counter).
@@ -205,6 +205,10 @@ class StationDispatcher:
     async def run(self, shutdown: asyncio.Event) -> None:
         """Decide for every scope at its next due time, or every poll interval."""
         while not shutdown.is_set():
+            # Until this round knows its next due time, any due time an inline decision
+            # reports wakes the next round at once, so none is missed between the two.
+            self._wake_at = float("inf")
+            self._wake.clear()
             delay = self.poll_seconds
             try:
                 scopes = sorted(await self.jobs.scopes())
@@ -221,7 +225,6 @@ class StationDispatcher:
             except StorageUnavailableError as exc:
                 delay = self.outage.failed(exc)
             self._wake_at = self.clock() + delay
-            self._wake.clear()
             await _sleep(shutdown, self._wake, delay)
 
 
