@@ -224,6 +224,22 @@ async def test_fetching_the_job_response_closes_the_job(station: Station) -> Non
     assert state_numbers(again.json()["JobResponse"]["JobState"]) == [5, 2]
 
 
+async def test_fetching_responses_by_state_closes_the_completed_ones(station: Station) -> None:
+    assert station.runtime is not None
+    events = await station.watch("events")
+    for job_id in ("J1", "J2"):
+        assert await station.store(job_id, "StoreAndStart") == 1
+    assert await station.do("Stop", "J1") == 1  # Completed; J2 starts
+    assert await station.do("Abort", "J2") == 1
+    await event_of(events, "J2", [6])
+    reply = await station.call_raw(
+        "RequestJobResponseByJobOrderState", {"JobOrderState": [{"StateNumber": 5}]}
+    )
+    assert [r["JobOrderID"] for r in reply.json()["JobResponses"]] == ["J1"]
+    await event_of(events, "J1", [5, 2])
+    assert await states_of(station.runtime, "J1", "J2") == [[5, 2], [6]]
+
+
 async def test_a_completed_job_is_closed_after_the_configured_time(config: AppConfig) -> None:
     config = replace(config, jobs_close_after_seconds=1.0)
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:

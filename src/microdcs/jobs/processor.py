@@ -9,6 +9,7 @@ control characters, topic wildcards), with ``mdcserrorkind`` ``invalid_request``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -276,12 +277,19 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         wanted = parse_state_filter(message.job_order_state)
         if wanted is None:
             return RequestJobResponseByJobOrderStateResponse(return_status=INVALID)
-        records = await self.jobs.responses(scope_name(context.subject))
-        matching = [
-            ISA95JobResponseDataType.from_raw(r.response_raw())
-            for r in records
+        records = [
+            r for r in await self.jobs.responses(scope_name(context.subject))
             if wanted.matches(r.status)
-        ]
+        ]  # fmt: skip
+        matching = [ISA95JobResponseDataType.from_raw(r.response_raw()) for r in records]
+        # The MES has these responses: the Completed ones are Closed (pipelined moves).
+        await asyncio.gather(
+            *(
+                self._move(context.subject, r.job_id, Command.SYSTEM_CLOSE)
+                for r in records
+                if r.status == _COMPLETED
+            )
+        )
         return RequestJobResponseByJobOrderStateResponse(
             job_responses=matching, return_status=ReturnStatus.OK
         )
