@@ -55,8 +55,13 @@ services:
 	  { $(SUDO) systemctl disable --now ejabberd >/dev/null 2>&1 || true; }; \
 	fi
 
+# The whole suite, then the integration tests that use Redis again against a 3-primary
+# Redis Cluster, then the MQTT-facing integration tests against ejabberd (a second MQTT v5
+# broker, one without shared subscriptions): tests/conftest.py and tests/brokers.py.
 test: install
 	$(PY) -m pytest -q
+	MICRODCS_TEST_REDIS=cluster $(PY) -m pytest -q tests/integration
+	MICRODCS_TEST_BROKER=ejabberd $(PY) -m pytest -q -m second_broker tests/integration
 
 run: install
 	$(VENV)/bin/microdcs demo
