@@ -35,6 +35,19 @@ class Received:
     def json(self) -> Any:
         return orjson.loads(self.payload)
 
+    @property
+    def structured(self) -> bool:
+        """A structured-mode CloudEvent (the whole event is the JSON payload)."""
+        return (self.content_type or "").startswith("application/cloudevents")
+
+    def ce_attributes(self) -> dict[str, Any]:
+        """The CloudEvent attributes in either mode: the JSON event's members without the
+        data (structured), else the User Properties (binary)."""
+        if not self.structured:
+            return dict(self.attributes)
+        event = self.json()
+        return {k: v for k, v in event.items() if k not in ("data", "data_base64")}
+
 
 def _received(message: aiomqtt.Message) -> Received:
     props = message.properties

@@ -128,7 +128,7 @@ async def test_structured_event_with_deep_data_is_an_invalid_payload(station: St
     reply = await station.mes.request(
         station.commands, method_type("Store"), payload=payload, content_type=STRUCTURED
     )
-    assert reply.attributes["mdcserrorkind"] == "invalid_payload"
+    assert reply.ce_attributes()["mdcserrorkind"] == "invalid_payload"
     assert await station.store("after") == 1
 
 
@@ -145,6 +145,6 @@ async def test_attributes_beyond_the_limits_are_an_invalid_event(
     reply = await station.mes.request(
         station.commands, method_type("Store"), payload=payload, content_type=STRUCTURED
     )
-    assert reply.attributes["mdcserrorkind"] == "invalid_event"
+    assert reply.ce_attributes()["mdcserrorkind"] == "invalid_event"
     assert await station.store("after") == 1
     assert await station.do("Cancel", "A") == 2  # nothing was stored

@@ -129,6 +129,7 @@ def replica_options(config: AppConfig) -> ReplicaOptions:
         shutdown_grace=config.shutdown_grace,
         storage_retry_seconds=config.storage_retry_seconds,
         scope_levels=config.scope_levels,
+        response_expiry_seconds=config.response_expiry_seconds,
         is_processor_instance=config.is_processor_instance,
         limits=config.limits,
     )

@@ -54,6 +54,13 @@ class AppConfig:
     scope_levels: int = setting(
         "APP_TOPIC_SCOPE_LEVELS", 3, "Maximum scope levels between topic prefix and intent."
     )
+    response_expiry_seconds: int = setting(
+        "APP_RESPONSE_EXPIRY_SECONDS",
+        60,
+        "Message Expiry (s) of a response to a request that carries none, for processors"
+        " without their own 'response_expiry_seconds' (a request with an expiry gets what"
+        " is left of it); 0 = responses never expire.",
+    )
     jobs_prefix: str = setting(
         "APP_JOBS_TOPIC_PREFIX", "app/jobs", "Topic prefix of the job management processor."
     )
@@ -320,6 +327,11 @@ def validate(config: AppConfig) -> None:
         ("APP_QUEUE_SIZE", config.queue_size > 0, "must be > 0"),
         ("APP_SHUTDOWN_GRACE_SECONDS", config.shutdown_grace >= 0, "must be >= 0"),
         ("APP_TOPIC_SCOPE_LEVELS", 0 <= config.scope_levels <= 16, "must be 0..16"),
+        (
+            "APP_RESPONSE_EXPIRY_SECONDS",
+            0 <= config.response_expiry_seconds < 2**32,
+            "must be 0..4294967295",
+        ),
         ("APP_DEDUPE_TTL_SECONDS", config.redis.dedupe_ttl > 0, "must be > 0"),
         ("APP_JOBS_RESPONSE_RETENTION_SECONDS", config.jobs_response_retention > 0, "must be > 0"),
         ("APP_JOBS_RETAINED_EXPIRY_SECONDS", config.jobs_retained_expiry > 0, "must be > 0"),

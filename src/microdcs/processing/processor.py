@@ -3,8 +3,8 @@
 A processor declares one handler per incoming CloudEvent type with :func:`handles`. The
 framework decodes the data into the handler's model, calls it, and turns the returned
 model (or models) into response CloudEvents with ``correlationid``, ``causationid``,
-``subject``, ``source`` and expiry filled in; transports route them. Handlers never see
-bytes, topics or acknowledgements.
+``subject`` and ``source`` filled in; transports route them and give them their expiry
+(:mod:`~microdcs.processing.expiry`). Handlers never see bytes, topics or acknowledgements.
 """
 
 from __future__ import annotations
@@ -125,6 +125,10 @@ class CloudEventProcessor:
     #: Models of the events it sends besides responses and error events (what
     #: :meth:`publish` and :meth:`send_request` carry), listed in its capability metadata.
     emitted: ClassVar[tuple[type[Model], ...]] = ()
+    #: Message Expiry (s) of its responses to requests that carry none (a request with an
+    #: expiry gets what is left of it): ``None`` takes the runtime's
+    #: ``APP_RESPONSE_EXPIRY_SECONDS``, 0 means its responses never expire.
+    response_expiry_seconds: ClassVar[int | None] = None
 
     _mdcs_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
     _mdcs_response_handlers: ClassVar[dict[str, _HandlerSpec]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from microdcs.core.limits import LimitsConfig
+from microdcs.processing.expiry import DEFAULT_RESPONSE_EXPIRY_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,9 @@ class ReplicaOptions:
     storage_retry_seconds: float = 30.0
     #: Maximum scope levels between a topic prefix and the intent.
     scope_levels: int = 3
+    #: Message Expiry (s) of responses to requests without one, for processors without
+    #: their own ``response_expiry_seconds``; 0: never expire.
+    response_expiry_seconds: int = DEFAULT_RESPONSE_EXPIRY_SECONDS
     #: Subscribe to and process incoming events (False: only publish and await responses).
     is_processor_instance: bool = True
     limits: LimitsConfig = field(default_factory=LimitsConfig)

@@ -88,6 +88,7 @@ class MqttHandler:
             attribute_length=limits.attribute_length,
             nesting_depth=limits.nesting_depth,
             log_value_chars=limits.log_value_chars,
+            response_expiry_seconds=replica.response_expiry_seconds,
         )
         self.session = Session(
             mqtt,

@@ -24,12 +24,19 @@ from functools import partial
 
 from microdcs.core.boundedlog import RateLimitedLog
 from microdcs.core.cloudevent import EXPIRY_INTERVAL, CloudEvent
+from microdcs.core.contenttypes import is_structured
 from microdcs.core.errors import (
     ExpiredRequestError,
     InputError,
     InvalidResponseTopicError,
     OutgoingEventError,
     PayloadTooLargeError,
+)
+from microdcs.processing.expiry import (
+    DEFAULT_RESPONSE_EXPIRY_SECONDS,
+    default_seconds,
+    remaining_seconds,
+    with_expiry,
 )
 from microdcs.processing.metadata import METADATA_TYPE
 from microdcs.processing.pipeline import EventPipeline, Prefetched, TransportStats
@@ -39,7 +46,7 @@ from microdcs.processing.tracker import ResponseTracker
 from microdcs.transports.mqtt import codec
 from microdcs.transports.mqtt.binding import MqttBinding, metadata_topics
 from microdcs.transports.mqtt.client import MqttClient
-from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary
+from microdcs.transports.mqtt.mapping import MqttEnvelope, from_mqtt, to_binary, to_structured
 from microdcs.transports.mqtt.outbox import Outbox
 from microdcs.transports.mqtt.responsetopics import ResponseTopicPolicy
 from microdcs.transports.mqtt.routing import Router
@@ -158,6 +165,7 @@ class Inbox:
         attribute_length: int,
         nesting_depth: int,
         log_value_chars: int,
+        response_expiry_seconds: int = DEFAULT_RESPONSE_EXPIRY_SECONDS,
     ) -> None:
         self._router = router
         self._outbox = outbox
@@ -170,6 +178,7 @@ class Inbox:
         self._max_payload = max_payload_bytes
         self._attribute_length = attribute_length
         self._nesting_depth = nesting_depth
+        self._response_expiry = response_expiry_seconds
         #: Set by the session once the client exists.
         self.client: MqttClient | None = None
         #: False once shutting down: what arrives then is left for redelivery.
@@ -325,7 +334,7 @@ class Inbox:
             rejection = self._pipeline.reject(event, error)
             binding = binding or self._router.binding_for_topic(message.topic)
             gate = _AckGate(partial(self._ack, item))
-            self._send_responses([rejection], message, binding, gate, cause=event)
+            self._send_responses([rejection], item, binding, gate, cause=event)
             gate.done()
             return
         await self._process(item, event, binding, intent)
@@ -353,7 +362,7 @@ class Inbox:
             event,
             binding.processor,
             context,
-            lambda responses: self._send_responses(responses, message, binding, gate, cause=event),
+            lambda responses: self._send_responses(responses, item, binding, gate, cause=event),
             item.prefetched,
         )
         gate.done()  # processing finished, dedupe recorded
@@ -420,7 +429,7 @@ class Inbox:
         # At QoS 0: under overload these answers are the many, and they must not compete
         # for packet identifiers and PUBACKs with the answers of processed requests.
         gate = _AckGate(partial(self._ack, item))
-        self._send_responses([response], message, binding, gate, cause=item.event, qos=0)
+        self._send_responses([response], item, binding, gate, cause=item.event, qos=0)
         gate.done()
         return True
 
@@ -447,7 +456,7 @@ class Inbox:
     def _send_responses(
         self,
         responses: list[CloudEvent],
-        request: codec.Publish,
+        item: _Received,
         binding: MqttBinding | None,
         gate: _AckGate,
         *,
@@ -456,12 +465,24 @@ class Inbox:
     ) -> None:
         """Publish responses; ``gate`` acknowledges the request once the broker has them.
 
-        ``cause`` is the request's CloudEvent (``None``: it did not decode).
+        ``cause`` is the request's CloudEvent (``None``: it did not decode). Each response
+        gets the Message Expiry of :mod:`~microdcs.processing.expiry` (computed once for
+        all of them) unless it carries its own, and travels in the request's mode.
         """
+        request = item.message
+        if request.message_expiry:
+            elapsed = asyncio.get_running_loop().time() - item.arrived
+            expiry: int | None = remaining_seconds(request.message_expiry, elapsed)
+        else:
+            processor = binding.processor if binding is not None else None
+            expiry = default_seconds(processor, self._response_expiry)
+        structured = is_structured(request.content_type)
         topics: list[tuple[str, MqttEnvelope]] = []
         for response in responses:
             try:
-                topic, envelope = self._response_envelope(response, request, binding, cause)
+                topic, envelope = self._response_envelope(
+                    response, request, binding, cause, expiry, structured
+                )
             except (InputError, OutgoingEventError) as error:
                 # Refused at the boundary: the processor's answer holds something the
                 # broker would disconnect us for. Answer with an error that can travel.
@@ -469,7 +490,9 @@ class Inbox:
                 try:
                     replacement = error_event(None, error, source=self._pipeline.source)
                     replacement.subject = None
-                    topic, envelope = self._response_envelope(replacement, request, binding, cause)
+                    topic, envelope = self._response_envelope(
+                        replacement, request, binding, cause, expiry, structured
+                    )
                 except (InputError, OutgoingEventError):
                     continue
             if topic is None:
@@ -487,10 +510,22 @@ class Inbox:
         request: codec.Publish,
         binding: MqttBinding | None,
         cause: CloudEvent | None,
+        expiry: int | None,
+        structured: bool,
     ) -> tuple[str | None, MqttEnvelope]:
         """Where a response goes (the Response Topic, else the binding's answer topic:
-        errors never to ``commands``) and what it carries, checked for the wire."""
-        envelope = to_binary(response)
+        errors never to ``commands``) and what it carries, checked for the wire.
+
+        A structured-mode request gets a structured-mode response (what a CloudEvents
+        SDK that sent it parses), a binary one a binary one; ``expiry`` applies unless
+        the response has its own.
+        """
+        if structured:
+            envelope = to_structured(with_expiry(response, expiry))
+        else:
+            envelope = to_binary(response)
+            if envelope.message_expiry is None:
+                envelope.message_expiry = expiry
         topic: str | None = None
         if request.response_topic:
             envelope.correlation_data = request.correlation_data

@@ -47,7 +47,8 @@ class MqttEnvelope:
 
 
 def to_binary(event: CloudEvent) -> MqttEnvelope:
-    """Binary-mode envelope of an event (what microdcs sends)."""
+    """Binary-mode envelope of an event (what microdcs sends, unless it answers a
+    structured-mode request)."""
     props: list[tuple[str, str]] = [
         ("specversion", event.specversion),
         ("id", event.id),
@@ -92,7 +93,7 @@ def encode_properties(envelope: MqttEnvelope, repeating: codec.PairCache | None 
 
 
 def to_structured(event: CloudEvent) -> MqttEnvelope:
-    """Structured-mode envelope (JSON event format); used for interop tests and clients."""
+    """Structured-mode envelope (JSON event format): the answer to a structured request."""
     expiry = _positive_int(event.extensions.get(EXPIRY_INTERVAL))
     return MqttEnvelope(
         payload=eventformat.encode_json(event),

@@ -30,6 +30,7 @@ from microdcs.core.errors import InputError, UnknownEventTypeError
 from microdcs.core.eventformat import to_dict
 from microdcs.core.tracing import Tracing
 from microdcs.processing.dedupe import EventDedupe
+from microdcs.processing.expiry import default_seconds, remaining_seconds, with_expiry
 from microdcs.processing.pipeline import EventPipeline, LatencyRecorder, TransportStats
 from microdcs.processing.processor import CloudEventProcessor, MessageContext
 from microdcs.processing.routing import Intent
@@ -93,6 +94,7 @@ class MessagePackRpcHandler:
         self.rpc = rpc
         self._limits = replica.limits
         self._shutdown_grace = replica.shutdown_grace
+        self._response_expiry = replica.response_expiry_seconds
         self.tls_handshake_timeout = tls_handshake_timeout
         self.stats = TransportStats()
         self.connection_stats = ConnectionStats()
@@ -195,6 +197,7 @@ class MessagePackRpcHandler:
     async def _publish(self, connection: RpcConnection, params: list[Any]) -> list[CloudEvent]:
         publish = parse_publish(params)
         self.stats.received += 1
+        arrived = asyncio.get_running_loop().time()
         try:
             event = decode_event(publish.event, self._limits.attribute_length)
         except RpcError as rejected:
@@ -225,7 +228,27 @@ class MessagePackRpcHandler:
             metadata=publish.metadata,
             max_depth=self._limits.nesting_depth,
         )
-        return await self.pipeline.process(event, processor, context)
+        responses = await self.pipeline.process(event, processor, context)
+        return self._expiring(responses, event, processor, arrived)
+
+    def _expiring(
+        self,
+        responses: list[CloudEvent],
+        request: CloudEvent,
+        processor: CloudEventProcessor,
+        arrived: float,
+    ) -> list[CloudEvent]:
+        """The responses with their ``expiryinterval`` (as over MQTT): what is left of the
+        request's, else the processor's default; one that has its own keeps it."""
+        if not responses:
+            return responses
+        request_expiry = request.expiryinterval
+        if request_expiry is not None and request_expiry > 0:
+            elapsed = asyncio.get_running_loop().time() - arrived
+            expiry: int | None = remaining_seconds(request_expiry, elapsed)
+        else:
+            expiry = default_seconds(processor, self._response_expiry)
+        return [with_expiry(response, expiry) for response in responses]
 
     async def _dispatch_response(
         self, event: CloudEvent, processor: CloudEventProcessor, request: CloudEvent
