@@ -33,6 +33,8 @@ SECOND_BROKER_MODULES = (
     "tests/integration/test_dead_replica.py",
     "tests/integration/test_mqtt_v5_session.py",
     "tests/integration/test_mqtt_auth.py",
+    "tests/integration/test_response_expiry.py",
+    "tests/integration/test_response_mode.py",
 )
 
 #: Test (node id prefix) -> the Mosquitto feature it relies on; skipped on ejabberd.
