@@ -21,6 +21,7 @@ from microdcs.examples.greeting import GREETING_TYPE, GreetingProcessor
 from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from tests.conftest import running
+from tests.integration.test_jobs_helpers import SCOPE, STATUS_EVENT, method_type
 from tests.integration.test_msgpack_rpc_helpers import greeting_event, raw_client, serving
 from tests.mesclient import MesClient, Received, ce_properties, next_message
 
@@ -130,6 +131,24 @@ async def test_published_status_events_are_not_responses_and_keep_no_expiry(
     assert reply.expiry is not None
     assert status.attributes["type"] == STATUS_TYPE
     assert status.expiry is None
+
+
+async def test_a_job_method_response_expires_but_its_status_event_and_retained_order_do_not(
+    config: AppConfig,
+) -> None:
+    station = f"{config.jobs_prefix}/{SCOPE}"
+    job = {"JobOrder": {"JobOrderID": f"exp-{uuid.uuid4().hex[:6]}"}}
+    async with running(config), MesClient(config.mqtt.port) as mes:
+        events = await mes.watch(f"{station}/events")
+        orders = await mes.watch(f"{station}/order/+")
+        reply = await _request(mes, f"{station}/commands", method_type("Store"), job, expiry=30)
+        status = await next_message(events)
+        retained = await next_message(orders)
+    assert reply.json()["ReturnStatus"] == 1
+    assert reply.expiry is not None and 0 < reply.expiry <= 30
+    assert status.attributes["type"] == STATUS_EVENT
+    assert status.expiry is None
+    assert retained.expiry is not None and retained.expiry > 30  # its own, 172800 s
 
 
 async def test_rpc_responses_carry_expiryinterval_from_the_request_or_the_default() -> None:
