@@ -126,3 +126,15 @@ async def test_a_binary_request_still_gets_a_binary_response(config: AppConfig) 
     assert reply.attributes["type"] == GREETING_TYPE
     assert reply.attributes["causationid"] == "b-1"
     assert reply.json() == {"greeting": "Hello, Ada!", "name": "Ada"}
+
+
+async def test_an_expiryinterval_in_the_event_bounds_the_response_without_a_message_expiry(
+    config: AppConfig,
+) -> None:
+    """The event format carries the expiry as an attribute; without the MQTT property it
+    is the request's expiry all the same."""
+    topic = f"{config.greeting_prefix}/commands"
+    async with running(config), MesClient(config.mqtt.port) as mes:
+        reply = await structured_request(mes, topic, structured_event(expiryinterval=20))
+    assert reply.expiry is not None and 0 < reply.expiry <= 20
+    assert from_json(reply.payload)["expiryinterval"] == reply.expiry

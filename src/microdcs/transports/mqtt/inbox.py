@@ -470,9 +470,12 @@ class Inbox:
         all of them) unless it carries its own, and travels in the request's mode.
         """
         request = item.message
-        if request.message_expiry:
+        # The event's expiryinterval is the Message Expiry when there is one (from_mqtt),
+        # else what the request's attributes say.
+        request_expiry = request.message_expiry if cause is None else cause.expiryinterval
+        if request_expiry is not None and request_expiry > 0:
             elapsed = asyncio.get_running_loop().time() - item.arrived
-            expiry: int | None = remaining_seconds(request.message_expiry, elapsed)
+            expiry: int | None = remaining_seconds(request_expiry, elapsed)
         else:
             processor = binding.processor if binding is not None else None
             expiry = default_seconds(processor, self._response_expiry)
