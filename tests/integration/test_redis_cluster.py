@@ -98,8 +98,18 @@ async def test_dedupe_batch_of_one_source_is_one_slot_and_of_many_sources_still_
     assert len({key_slot(key) for key in many}) > 1
     await dedupe.mark(one[3], [])
     await dedupe.mark(many[5], [])
-    assert [r is not None for r in await dedupe.fetch_many(one)] == [n == 3 for n in range(20)]
-    assert [r is not None for r in await dedupe.fetch_many(many)] == [n == 5 for n in range(20)]
+
+    def claims(keys: list[str]) -> list[tuple[str, bytes]]:
+        return [(key, dedupe.new_claim()) for key in keys]
+
+    held = await dedupe.claim_many(claims(one))  # claimed now, except the recorded one
+    assert [r is not None for r in held] == [n == 3 for n in range(20)]
+    held = await dedupe.claim_many(claims(many))
+    assert [r is not None for r in held] == [n == 5 for n in range(20)]
+    again = await dedupe.claim_many(claims(one))  # every key held: a claim or the record
+    assert [dedupe.is_claim(r) for r in again if isinstance(r, bytes)] == [
+        n != 3 for n in range(20)
+    ]
 
 
 async def test_xread_of_streams_in_several_slots_is_merged_in_key_order(

@@ -24,9 +24,11 @@ class CountingDedupe(FlakyDedupe):
         super().__init__(lookup_failures=lookup_failures)
         self.batches: list[int] = []
 
-    async def fetch_many(self, keys: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
-        self.batches.append(len(keys))
-        return await super().fetch_many(keys)
+    async def claim_many(
+        self, claims: list[tuple[tuple[str, str], bytes]]
+    ) -> list[bytes | BaseException | None]:
+        self.batches.append(len(claims))
+        return await super().claim_many(claims)
 
 
 Delivered = list[tuple[list[Item], BaseException | None]]
@@ -45,7 +47,7 @@ def _deliveries() -> tuple[Delivered, asyncio.Event, BatchDelivery[Item]]:
 
 async def test_items_added_in_one_iteration_are_looked_up_in_one_command() -> None:
     dedupe = CountingDedupe()
-    dedupe.marked[("mes", "e2")] = []
+    await dedupe.mark(("mes", "e2"), [])
     delivered, done, deliver = _deliveries()
     lookup: BatchLookup[Item] = BatchLookup(dedupe, deliver)  # type: ignore[arg-type]
     items = [Item() for _ in range(3)]
@@ -56,13 +58,14 @@ async def test_items_added_in_one_iteration_are_looked_up_in_one_command() -> No
     [(batch, error)] = delivered
     assert batch == items and error is None
     assert [item.prefetched.record if item.prefetched else "-" for item in items] == [
-        None,
-        ("mes", "e2"),
+        None,  # claimed now
+        b"record-0",  # recorded before
         None,
     ]
+    assert dedupe.held[("mes", "e1")] == items[0].prefetched.marker  # type: ignore[union-attr]
 
 
-async def test_a_failed_lookup_hands_the_batch_back_without_records() -> None:
+async def test_a_failed_claim_hands_the_batch_back_unanswered_with_its_markers() -> None:
     dedupe = CountingDedupe(lookup_failures=1)
     delivered, done, deliver = _deliveries()
     lookup: BatchLookup[Item] = BatchLookup(dedupe, deliver)  # type: ignore[arg-type]
@@ -70,7 +73,8 @@ async def test_a_failed_lookup_hands_the_batch_back_without_records() -> None:
     lookup.add(item, _event())
     await asyncio.wait_for(done.wait(), 1)
     [(batch, error)] = delivered
-    assert batch == [item] and item.prefetched is None
+    assert batch == [item] and item.prefetched is not None
+    assert not item.prefetched.answered and item.prefetched.marker == b"claim-1"
     assert isinstance(error, StorageUnavailableError)
 
 

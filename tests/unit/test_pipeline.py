@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,37 +35,75 @@ class Counter(CloudEventProcessor):
 
 
 class FlakyDedupe:
-    """Stands in for Deduplicator: its storage is down for the first ``failures`` calls."""
+    """Stands in for Deduplicator: its storage is down for the first ``failures`` calls.
+
+    Claims and records behave as in Redis (``SET NX GET``: the first claim takes the
+    key, later ones get what it holds); a record is a token naming its responses.
+    """
+
+    claim_seconds = 0.3
 
     def __init__(self, *, lookup_failures: int = 0, mark_failures: int = 0) -> None:
         self.lookup_failures = lookup_failures
         self.mark_failures = mark_failures
         self.marked: dict[tuple[str, str], list[CloudEvent]] = {}
+        self.held: dict[tuple[str, str], bytes] = {}  # what each key holds
+        self.records: dict[bytes, list[CloudEvent]] = {}
+        self.released: list[tuple[str, str]] = []
+        self.claims = 0
 
     def key(self, source: str, event_id: str) -> tuple[str, str]:
         return (source, event_id)
 
-    async def lookup(self, key: tuple[str, str]) -> list[CloudEvent] | None:
+    def new_claim(self) -> bytes:
+        self.claims += 1
+        return b"claim-%d" % self.claims
+
+    def _claim_now(self, key: tuple[str, str], marker: bytes) -> bytes | None:
+        if key in self.held:
+            return self.held[key]
+        self.held[key] = marker
+        return None
+
+    def _maybe_down(self) -> None:
         if self.lookup_failures:
             self.lookup_failures -= 1
             raise StorageUnavailableError("down")
-        return self.marked.get(key)
 
-    async def fetch_many(self, keys: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
-        """One batched lookup: it fails like :meth:`lookup` (a record is its own key)."""
-        if self.lookup_failures:
-            self.lookup_failures -= 1
-            raise StorageUnavailableError("down")
-        return [key if key in self.marked else None for key in keys]
+    async def claim(self, key: tuple[str, str], marker: bytes) -> bytes | None:
+        self._maybe_down()
+        return self._claim_now(key, marker)
 
-    def recorded(self, raw: tuple[str, str] | None) -> list[CloudEvent] | None:
-        return None if raw is None else self.marked[raw]
+    async def claim_many(
+        self, claims: list[tuple[tuple[str, str], bytes]]
+    ) -> list[bytes | BaseException | None]:
+        """One batched claim: it fails as a whole like :meth:`claim`."""
+        self._maybe_down()
+        return [self._claim_now(key, marker) for key, marker in claims]
+
+    def is_claim(self, raw: bytes) -> bool:
+        return raw.startswith(b"claim-")
+
+    def recorded(self, raw: bytes) -> list[CloudEvent]:
+        return self.records[raw]
 
     async def mark(self, key: tuple[str, str], responses: list[CloudEvent]) -> None:
         if self.mark_failures:
             self.mark_failures -= 1
             raise StorageUnavailableError("down")
         self.marked[key] = responses
+        raw = b"record-%d" % len(self.records)
+        self.records[raw] = responses
+        self.held[key] = raw
+
+    def release(self, key: tuple[str, str], marker: bytes) -> asyncio.Future[None]:
+        """Done at once, as a future (what a cancelled holder can send without awaiting)."""
+        if self.held.get(key) == marker:
+            del self.held[key]
+            self.released.append(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 def _pipeline(dedupe: Any, retry: float = 5.0) -> tuple[EventPipeline, TransportStats]:

@@ -53,7 +53,9 @@ async def open_runtime(
         metrics = Metrics(config.resolved_instance_id)
         # One dedupe registry: a source+id is a duplicate whichever transport brings it.
         dedupe = (
-            Deduplicator(store, config.redis.dedupe_ttl) if config.redis.dedupe_enabled else None
+            Deduplicator(store, config.redis.dedupe_ttl, config.redis.dedupe_claim_seconds)
+            if config.redis.dedupe_enabled
+            else None
         )
         replica = replica_options(config)
         # Used only where the broker offers no shared subscriptions (or none are set).

@@ -1,9 +1,14 @@
-"""What the pipeline needs of a duplicate registry, and the batched lookup both transports use.
+"""What the pipeline needs of a duplicate registry, and the batched claim both transports use.
 
-The registry itself (Redis) lives in storage and satisfies :class:`EventDedupe` by its
-shape alone: storage does not import processing. The lookup of every event received in
-one event-loop iteration goes out as one command (:class:`BatchLookup`), whichever
-transport brought the events.
+An event (``source`` + ``id``) is *claimed* before it is processed: one atomic command
+per event that takes the registry key when it is free and otherwise returns what it
+holds, i.e. the claim of another copy still being processed or the responses of a
+processed one. The claim expires if its holder dies, so a crash means a later retry,
+never a lost event; the record with the responses then replaces it. The registry itself
+(Redis) lives in storage and satisfies :class:`EventDedupe` by its shape alone: storage
+does not import processing. The claims of every event received in one event-loop
+iteration leave in one pipelined write (:class:`BatchLookup`), whichever transport
+brought the events.
 """
 
 from __future__ import annotations
@@ -17,58 +22,120 @@ from typing import Generic, Protocol, TypeVar
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.core.errors import StorageUnavailableError
 
+#: First pause of a copy waiting for another holder's responses, and the longest one.
+FIRST_WAIT_SECONDS = 0.005
+LONGEST_WAIT_SECONDS = 0.25
+
 
 class EventDedupe(Protocol):
-    """A registry of processed events (``source`` + ``id``) and the responses they produced."""
+    """A registry of claimed and processed events and the responses they produced."""
+
+    @property
+    def claim_seconds(self) -> float:
+        """How long a claim lives unless its holder records the responses first."""
+        ...
 
     def key(self, source: str, event_id: str) -> str:
         """The registry key of one event; computed once per event."""
         ...
 
-    def lookup(self, key: str) -> Awaitable[list[CloudEvent] | None]:
-        """The responses of an already processed event, or ``None`` if it is new."""
+    def new_claim(self) -> bytes:
+        """A claim marker no other claim (of any replica) carries."""
         ...
 
-    def fetch_many(self, keys: list[str]) -> Awaitable[list[bytes | None]]:
-        """The stored records of several keys in one command, for :meth:`recorded`."""
+    def claim(self, key: str, marker: bytes) -> Awaitable[bytes | None]:
+        """Claim ``key`` with ``marker`` unless it is taken: ``None`` (or ``marker``
+        itself) when we hold it now, else what the key holds (see :meth:`is_claim`)."""
         ...
 
-    def recorded(self, raw: bytes | None) -> list[CloudEvent] | None:
-        """The responses kept in a stored record, ``None`` for no record (a new event)."""
+    def claim_many(
+        self, claims: list[tuple[str, bytes]]
+    ) -> Awaitable[list[bytes | BaseException | None]]:
+        """:meth:`claim` of several keys sent together: each reply, or its error."""
+        ...
+
+    def is_claim(self, raw: bytes) -> bool:
+        """``raw`` (what a key holds) is a claim, not a record of responses."""
+        ...
+
+    def recorded(self, raw: bytes) -> list[CloudEvent]:
+        """The responses kept in a stored record."""
         ...
 
     def mark(self, key: str, responses: list[CloudEvent]) -> Awaitable[None]:
-        """Record the event behind ``key`` as processed with ``responses``."""
+        """Record the event behind ``key`` as processed with ``responses`` (replaces
+        the claim)."""
+        ...
+
+    def release(self, key: str, marker: bytes) -> Awaitable[None]:
+        """Give up the claim ``marker`` on ``key`` (only that one), so a retry processes."""
         ...
 
 
 @dataclass(slots=True)
 class Prefetched:
-    """A dedupe lookup already made, e.g. for a whole batch in one command."""
+    """An event's claim, made e.g. for a whole batch in one write."""
 
     key: str
-    record: bytes | None  # what the registry holds under ``key``: None for a new event
+    marker: bytes  # our claim marker for ``key``
+    #: What ``key`` held when we claimed it: None (or ``marker``) means ours now.
+    record: bytes | None = None
+    #: False: the claim's reply is not known (Redis unavailable); claim again.
+    answered: bool = False
 
 
 class Prefetchable(Protocol):
-    """Something received that carries its dedupe lookup with it."""
+    """Something received that carries its dedupe claim with it."""
 
     prefetched: Prefetched | None
 
 
+class ClaimWait:
+    """When a copy that found another holder's claim looks again, and when it gives up.
+
+    The pauses grow from :data:`FIRST_WAIT_SECONDS` to :data:`LONGEST_WAIT_SECONDS`, so
+    a copy of a request that takes a millisecond is answered within a few, and one of a
+    slow or dead holder costs Redis four commands a second. A claim outlives its holder
+    by at most the claim time, so the copy gives up only when one claim is still seen
+    after that (a clock or a registry that does not expire keys); a new holder (another
+    copy took over an expired claim) starts the count again.
+    """
+
+    __slots__ = ("_claim_seconds", "_delay", "_holder", "_since")
+
+    def __init__(self, claim_seconds: float) -> None:
+        self._claim_seconds = claim_seconds
+        self._holder = b""
+        self._since = 0.0
+        self._delay = FIRST_WAIT_SECONDS
+
+    def next_delay(self, holder: bytes, now: float) -> float | None:
+        """The pause before looking again at a key held by ``holder``; None: give up."""
+        if holder != self._holder:
+            self._holder = holder
+            self._since = now
+            self._delay = FIRST_WAIT_SECONDS
+        if now - self._since > self._claim_seconds + LONGEST_WAIT_SECONDS:
+            return None
+        delay = self._delay
+        self._delay = min(delay * 2, LONGEST_WAIT_SECONDS)
+        return delay
+
+
 T = TypeVar("T", bound=Prefetchable)
 
-#: Gets a looked-up batch, and the error that made the lookup fail (records left unset).
+#: Gets a claimed batch, and the first error of a claim that failed (left unanswered).
 BatchDelivery = Callable[[list[T], BaseException | None], None]
 
 
 class BatchLookup(Generic[T]):
-    """Looks up the records of every item added in one loop iteration in one command.
+    """Claims the events of every item added in one loop iteration in one write.
 
-    ``add`` sets the item's :class:`Prefetched` key at once; at the end of the iteration
-    one ``fetch_many`` goes out, and ``deliver`` gets the batch with the records filled
-    in, or with ``prefetched`` reset to ``None`` and the error if the lookup failed (the
-    pipeline then looks up each event alone, waiting out the outage). No task and no
+    ``add`` sets the item's :class:`Prefetched` key and marker at once; at the end of
+    the iteration the claims go out together (``claim_many``: one ``SET ... NX GET`` per
+    event, pipelined), and ``deliver`` gets the batch with each reply filled in, or left
+    unanswered with the error for the claims that failed (the pipeline then claims each
+    of those alone, waiting out the outage, with the same marker). No task and no
     coroutine per item: the receive path stays a plain callback.
     """
 
@@ -80,40 +147,43 @@ class BatchLookup(Generic[T]):
         self._batch: list[T] = []
 
     def add(self, item: T, event: CloudEvent) -> None:
-        """Look ``event``'s record up with the rest of this iteration's items."""
-        item.prefetched = Prefetched(self._dedupe.key(event.source, event.id), None)
+        """Claim ``event`` with the rest of this iteration's items."""
+        dedupe = self._dedupe
+        item.prefetched = Prefetched(dedupe.key(event.source, event.id), dedupe.new_claim())
         self._batch.append(item)
         if len(self._batch) == 1:
             asyncio.get_running_loop().call_soon(self._look_up)
 
     def _look_up(self) -> None:
         batch, self._batch = self._batch, []
-        keys = [item.prefetched.key for item in batch if item.prefetched is not None]
+        claims = [(p.key, p.marker) for item in batch if (p := item.prefetched) is not None]
         try:
-            lookup = asyncio.ensure_future(self._dedupe.fetch_many(keys))
-        except Exception as error:  # cannot even send: each event is looked up alone
-            self._failed(batch, error)
+            lookup = asyncio.ensure_future(self._dedupe.claim_many(claims))
+        except Exception as error:  # cannot even send: each event is claimed alone
+            self._deliver(batch, error)
             return
         lookup.add_done_callback(partial(self._looked_up, batch))
 
-    def _looked_up(self, batch: list[T], lookup: asyncio.Future[list[bytes | None]]) -> None:
+    def _looked_up(
+        self, batch: list[T], lookup: asyncio.Future[list[bytes | BaseException | None]]
+    ) -> None:
         if lookup.cancelled():
-            self._failed(batch, StorageUnavailableError("dedupe lookup cancelled"))
+            self._deliver(batch, StorageUnavailableError("dedupe claim cancelled"))
             return
         error = lookup.exception()
         if error is not None:
-            self._failed(batch, error)
+            self._deliver(batch, error)
             return
-        records = lookup.result()
-        if len(records) != len(batch):
-            self._failed(batch, StorageUnavailableError("dedupe lookup answered wrongly"))
+        replies = lookup.result()
+        claimed = [item.prefetched for item in batch if item.prefetched is not None]
+        if len(replies) != len(claimed):
+            self._deliver(batch, StorageUnavailableError("dedupe claim answered wrongly"))
             return
-        for item, record in zip(batch, records, strict=True):
-            if item.prefetched is not None:
-                item.prefetched.record = record
-        self._deliver(batch, None)
-
-    def _failed(self, batch: list[T], error: BaseException) -> None:
-        for item in batch:
-            item.prefetched = None
-        self._deliver(batch, error)
+        first: BaseException | None = None
+        for prefetched, reply in zip(claimed, replies, strict=True):
+            if isinstance(reply, BaseException):
+                first = first or reply
+                continue
+            prefetched.record = reply
+            prefetched.answered = True
+        self._deliver(batch, first)

@@ -11,6 +11,7 @@ others get the same batched lookup inside :meth:`EventPipeline.process`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from microdcs.core.tracing import Tracing
 from microdcs.processing.dedupe import (
     BatchDelivery,
     BatchLookup,
+    ClaimWait,
     EventDedupe,
     Prefetchable,
     Prefetched,
@@ -59,20 +61,23 @@ ResponseSink = Callable[[list[CloudEvent]], None]
 
 @dataclass(slots=True)
 class _Waiter:
-    """An event whose dedupe lookup :meth:`EventPipeline.process` batches and awaits."""
+    """An event whose dedupe claim :meth:`EventPipeline.process` batches and awaits."""
 
     prefetched: Prefetched | None
     done: asyncio.Future[Prefetched]
 
 
 def _wake(batch: list[_Waiter], error: BaseException | None) -> None:
+    # A failed claim comes back unanswered: the pipeline claims it again alone.
     for waiter in batch:
-        if waiter.done.done():
-            continue  # its request was cancelled meanwhile
-        if waiter.prefetched is not None:
+        if not waiter.done.done() and waiter.prefetched is not None:  # else: cancelled
             waiter.done.set_result(waiter.prefetched)
-        else:
-            waiter.done.set_exception(error or StorageUnavailableError("dedupe lookup failed"))
+
+
+def _forget(reply: asyncio.Future[object]) -> None:
+    """Retrieve a best-effort command's outcome, so a failure is not logged as unretrieved."""
+    if not reply.cancelled():
+        reply.exception()
 
 
 class LatencyRecorder(Protocol):
@@ -199,26 +204,24 @@ class EventPipeline:
 
         A Redis outage is waited out (with back-off, up to the retry period) at each step,
         and a step that succeeded is never repeated: in particular the handler runs at
-        most once, even when recording the event for dedupe has to wait.
+        most once, even when recording the event for dedupe has to wait. The handler runs
+        only while this copy holds the event's dedupe claim; a copy that finds another
+        holder's claim waits for its record and answers with those responses. A claim
+        that ends without a record (an error not recorded, cancellation) is released.
         """
         deadline = time.monotonic() + self._retry_seconds
         dedupe = self._dedupe
-        key = ""
+        claim: Prefetched | None = None  # ours (or maybe ours): released unless recorded
         handled = False  # True: the processor's own responses, to record for dedupe
         try:
             previous: list[CloudEvent] | None = None
             if dedupe is not None:
-                if prefetched is None:
-                    try:  # batched with the other events of this loop iteration
-                        prefetched = await self._batched(event)
-                    except StorageUnavailableError as error:  # this event waits it out alone
-                        key = dedupe.key(event.source, event.id)
-                        previous = await self._retrying(
-                            deadline, "look up", event, lambda: dedupe.lookup(key), error
-                        )
-                if prefetched is not None:
-                    key = prefetched.key
-                    previous = dedupe.recorded(prefetched.record)
+                if prefetched is None:  # batched with the other events of this iteration
+                    prefetched = await self._batched(event)
+                claim = prefetched
+                previous = await self._settle(dedupe, event, prefetched, deadline)
+                if previous is not None:
+                    claim = None
             if previous is not None:
                 self._stats.duplicates += 1
                 self._log.log(
@@ -268,11 +271,18 @@ class EventPipeline:
             self._stats.fail("internal_error")
             logger.exception("handler of %s failed on %s", event.type, event.id)
             responses = [error_event(event, error, source=self._source)]
+        except asyncio.CancelledError:
+            if dedupe is not None and claim is not None and not handled:
+                self._release_soon(dedupe, claim)  # e.g. past the shutdown grace
+            raise
         if send is not None:  # the one way out: before the dedupe record, never twice
             send(responses)
         if not handled:
+            if dedupe is not None and claim is not None:
+                await self._release(dedupe, claim, event)
             return responses
-        if dedupe is not None:
+        if dedupe is not None and claim is not None:
+            key = claim.key
             try:
                 try:
                     await dedupe.mark(key, responses)
@@ -294,8 +304,72 @@ class EventPipeline:
         self._stats.processed += 1
         return responses
 
+    async def _settle(
+        self, dedupe: EventDedupe, event: CloudEvent, claim: Prefetched, deadline: float
+    ) -> list[CloudEvent] | None:
+        """The recorded responses of ``event``, or ``None`` once this copy holds its claim.
+
+        Another holder's claim is waited for (:class:`ClaimWait`: short polls with
+        back-off), looking again with the same claim command: it returns the record once
+        there, or takes the key for us once the other claim was released or expired.
+        """
+        key, marker = claim.key, claim.marker
+        raw = claim.record if claim.answered else await self._claim(dedupe, event, claim, deadline)
+        wait: ClaimWait | None = None
+        while raw is not None and raw != marker:
+            if not dedupe.is_claim(raw):
+                return dedupe.recorded(raw)
+            if wait is None:
+                wait = ClaimWait(dedupe.claim_seconds)
+            delay = wait.next_delay(raw, time.monotonic())
+            if delay is None:
+                raise StorageUnavailableError(
+                    f"{key} is still claimed by one holder after {dedupe.claim_seconds:.1f}s"
+                )
+            await asyncio.sleep(delay)
+            raw = await self._claim(dedupe, event, claim, deadline)
+        return None
+
+    async def _claim(
+        self, dedupe: EventDedupe, event: CloudEvent, claim: Prefetched, deadline: float
+    ) -> bytes | None:
+        """One claim command for ``claim``, an outage waited out (the same marker again)."""
+        try:
+            return await dedupe.claim(claim.key, claim.marker)
+        except StorageUnavailableError as error:
+            return await self._retrying(
+                deadline, "claim", event, lambda: dedupe.claim(claim.key, claim.marker), error
+            )
+
+    async def _release(self, dedupe: EventDedupe, claim: Prefetched, event: CloudEvent) -> None:
+        """Give up the claim of an event processed without a response to record, so a
+        retry (or a copy waiting for it) processes it at once instead of after the claim
+        time. Best effort: a claim left behind still expires."""
+        try:
+            await dedupe.release(claim.key, claim.marker)
+        except Exception as error:  # Redis unavailable or refusing: the claim expires
+            self._log.log(
+                logging.WARNING,
+                "dedupe_release",
+                "could not release the dedupe claim of %s %s (it expires in %.0fs): %s",
+                event.type,
+                event.id,
+                dedupe.claim_seconds,
+                str(error),
+            )
+
+    @staticmethod
+    def _release_soon(dedupe: EventDedupe, claim: Prefetched) -> None:
+        """:meth:`_release` without awaiting, for a cancelled holder: the command is
+        queued on the connection now (its reply ignored); unconnected, the claim expires."""
+        reply = dedupe.release(claim.key, claim.marker)
+        if isinstance(reply, asyncio.Future):
+            reply.add_done_callback(_forget)
+        elif inspect.iscoroutine(reply):
+            reply.close()
+
     def _batched(self, event: CloudEvent) -> asyncio.Future[Prefetched]:
-        """The dedupe record of ``event``, looked up with the rest of this iteration's.
+        """The dedupe claim of ``event``, made with the rest of this iteration's.
 
         A plain function returning the future: no coroutine of its own per message.
         """

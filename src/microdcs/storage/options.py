@@ -104,6 +104,15 @@ class RedisConfig:
         86400,
         "How long a processed event id (source+id) is remembered for duplicate detection.",
     )
+    dedupe_claim_seconds: float = setting(
+        "APP_DEDUPE_CLAIM_SECONDS",
+        15.0,
+        "How long a replica's claim on an event it is processing lives (seconds). A copy "
+        "of the event arriving meanwhile (on any replica) waits for the first one's "
+        "responses; if the holder dies the claim expires and the copy is processed then. "
+        "Keep it above the longest handling time and APP_SHUTDOWN_GRACE_SECONDS (default "
+        "10 s plus 5 s): a holder still working past its claim can be overtaken by a copy.",
+    )
 
     def __post_init__(self) -> None:
         if not self.command_timeout > 0:
@@ -118,6 +127,8 @@ class RedisConfig:
             raise ConfigurationError("APP_REDIS_DB", "a Redis Cluster has only database 0")
         if self.wait_replicas < 0:
             raise ConfigurationError("APP_REDIS_WAIT_REPLICAS", "must be >= 0")
+        if not self.dedupe_claim_seconds > 0:
+            raise ConfigurationError("APP_DEDUPE_CLAIM_SECONDS", "must be a positive number")
         for name, text in (
             ("APP_REDIS_NODES", self.nodes),
             ("APP_REDIS_SENTINELS", self.sentinels),

@@ -70,7 +70,7 @@ class _Received:
     """One received PUBLISH and the connection it arrived on.
 
     A request that decoded and routed in the receive callback carries its event, binding
-    and intent, and then its dedupe record, looked up together with the rest of its batch.
+    and intent, and then its dedupe claim, made together with the rest of its batch.
     """
 
     message: codec.Publish
@@ -228,8 +228,8 @@ class Inbox:
         if prefetch is None or message.topic == self._response_topic or not self._decode(item):
             self.queue.put(item)
             return
-        # Look the whole batch up in one MGET at the end of this loop iteration; the
-        # workers get the items with their records (one wake-up less per message).
+        # Claim the whole batch in one write at the end of this loop iteration; the
+        # workers get the items with their claims' replies (one wake-up less per message).
         assert item.event is not None
         self.queue.reserve()
         prefetch.add(item, item.event)
@@ -267,7 +267,8 @@ class Inbox:
         return True
 
     def _looked_up(self, batch: list[_Received], error: BaseException | None) -> None:
-        # Failed (Redis unavailable): ``prefetched`` is None and the pipeline waits it out.
+        # A claim that failed (Redis unavailable) is left unanswered: the pipeline claims
+        # it again, waiting the outage out.
         for item in batch:
             self.queue.put(item, reserved=True)
 
