@@ -27,7 +27,9 @@ class LocalizedText(Model):
 class QualifiedName(Model):
     """OPC UA QualifiedName: a name qualified by a namespace index."""
 
-    namespace_index: int | None = field(default=None, metadata={"alias": "NamespaceIndex"})
+    namespace_index: int | None = field(
+        default=None, metadata={"alias": "NamespaceIndex", "minimum": 0, "maximum": 65535}
+    )
     name: str | None = field(default=None, metadata={"alias": "Name"})
 
 
@@ -210,10 +212,14 @@ class ISA95JobOrderDataType(Model):
         default=None, metadata={"alias": "WorkMasterID"}
     )
     #: Planned start (ISO 8601).
-    start_time: str | None = field(default=None, metadata={"alias": "StartTime"})
+    start_time: str | None = field(
+        default=None, metadata={"alias": "StartTime", "format": "date-time"}
+    )
     #: Planned end (ISO 8601).
-    end_time: str | None = field(default=None, metadata={"alias": "EndTime"})
-    priority: int | None = field(default=None, metadata={"alias": "Priority"})
+    end_time: str | None = field(default=None, metadata={"alias": "EndTime", "format": "date-time"})
+    priority: int | None = field(
+        default=None, metadata={"alias": "Priority", "minimum": -32768, "maximum": 32767}
+    )
     job_order_parameters: list[ISA95ParameterDataType] | None = field(
         default=None, metadata={"alias": "JobOrderParameters"}
     )
@@ -237,7 +243,9 @@ class ISA95StateDataType(Model):
 
     browse_path: RelativePath | None = field(default=None, metadata={"alias": "BrowsePath"})
     state_text: LocalizedText | None = field(default=None, metadata={"alias": "StateText"})
-    state_number: int | None = field(default=None, metadata={"alias": "StateNumber"})
+    state_number: int | None = field(
+        default=None, metadata={"alias": "StateNumber", "minimum": 0, "maximum": 4294967295}
+    )
 
 
 @dataclass(kw_only=True)
@@ -248,9 +256,11 @@ class ISA95JobResponseDataType(Model):
     description: LocalizedText | None = field(default=None, metadata={"alias": "Description"})
     job_order_id: str | None = field(default=None, metadata={"alias": "JobOrderID"})
     #: Actual start (ISO 8601).
-    start_time: str | None = field(default=None, metadata={"alias": "StartTime"})
+    start_time: str | None = field(
+        default=None, metadata={"alias": "StartTime", "format": "date-time"}
+    )
     #: Actual end (ISO 8601).
-    end_time: str | None = field(default=None, metadata={"alias": "EndTime"})
+    end_time: str | None = field(default=None, metadata={"alias": "EndTime", "format": "date-time"})
     job_state: list[ISA95StateDataType] | None = field(default=None, metadata={"alias": "JobState"})
     job_response_data: list[ISA95ParameterDataType] | None = field(
         default=None, metadata={"alias": "JobResponseData"}
@@ -306,7 +316,9 @@ class StoreResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -334,7 +346,9 @@ class StoreAndStartResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -362,7 +376,9 @@ class UpdateResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -390,7 +406,9 @@ class StartResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -418,7 +436,9 @@ class RevokeStartResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -446,7 +466,9 @@ class PauseResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -474,7 +496,9 @@ class ResumeResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -502,7 +526,9 @@ class StopResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -530,7 +556,9 @@ class AbortResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -558,7 +586,9 @@ class CancelResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -586,7 +616,9 @@ class ClearResponse(Model):
 
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -619,7 +651,9 @@ class RequestJobResponseByJobOrderIDResponse(Model):
     )
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -654,7 +688,9 @@ class RequestJobResponseByJobOrderStateResponse(Model):
     )
     #: OPC 10031-4 return status bit mask (UInt64): 1 ok, 2 unknown job order, 8 invalid state, 16
     #: unable to accept, 4294967296 invalid request.
-    return_status: int = field(metadata={"alias": "ReturnStatus"})
+    return_status: int = field(
+        metadata={"alias": "ReturnStatus", "minimum": 0, "maximum": 18446744073709551615}
+    )
 
 
 @dataclass(kw_only=True)
@@ -783,7 +819,7 @@ class JobAcceptanceConfig(Model):
     )
 
     #: 0 (or 65535) = unlimited.
-    max_downloadable_job_orders: int
+    max_downloadable_job_orders: int = field(metadata={"minimum": 0})
 
 
 @dataclass(kw_only=True)
@@ -798,7 +834,7 @@ class DispatchConfig(Model):
     )
 
     #: Running (or Interrupted) jobs at a time; 0 = unlimited. Default 1.
-    max_running_jobs: int
+    max_running_jobs: int = field(metadata={"minimum": 0, "maximum": 65535})
 
 
 @dataclass(kw_only=True)
@@ -819,10 +855,10 @@ class JobOrderStateIndex(Model):
         "https://github.com/aschamberger/microdcs/schemas/machinery_jobs.schema.json#/$defs/JobOrderStateIndex"
     )
 
-    seq: int
+    seq: int = field(metadata={"minimum": 0})
     scope: str
     #: Publication time (ISO 8601).
-    published_at: str
+    published_at: str = field(metadata={"format": "date-time"})
     jobs: list[JobOrderStateIndexEntry]
 
 

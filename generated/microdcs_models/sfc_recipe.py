@@ -84,9 +84,11 @@ class SfcAction(Model):
     #: CloudEvent type of the command sent or the event awaited.
     type_id: str = field(metadata={"alias": "TypeId"})
     #: How long to wait for equipment before the action fails.
-    timeout_seconds: float | None = field(default=None, metadata={"alias": "TimeoutSeconds"})
+    timeout_seconds: float | None = field(
+        default=None, metadata={"alias": "TimeoutSeconds", "minimum": 0}
+    )
     #: Duration in seconds for the L, D, SD, DS and SL qualifiers.
-    time: float | None = field(default=None, metadata={"alias": "Time"})
+    time: float | None = field(default=None, metadata={"alias": "Time", "minimum": 0})
     #: Data of the command (push_command).
     parameters: dict[str, Any] | None = field(default=None, metadata={"alias": "Parameters"})
 

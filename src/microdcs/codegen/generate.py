@@ -15,6 +15,14 @@ Extension keywords read from a schema object that becomes a class:
 - ``x-response-copy``: wire names of fields copied from a request into its response
   (``__response_copy__``).
 - ``additionalProperties: false`` makes unknown payload keys a validation error.
+
+Validation keywords of a property (``minimum``, ``maximum``, ``exclusiveMinimum``,
+``exclusiveMaximum``, ``minLength``, ``maxLength``, ``pattern``, ``minItems``, ``maxItems``,
+``const``, ``format`` ``date-time`` and ``uuid``; for an array also those of its ``items``)
+are written into the field's metadata, from which the model compiler builds the checks into
+the decoder once per class: no schema is read per message. They are removed from the schema
+handed to datamodel-code-generator, which would otherwise make a class of every constrained
+array item.
 """
 
 from __future__ import annotations
@@ -41,6 +49,25 @@ _ANY = re.compile(r"\bAny\b")
 _SCALARS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "Any": "Any"}
 #: String formats travel as the string the sender wrote, so the payload round-trips unchanged.
 _STRING_FORMATS = {"AwareDatetime", "NaiveDatetime", "datetime", "date", "time", "AnyUrl", "UUID"}
+#: Validation keywords carried into field metadata (in this order, so output is stable).
+CONSTRAINT_KEYWORDS = (
+    "const",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+)
+#: Formats the decoder checks; others stay documentation.
+CHECKED_FORMATS = ("date-time", "uuid")
+#: Keys of a schema object whose value is a schema, or a list or a map of schemas.
+_SUBSCHEMA = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 
 
 class GeneratorError(ValueError):
@@ -100,7 +127,7 @@ def module_name(schema_path: Path) -> str:
 def render_module(schema_text: str, schema_file: str) -> str:
     """The Python source of the models of one schema (deterministic)."""
     schema = json.loads(schema_text)
-    models = _parse(schema_text)
+    models = _parse(json.dumps(_without_constraints(schema)))
     by_name = {m.class_name: m for m in models}
     items: list[_Class | _Enum] = []
     links: list[str] = []
@@ -155,6 +182,48 @@ def _parse(schema_text: str) -> list[DataModel]:
     )
     parser.parse_raw()
     return list(parser.results)
+
+
+def _without_constraints(node: Any) -> Any:
+    """A copy of a schema without the validation keywords we generate ourselves."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in CONSTRAINT_KEYWORDS:
+            continue
+        if key in _SUBSCHEMA:
+            out[key] = _without_constraints(value)
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_without_constraints(v) for v in value]
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {k: _without_constraints(v) for k, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _constraints(node: Any) -> dict[str, Any]:
+    """The checked keywords of one property schema (also of its ``items``), in fixed order.
+
+    A nullable property written as ``anyOf``/``oneOf`` of one schema and ``null`` counts
+    the keywords of that one schema.
+    """
+    if not isinstance(node, dict):
+        return {}
+    for key in ("anyOf", "oneOf"):
+        branches = [
+            b for b in node.get(key, []) if not (isinstance(b, dict) and b.get("type") == "null")
+        ]
+        if len(branches) == 1:
+            node = {**node, **branches[0]}
+    found = {k: node[k] for k in CONSTRAINT_KEYWORDS if k in node}
+    if node.get("format") in CHECKED_FORMATS:
+        found["format"] = node["format"]
+    items = _constraints(node.get("items"))
+    if items:
+        found["items"] = items
+    return found
 
 
 def _ordered(models: list[DataModel]) -> Iterator[DataModel]:
@@ -224,9 +293,9 @@ def _class_view(
         wire = str(f.original_name or f.name)
         hint = _type_hint(f.data_type, name)
         comment = _comment(f.extras.get("description") if f.extras else None)
-        view.fields.append(
-            _Field(comment, _field_lines(attribute, wire, hint, f.required), attribute, wire)
-        )
+        checks = _constraints(keywords.get("properties", {}).get(wire))
+        lines = _field_lines(attribute, wire, hint, f.required, checks)
+        view.fields.append(_Field(comment, lines, attribute, wire))
     for key, var in (
         ("x-cloudevent-type", "__ce_type__"),
         ("x-cloudevent-dataschema", "__ce_dataschema__"),
@@ -283,10 +352,17 @@ def _type_hint(data_type: DataType, owner: str) -> str:
 
 
 # -- formatting (the output is ruff-format clean by construction) ------------------------
-def _field_lines(attribute: str, wire: str, hint: str, required: bool) -> list[str]:
+def _field_lines(
+    attribute: str, wire: str, hint: str, required: bool, checks: dict[str, Any] | None = None
+) -> list[str]:
+    """The field declaration, split over lines the way ``ruff format`` splits it."""
     args = [] if required else ["default=None"]
+    metadata: dict[str, Any] = {}
     if wire != attribute:
-        args.append(f'metadata={{"alias": {json.dumps(wire)}}}')
+        metadata["alias"] = wire
+    metadata.update(checks or {})
+    if metadata:
+        args.append(f"metadata={_literal(metadata)}")
     annotation = hint if required else f"{hint} | None"
     if not args:
         return [f"{attribute}: {annotation}"]
@@ -295,7 +371,41 @@ def _field_lines(attribute: str, wire: str, hint: str, required: bool) -> list[s
     line = f"{attribute}: {annotation} = field({', '.join(args)})"
     if len(line) + 4 <= LINE_LENGTH:
         return [line]
-    return [f"{attribute}: {annotation} = field(", f"    {', '.join(args)}", ")"]
+    joined = f"    {', '.join(args)}"
+    if len(joined) + 4 <= LINE_LENGTH:
+        return [f"{attribute}: {annotation} = field(", joined, ")"]
+    body: list[str] = [] if required else ["    default=None,"]
+    if metadata:
+        body += _exploded("    metadata=", metadata, 4)
+    return [f"{attribute}: {annotation} = field(", *body, ")"]
+
+
+def _exploded(prefix: str, value: dict[str, Any], indent: int) -> list[str]:
+    """``prefix{...},`` on one line if it fits, else one key per line (ruff's magic comma)."""
+    line = f"{prefix}{_literal(value)},"
+    if len(line) + indent <= LINE_LENGTH:
+        return [line]
+    inner = " " * (len(prefix) - len(prefix.lstrip()) + 4)
+    lines = [f"{prefix}{{"]
+    for key, item in value.items():
+        if isinstance(item, dict):
+            lines += _exploded(f"{inner}{json.dumps(key)}: ", item, indent)
+        else:
+            lines.append(f"{inner}{json.dumps(key)}: {_literal(item)},")
+    return [*lines, f"{prefix[: len(prefix) - len(prefix.lstrip())]}}},"]
+
+
+def _literal(value: Any) -> str:
+    """A Python literal as ruff formats it (double quotes, ``True``, ``None``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    raise GeneratorError(f"cannot write {value!r} as a constraint")
 
 
 def _docstring_body(text: str | None) -> str:

@@ -3,7 +3,8 @@
 mashumaro neither checks ``str``/``int`` fields nor is fast enough for the budget (model
 decode + encode at most twice plain orjson on the same dict). So each model class gets a
 decoder and an encoder compiled once, at first use, from its dataclass fields: the decoder
-validates (type, required, enum value) while it builds the instance; the encoder writes
+validates (type, required, enum value, and the JSON Schema keywords the generator put in
+the field metadata: see :data:`CONSTRAINTS`) while it builds the instance; the encoder writes
 the wire dict directly. Models using mashumaro features the compiler does not know
 (other types, hooks, serialization strategies) keep the plain mashumaro path.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from mashumaro.config import BaseConfig
@@ -55,6 +58,8 @@ class _Spec:
     nullable: bool = False
     target: Any = None  # scalar type name, enum class or model class
     item: _Spec | None = None
+    #: ``(keyword, value)`` pairs of :data:`CONSTRAINTS`, checked after the type.
+    checks: tuple[tuple[str, Any], ...] = ()
 
 
 _SCALARS: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool"}
@@ -64,6 +69,88 @@ _SCALAR_CHECK = {
     "float": ("type({v}) is not float and type({v}) is not int", "must be a number"),
     "bool": ("type({v}) is not bool", "must be a boolean"),
 }
+#: JSON Schema keywords a field's metadata may carry, each the test that refuses ``{v}``
+#: (``{k}`` is the keyword's value, bound as a constant) and the reason given. Numbers and
+#: lengths are compared only after the type check passed, so the tests stay one comparison.
+CONSTRAINTS: dict[str, tuple[str, str]] = {
+    "minimum": ("{v} < {k}", "must be at least {value!r}"),
+    "maximum": ("{v} > {k}", "must be at most {value!r}"),
+    "exclusiveMinimum": ("{v} <= {k}", "must be greater than {value!r}"),
+    "exclusiveMaximum": ("{v} >= {k}", "must be less than {value!r}"),
+    "minLength": ("len({v}) < {k}", "must be at least {value!r} characters long"),
+    "maxLength": ("len({v}) > {k}", "must be at most {value!r} characters long"),
+    "pattern": ("{k}({v}) is None", "must match the pattern {value!r}"),
+    "minItems": ("len({v}) < {k}", "must have at least {value!r} items"),
+    "maxItems": ("len({v}) > {k}", "must have at most {value!r} items"),
+    "const": ("not _same({v}, {k})", "must be {value!r}"),
+    "format": ("not {k}({v})", "{format}"),
+}
+_METADATA = {"alias", "serialize", "items", *CONSTRAINTS}
+#: On an untyped field a keyword applies only to values of its JSON type (as in JSON Schema).
+_APPLIES_TO = {
+    "minimum": "type({v}) in (int, float)",
+    "maximum": "type({v}) in (int, float)",
+    "exclusiveMinimum": "type({v}) in (int, float)",
+    "exclusiveMaximum": "type({v}) in (int, float)",
+    "minLength": "type({v}) is str",
+    "maxLength": "type({v}) is str",
+    "pattern": "type({v}) is str",
+    "format": "type({v}) is str",
+    "minItems": "type({v}) is list",
+    "maxItems": "type({v}) is list",
+}
+#: RFC 3339 ``date-time`` (JSON Schema's format): a date, ``T``, a time and an offset.
+_DATE_TIME = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)", re.ASCII
+).fullmatch
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}").fullmatch
+
+
+def _is_date_time(value: str) -> bool:
+    """Shape by pattern, then the calendar (no 30 February); leap seconds are refused."""
+    if _DATE_TIME(value) is None:
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_uuid(value: str) -> bool:
+    return _UUID(value) is not None
+
+
+_FORMATS = {"date-time": _is_date_time, "uuid": _is_uuid}
+_FORMAT_REASONS = {"date-time": "must be an RFC 3339 date-time", "uuid": "must be a UUID"}
+
+
+def _same(value: Any, const: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1.0`` is ``1``, containers by their items."""
+    if isinstance(value, bool) or isinstance(const, bool):
+        return type(value) is type(const) and value == const
+    if isinstance(value, list) and isinstance(const, list):
+        return len(value) == len(const) and all(map(_same, value, const))
+    if isinstance(value, dict) and isinstance(const, dict):
+        return value.keys() == const.keys() and all(_same(value[k], const[k]) for k in value)
+    return bool(value == const) and (type(value) in (int, float)) == (type(const) in (int, float))
+
+
+def _with_checks(spec: _Spec, metadata: Any, where: str) -> _Spec:
+    """``spec`` with the constraints of a field's metadata (and of its list items)."""
+    checks = tuple((k, metadata[k]) for k in CONSTRAINTS if k in metadata)
+    for keyword, value in checks:
+        if keyword == "format" and value not in _FORMATS:
+            raise Unsupported(f"{where}: format {value!r}")
+    items = metadata.get("items")
+    item = spec.item
+    if items:
+        if spec.kind != "list" or item is None:
+            raise Unsupported(f"{where}: item constraints on a {spec.kind}")
+        item = _with_checks(item, items, where)
+    return dataclasses.replace(spec, checks=checks, item=item)
+
+
 _MASHUMARO_HOOKS = (
     "__pre_deserialize__",
     "__post_deserialize__",
@@ -121,6 +208,7 @@ class ModelCompiler:
             "_M": _MISSING,
             "_new": object.__new__,
             "_raw": _to_raw,
+            "_same": _same,
         }
         self.lines: list[str] = []
         self.names: dict[type[Model], str] = {}
@@ -167,7 +255,7 @@ class ModelCompiler:
         values: list[str] = []
         wires: list[str] = []
         for i, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
-            if not set(f.metadata) <= {"alias", "serialize"}:
+            if not set(f.metadata) <= _METADATA:
                 raise Unsupported(f"{cls.__name__}.{f.name} metadata")
             default = self._default(f)
             if f.name.startswith("_") or f.metadata.get("serialize") == "omit":
@@ -175,7 +263,9 @@ class ModelCompiler:
                     raise Unsupported(f"{cls.__name__}.{f.name} hidden without default")
                 values.append(f"{f.name!r}: {default}")
                 continue
-            spec = _spec(hints[f.name], self.base)
+            spec = _with_checks(
+                _spec(hints[f.name], self.base), f.metadata, f"{cls.__name__}.{f.name}"
+            )
             wire = str(f.metadata.get("alias") or f.name)
             wires.append(wire)
             var = f"a{i}"
@@ -215,10 +305,12 @@ class ModelCompiler:
                 f"    {null}",
             ]
             body += [f"elif {invalid}:", f"    raise Invalid({reason!r}, [{wire!r}])"]
+            checks = self._constraints(spec, var, "        ", f", [{wire!r}]")
             return [
                 f"    {var} = d.get({wire!r}, _M)",
                 f"    if {invalid}:",
                 *(f"        {x}" for x in body),
+                *(["    else:", *checks] if checks else []),
             ]
         lines = [f"    {var} = d.get({wire!r}, _M)", *(f"    {x}" for x in alias)]
         lines += [
@@ -242,8 +334,33 @@ class ModelCompiler:
             return f"{self.constant(f.default_factory)}()"
         return None
 
+    def _constraints(self, spec: _Spec, var: str, ind: str, path: str = "") -> list[str]:
+        """Statements refusing a ``var`` of the right type that breaks a constraint."""
+        lines: list[str] = []
+        for keyword, value in spec.checks:
+            test, reason = CONSTRAINTS[keyword]
+            if keyword == "pattern":
+                bound = self.constant(re.compile(value).search)
+            elif keyword == "format":
+                bound = self.constant(_FORMATS[value])
+            else:
+                bound = self.constant(value)
+            text = reason.format(value=value, format=_FORMAT_REASONS.get(str(value)))
+            condition = test.format(v=var, k=bound)
+            if spec.kind == "any" and keyword in _APPLIES_TO:
+                condition = f"{_APPLIES_TO[keyword].format(v=var)} and {condition}"
+            lines += [
+                f"{ind}if {condition}:",
+                f"{ind}    raise Invalid({text!r}{path})",
+            ]
+        return lines
+
     # -- decoding: statements that check ``var`` and replace it by its Python value -----
     def _check(self, spec: _Spec, var: str, ind: str, depth: int) -> list[str]:
+        checks = self._constraints(spec, var, ind)
+        return [*self._check_type(spec, var, ind, depth), *checks]
+
+    def _check_type(self, spec: _Spec, var: str, ind: str, depth: int) -> list[str]:
         if spec.kind == "any":
             return [f"{ind}pass"]
         if spec.kind == "scalar":
@@ -266,7 +383,7 @@ class ModelCompiler:
             f"{ind}if type({var}) is not {container}:",
             f'{ind}    raise Invalid("must be an {"array" if container == "list" else "object"}")',
         ]
-        if spec.item.kind == "any":
+        if spec.item.kind == "any" and not spec.item.checks:
             return lines
         null = [] if spec.item.nullable else [f'{ind}            raise Invalid("must not be null")']
         inner = self._check(spec.item, x, ind + "            ", depth + 1)
