@@ -251,7 +251,7 @@ class ModelCompiler:
             "    if type(d) is not dict:",
             '        raise Invalid("must be an object")',
         ]
-        enc = [f"def enc_{n}(o):", "    d = o.__dict__", "    r = {}"]
+        enc = [f"def enc_{n}(o):", "    r = {}"]
         values: list[str] = []
         wires: list[str] = []
         for i, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
@@ -272,7 +272,7 @@ class ModelCompiler:
             dec += self._field(spec, var, wire, f.name, default)
             values.append(f"{f.name!r}: {var}")
             expr = self._encode(spec, "v", 0)
-            enc += [f"    v = d[{f.name!r}]", "    if v is not None:"]
+            enc += [f"    v = o.{f.name}", "    if v is not None:"]
             enc += [f"        r[{wire!r}] = {expr}"]
         if getattr(config, "forbid_extra_keys", False):
             known = self.constant(frozenset(wires) | {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
