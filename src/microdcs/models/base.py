@@ -126,7 +126,8 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
             except (ValueError, msgpack.UnpackException, msgpack.ExtraData) as exc:
                 raise PayloadDecodeError(f"payload is not valid msgpack: {exc}") from None
             # Every container takes at least one byte: a short payload cannot be deep.
-            deep = len(data or b"") > max_depth and nested_deeper(raw, max_depth)
+            size = len(data or b"")
+            deep = size > max_depth and nested_deeper(raw, max_depth, size)
         elif content_type is None or is_json(content_type):
             try:
                 raw = orjson.loads(data or b"null")
@@ -134,7 +135,8 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
                 raise PayloadDecodeError(f"payload is not valid JSON: {exc}") from None
             # Counting brackets runs at C speed and bounds the depth from above; only a
             # payload with more brackets than the limit is walked.
-            deep = _brackets(data or b"") > max_depth and nested_deeper(raw, max_depth)
+            brackets = _brackets(data or b"")
+            deep = brackets > max_depth and nested_deeper(raw, max_depth, brackets)
         else:
             raise PayloadDecodeError(f"content type {content_type!r} cannot be decoded")
         if deep:
@@ -207,18 +209,25 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
         return response
 
 
-def nested_deeper(value: Any, limit: int) -> bool:
+def nested_deeper(value: Any, limit: int, containers: int | None = None) -> bool:
     """True when objects and arrays in ``value`` nest more than ``limit`` levels.
 
     Level by level (no recursion limit to hit, no per-node tuples); stops at the first
-    level beyond the limit.
+    level beyond the limit. ``containers`` bounds the number of objects and arrays in
+    ``value`` from above (the brackets of the JSON text): every level below needs one of
+    those not yet seen, so a wide payload is answered once the rest could not reach the
+    limit, without walking its lower levels.
     """
     level = [value] if type(value) is dict or type(value) is list else []
     depth = 0
+    unseen = len(level) if containers is None else containers
     while level:
         depth += 1
         if depth > limit:
             return True
+        unseen -= len(level)
+        if containers is not None and depth + unseen <= limit:
+            return False
         below = []
         for item in level:
             for child in item.values() if type(item) is dict else item:
