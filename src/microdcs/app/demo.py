@@ -166,7 +166,9 @@ def run_demo(workdir: Path) -> int:
         APP_REDIS_HOSTNAME="127.0.0.1",
         APP_REDIS_PORT=str(redis.port),
         APP_INSTANCE_ID=env.get("APP_INSTANCE_ID", "demo-replica-1"),
+        APP_HTTP_PORT=str(_port_or_free(int(env.get("APP_HTTP_PORT", "8080")))),
     )
+    print(f"[demo] health and metrics on http://127.0.0.1:{env['APP_HTTP_PORT']}")
     children = [
         _spawn(["run"], env),
         _spawn(["simulate-equipment", "--delay-ms", "300", "--emit", f"{DRIED}:1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 
 from microdcs.app.telemetry.health import Readiness
@@ -49,7 +50,7 @@ class TelemetryServer:
 
     async def run(self, shutdown: asyncio.Event) -> None:
         """Listen until ``shutdown`` is set (an AdditionalTask body)."""
-        server = await asyncio.start_server(self._serve, self.host, self.port, limit=8192)
+        server = await self._listen()
         self.port = server.sockets[0].getsockname()[1]
         self.listening.set()
         logger.info("health and metrics on http://%s:%d", self.host, self.port)
@@ -59,6 +60,27 @@ class TelemetryServer:
             self.listening.clear()
             server.close()
             await server.wait_closed()
+
+    async def _listen(self) -> asyncio.Server:
+        """Bind the configured port, or a free one when it is taken.
+
+        A second replica on one machine (or the demo beside a running one) would otherwise
+        fail on the default port at every restart of this task; the warning names the port
+        chosen so a scraper can be pointed at it.
+        """
+        try:
+            return await asyncio.start_server(self._serve, self.host, self.port, limit=8192)
+        except OSError as exc:
+            if self.port == 0 or exc.errno != errno.EADDRINUSE:
+                raise
+            taken = self.port
+        server = await asyncio.start_server(self._serve, self.host, 0, limit=8192)
+        logger.warning(
+            "APP_HTTP_PORT %d is in use; health and metrics on free port %d instead",
+            taken,
+            server.sockets[0].getsockname()[1],
+        )
+        return server
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
