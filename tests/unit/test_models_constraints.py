@@ -7,10 +7,12 @@ so each test covers the whole path: schema keyword -> field metadata -> compiled
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib.util
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 
 from microdcs.codegen import render_module
 from microdcs.core.errors import PayloadValidationError
+from microdcs.models import Model
 
 SCHEMA = Path(__file__).parents[2] / "tests" / "data" / "models" / "constraints.schema.json"
 JSON = "application/json"
@@ -193,3 +196,36 @@ def test_generated_constraint_fields_are_ruff_format_clean(tmp_path: Path) -> No
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@dataclass(kw_only=True)
+class Leg(Model):
+    speed: int = field(metadata={"alias": "Speed", "minimum": 1})
+
+
+@dataclass(kw_only=True)
+class Timed(Model):
+    """``datetime`` is not handled by the compiled codec: mashumaro decodes this model."""
+
+    at: datetime.datetime = field(metadata={"alias": "At"})
+    ramp: int | None = field(default=None, metadata={"alias": "Ramp", "minimum": 0})
+    code: str | None = field(default=None, metadata={"alias": "Code", "pattern": "^[A-Z]+$"})
+    legs: list[Leg] | None = field(default=None, metadata={"alias": "Legs", "maxItems": 2})
+
+
+def timed(**changes: Any) -> bytes:
+    return orjson.dumps({"At": "2024-08-15T06:00:00Z", "Ramp": 1, "Code": "AB"} | changes)
+
+
+def test_models_on_the_mashumaro_path_get_the_same_checks() -> None:
+    assert Timed._codec() is None
+    assert Timed.decode(timed(Legs=[{"Speed": 1}]), JSON).ramp == 1
+    for changes, field_path, reason in [
+        ({"Ramp": -5}, "Ramp", "must be at least 0"),
+        ({"Code": "ab"}, "Code", "must match the pattern '^[A-Z]+$'"),
+        ({"Legs": [{"Speed": 1}] * 3}, "Legs", "must have at most 2 items"),
+        ({"Legs": [{"Speed": 1}, {"Speed": 0}]}, "Legs[1].Speed", "must be at least 1"),
+    ]:
+        with pytest.raises(PayloadValidationError) as caught:
+            Timed.decode(timed(**changes), JSON)
+        assert (caught.value.field, caught.value.reason) == (field_path, reason)

@@ -29,7 +29,8 @@ from mashumaro.mixins.orjson import DataClassORJSONMixin
 from microdcs.core.cloudevent import ExtensionValue
 from microdcs.core.contenttypes import is_json, is_msgpack
 from microdcs.core.errors import PayloadDecodeError, PayloadValidationError
-from microdcs.models.compiler import Invalid, ModelCompiler, Unsupported
+from microdcs.models.compiler import ModelCompiler, Unsupported
+from microdcs.models.constraints import Invalid, check_model
 
 T = TypeVar("T")
 #: Default deepest nesting of objects and arrays a received payload may have
@@ -177,9 +178,16 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
 
     @classmethod
     def _from_raw_mashumaro(cls, raw: dict[str, Any]) -> Self:
-        """mashumaro path for models the compiler does not handle (no type checks)."""
+        """mashumaro path for models the compiler does not handle (no type checks).
+
+        The schema constraints in the field metadata are checked on the decoded instance.
+        """
         try:
-            return cls.from_dict(raw)
+            model = cls.from_dict(raw)
+            check_model(model)
+            return model
+        except Invalid as exc:
+            raise PayloadValidationError(exc.dotted(), exc.reason) from None
         except MissingField as exc:
             raise PayloadValidationError(_wire_name(cls, exc.field_name), "is required") from None
         except InvalidFieldValue as exc:

@@ -16,12 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 import types
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from mashumaro.config import BaseConfig
+
+from microdcs.models.constraints import (
+    APPLIES_TO,
+    CONSTRAINTS,
+    FORMATS,
+    Invalid,
+    bound_value,
+    reason_of,
+    same,
+)
 
 if TYPE_CHECKING:
     from microdcs.models.base import Model
@@ -33,20 +41,8 @@ def _to_raw(model: Model) -> dict[str, Any]:
     return model.to_raw()
 
 
-class Invalid(Exception):
-    """A schema violation; ``path`` is collected innermost-first while the stack unwinds."""
-
-    def __init__(self, reason: str, path: list[str | int] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path: list[str | int] = path if path is not None else []
-
-    def dotted(self) -> str | None:
-        """``JobOrder.MaterialRequirements[2].Quantity`` (the names the sender wrote)."""
-        text = ""
-        for part in reversed(self.path):
-            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-        return text or None
+_METADATA = {"alias", "serialize", "items", *CONSTRAINTS}
+__all__ = ["Invalid", "ModelCompiler", "Unsupported"]
 
 
 class Unsupported(Exception):
@@ -72,79 +68,15 @@ _SCALAR_CHECK = {
     "float": ("type({v}) is not float and type({v}) is not int", "must be a number"),
     "bool": ("type({v}) is not bool", "must be a boolean"),
 }
-#: JSON Schema keywords a field's metadata may carry, each the test that refuses ``{v}``
-#: (``{k}`` is the keyword's value, bound as a constant) and the reason given. Numbers and
-#: lengths are compared only after the type check passed, so the tests stay one comparison.
-CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "minimum": ("{v} < {k}", "must be at least {value!r}"),
-    "maximum": ("{v} > {k}", "must be at most {value!r}"),
-    "exclusiveMinimum": ("{v} <= {k}", "must be greater than {value!r}"),
-    "exclusiveMaximum": ("{v} >= {k}", "must be less than {value!r}"),
-    "minLength": ("len({v}) < {k}", "must be at least {value!r} characters long"),
-    "maxLength": ("len({v}) > {k}", "must be at most {value!r} characters long"),
-    "pattern": ("{k}({v}) is None", "must match the pattern {value!r}"),
-    "minItems": ("len({v}) < {k}", "must have at least {value!r} items"),
-    "maxItems": ("len({v}) > {k}", "must have at most {value!r} items"),
-    "const": ("not _same({v}, {k})", "must be {value!r}"),
-    "format": ("not {k}({v})", "{format}"),
-}
-_METADATA = {"alias", "serialize", "items", *CONSTRAINTS}
-#: On an untyped field a keyword applies only to values of its JSON type (as in JSON Schema).
-_APPLIES_TO = {
-    "minimum": "type({v}) in (int, float)",
-    "maximum": "type({v}) in (int, float)",
-    "exclusiveMinimum": "type({v}) in (int, float)",
-    "exclusiveMaximum": "type({v}) in (int, float)",
-    "minLength": "type({v}) is str",
-    "maxLength": "type({v}) is str",
-    "pattern": "type({v}) is str",
-    "format": "type({v}) is str",
-    "minItems": "type({v}) is list",
-    "maxItems": "type({v}) is list",
-}
-#: RFC 3339 ``date-time`` (JSON Schema's format): a date, ``T``, a time and an offset.
-_DATE_TIME = re.compile(
-    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)", re.ASCII
-).fullmatch
-_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}").fullmatch
-
-
-def _is_date_time(value: str) -> bool:
-    """Shape by pattern, then the calendar (no 30 February); leap seconds are refused."""
-    if _DATE_TIME(value) is None:
-        return False
-    try:
-        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
-
-
-def _is_uuid(value: str) -> bool:
-    return _UUID(value) is not None
-
-
-_FORMATS = {"date-time": _is_date_time, "uuid": _is_uuid}
-_FORMAT_REASONS = {"date-time": "must be an RFC 3339 date-time", "uuid": "must be a UUID"}
-
-
-def _same(value: Any, const: Any) -> bool:
-    """JSON equality: ``true`` is not ``1``, ``1.0`` is ``1``, containers by their items."""
-    if isinstance(value, bool) or isinstance(const, bool):
-        return type(value) is type(const) and value == const
-    if isinstance(value, list) and isinstance(const, list):
-        return len(value) == len(const) and all(map(_same, value, const))
-    if isinstance(value, dict) and isinstance(const, dict):
-        return value.keys() == const.keys() and all(_same(value[k], const[k]) for k in value)
-    return bool(value == const) and (type(value) in (int, float)) == (type(const) in (int, float))
 
 
 def _with_checks(spec: _Spec, metadata: Any, where: str) -> _Spec:
     """``spec`` with the constraints of a field's metadata (and of its list items)."""
-    checks = tuple((k, metadata[k]) for k in CONSTRAINTS if k in metadata)
-    for keyword, value in checks:
-        if keyword == "format" and value not in _FORMATS:
-            raise Unsupported(f"{where}: format {value!r}")
+    checks = tuple(
+        (k, metadata[k])
+        for k in CONSTRAINTS
+        if k in metadata and (k != "format" or metadata[k] in FORMATS)
+    )
     items = metadata.get("items")
     item = spec.item
     if items:
@@ -211,7 +143,7 @@ class ModelCompiler:
             "_M": _MISSING,
             "_new": object.__new__,
             "_raw": _to_raw,
-            "_same": _same,
+            "_same": same,
         }
         self.lines: list[str] = []
         self.names: dict[type[Model], str] = {}
@@ -341,17 +273,11 @@ class ModelCompiler:
         """Statements refusing a ``var`` of the right type that breaks a constraint."""
         lines: list[str] = []
         for keyword, value in spec.checks:
-            test, reason = CONSTRAINTS[keyword]
-            if keyword == "pattern":
-                bound = self.constant(re.compile(value).search)
-            elif keyword == "format":
-                bound = self.constant(_FORMATS[value])
-            else:
-                bound = self.constant(value)
-            text = reason.format(value=value, format=_FORMAT_REASONS.get(str(value)))
-            condition = test.format(v=var, k=bound)
-            if spec.kind == "any" and keyword in _APPLIES_TO:
-                condition = f"{_APPLIES_TO[keyword].format(v=var)} and {condition}"
+            bound = self.constant(bound_value(keyword, value))
+            text = reason_of(keyword, value)
+            condition = CONSTRAINTS[keyword][0].format(v=var, k=bound)
+            if spec.kind == "any" and keyword in APPLIES_TO:
+                condition = f"{APPLIES_TO[keyword].format(v=var)} and {condition}"
             lines += [
                 f"{ind}if {condition}:",
                 f"{ind}    raise Invalid({text!r}{path})",
