@@ -1,11 +1,12 @@
 """What every transport does with one decoded CloudEvent, in one place.
 
-Dedupe lookup, dispatch to the processor, waiting out a Redis outage, and turning every
-failure into an error response. Transports only decode the envelope before and route
-the returned events after. Dedupe lookups are batched per event-loop iteration
-(:class:`~microdcs.processing.dedupe.BatchLookup`): a transport that can look its
-events up while they wait for a worker does (:meth:`EventPipeline.prefetcher`); the
-others get the same batched lookup inside :meth:`EventPipeline.process`.
+Dedupe claim (or the wait for another copy's responses), dispatch to the processor,
+waiting out a Redis outage, and turning every failure into an error response.
+Transports only decode the envelope before and route the returned events after. Dedupe
+claims are batched per event-loop iteration
+(:class:`~microdcs.processing.dedupe.BatchLookup`): a transport that can claim its
+events while they wait for a worker does (:meth:`EventPipeline.prefetcher`); the
+others get the same batched claim inside :meth:`EventPipeline.process`.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class EventPipeline:
         return self._dedupe
 
     def prefetcher(self, deliver: BatchDelivery[P]) -> BatchLookup[P] | None:
-        """A batched dedupe lookup for a transport's received items (``None``: dedupe off).
+        """A batched dedupe claim for a transport's received items (``None``: dedupe off).
 
         The transport adds each decoded event as it arrives and passes the item's
         ``prefetched`` to :meth:`process`; ``deliver`` gets every batch once looked up.
@@ -219,9 +220,11 @@ class EventPipeline:
                 if prefetched is None:  # batched with the other events of this iteration
                     prefetched = await self._batched(event)
                 claim = prefetched
-                previous = await self._settle(dedupe, event, prefetched, deadline)
-                if previous is not None:
-                    claim = None
+                if not prefetched.answered or prefetched.record is not None:
+                    previous = await self._settle(dedupe, event, prefetched, deadline)
+                    if previous is not None:
+                        claim = None
+                # else the common case, a new event claimed by the batch: no coroutine more
             if previous is not None:
                 self._stats.duplicates += 1
                 self._log.log(
