@@ -204,19 +204,9 @@ def _without_constraints(node: Any) -> Any:
 
 
 def _constraints(node: Any) -> dict[str, Any]:
-    """The checked keywords of one property schema (also of its ``items``), in fixed order.
-
-    A nullable property written as ``anyOf``/``oneOf`` of one schema and ``null`` counts
-    the keywords of that one schema.
-    """
+    """The checked keywords of one property schema (also of its ``items``), in fixed order."""
     if not isinstance(node, dict):
         return {}
-    for key in ("anyOf", "oneOf"):
-        branches = [
-            b for b in node.get(key, []) if not (isinstance(b, dict) and b.get("type") == "null")
-        ]
-        if len(branches) == 1:
-            node = {**node, **branches[0]}
     found = {k: node[k] for k in CONSTRAINT_KEYWORDS if k in node}
     if node.get("format") in CHECKED_FORMATS:
         found["format"] = node["format"]
