@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from microdcs.core.errors import PayloadDecodeError
-from microdcs.models.base import nested_deeper
+from microdcs.models.base import _msgpack_headers, nested_deeper
 from microdcs_models.machinery_jobs import StoreRequest
 
 
@@ -51,3 +51,26 @@ def test_wide_payload_with_a_branch_at_the_limit_decodes(content_type: str) -> N
     payload = wide_with_deep_branch(60)
     data = orjson.dumps(payload) if "json" in content_type else msgpack.packb(payload)
     assert len(StoreRequest.decode(data, content_type).job_order.job_order_parameters) == 201
+
+
+def containers(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(containers(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(containers(v) for v in value)
+    return 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        [[], {}],
+        {"big": list(range(20)), "map": {str(i): i for i in range(20)}},  # array16, map16
+        {"wide": [{} for _ in range(70_000)]},  # array32
+        {"text": "\u00e4\u0080" * 10, "ints": [128, 150, 60000, 2**40], "chain": chain(30)},
+    ],
+    ids=["empty", "fix", "16-bit", "32-bit", "lookalike-bytes"],
+)
+def test_msgpack_header_count_bounds_the_containers(value: Any) -> None:
+    assert _msgpack_headers(msgpack.packb(value)) >= containers(value)
