@@ -92,7 +92,7 @@ async def open_runtime(
             )
         for factory in factories:
             factory(binder)
-        predicates: dict[str, Predicate] = {}
+        predicates: dict[str, Predicate] = binder.predicates  # what factories registered
         jobs = wire_jobs(config, store, mqtt, binder, metrics, RecipeValidation(predicates))
         engine = wire_engine(config, store, mqtt, jobs, binder, metrics, predicates, tracing)
         wire_metadata(config, store, mqtt, app)  # every processor is bound by now

@@ -8,12 +8,14 @@ wiring stays in one place and a factory written today keeps working when that ch
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from microdcs.app.application import AdditionalTask
 from microdcs.app.config import AppConfig
 from microdcs.processing.processor import CloudEventProcessor
+from microdcs.sfc import Predicate
 
 BindProcessor = Callable[[CloudEventProcessor, str | None, bool], None]
 
@@ -26,6 +28,9 @@ class Binder:
     config: AppConfig
     _bind: BindProcessor
     _add_task: Callable[[AdditionalTask], None]
+    #: Condition predicates registered by factories; the engine and recipe validation of
+    #: this replica read this same mapping, so a name registered here is usable at once.
+    predicates: dict[str, Predicate] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -43,6 +48,31 @@ class Binder:
         """Run ``run(shutdown)`` beside the transports; restarted with back-off if it fails."""
         self._add_task(AdditionalTask(name, run))
 
+    def predicate(self, name: str) -> Callable[[Predicate], Predicate]:
+        """Register the decorated function as the condition predicate ``name``.
+
+        Recipes name it as a bare word in transition conditions (``done and oven_ready``);
+        it gets the transition's :class:`~microdcs.sfc.ConditionContext` and returns a
+        bool. Registered per replica, so every replica's factory must register it: a
+        recipe naming an unknown predicate is rejected at validation.
+        """
+        if not _NAME.fullmatch(name) or name in _RESERVED or name.startswith("__"):
+            raise ValueError(f"{name!r} cannot name a predicate (a bare identifier, not a keyword)")
+        if name in self.predicates:
+            raise ValueError(f"predicate {name!r} is already registered")
+
+        def register(func: Predicate) -> Predicate:
+            self.predicates[name] = func
+            return func
+
+        return register
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Words of the condition language that a predicate cannot shadow.
+_RESERVED = frozenset(
+    {"and", "or", "not", "true", "false", "done", "failed", "result", "results", "param"}
+)
 
 #: A processor factory: called once per replica, before anything runs.
 ProcessorFactory = Callable[[Binder], None]
