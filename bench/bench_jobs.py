@@ -10,14 +10,23 @@ and the runtime's RSS over many Store/Cancel cycles (flat = no leak).
 ``--redis cluster`` runs the microdcs rows against a local 3-primary Redis Cluster as well
 (APP_REDIS_MODE=cluster), reported next to the single Redis.
 
+The Store rows put every in-flight slot into one scope and never cancel, as an MES loading
+one busy cell does, so the scope's job list (and its retained state-index) keeps growing:
+"store, empty scope" starts from nothing, "store, N prefilled" from ``--prefill`` jobs
+stored first (through the runtime, by Stores). The two alternate over ``--rounds`` rounds,
+each with a fresh runtime and key prefix (the machine is shared and noisy), and the table
+shows the medians; the JSON has every round. ``--mode store`` runs only these rows.
+
     python bench/bench_jobs.py [--seconds 10] [--inflight 64] [--cycles 100000]
-                               [--redis single|cluster]
+                               [--redis single|cluster] [--mode all|store]
+                               [--prefill 10000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,6 +221,87 @@ def measure(
             stop(procs)
 
 
+#: What a Store row reports as the median of its rounds.
+MEDIANS = ("rps", "p50_ms", "p99_ms", "lost", "failed", "jobs_before", "jobs_after")
+MEDIANS += ("runtime_cpu_us_per_request",)
+
+
+def one_scope(prefix: str) -> str:
+    """Every requester into the same scope (the Store rows)."""
+    return f"{prefix}/cell0/commands"
+
+
+def prefill(broker: int, target: Target, key_prefix: str, jobs: int) -> int:
+    """Store about ``jobs`` jobs into the one scope, by Stores through the runtime."""
+    stored = 0
+    while stored < jobs:
+        run_load(broker, one_scope("app/jobs"), 1.0, 64, STORE, expect=STORED, warmup=False)
+        stored = target.count(f"{key_prefix}:jobs:*:job:*")
+    time.sleep(1.0)  # the publisher catches up with the prefill before the measurement
+    return stored
+
+
+def measure_store(
+    broker: LocalMosquitto, target: Target, args: argparse.Namespace, results: dict[str, Any]
+) -> None:
+    """Store without Cancel into one scope: empty, and ``--prefill`` jobs stored first.
+
+    The two alternate, a fresh runtime each, and each row is the median of the rounds.
+    """
+    labels = {0: f"store, empty scope{target.name}"}
+    labels[args.prefill] = f"store, {args.prefill} prefilled{target.name}"
+    rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in labels.values()}
+    for _ in range(args.rounds):
+        for jobs, label in labels.items():
+            procs, key_prefix = replicas(broker.port, target, 1)
+            try:
+                before = prefill(broker.port, target, key_prefix, jobs) if jobs else 0
+                watch = {"broker": pid_of(broker), **target.watch(), "replica 0": procs[0].pid}
+                r = run_load(
+                    broker.port, one_scope("app/jobs"), args.seconds, args.inflight, STORE,
+                    expect=STORED, watch=watch,
+                )  # fmt: skip
+                r["jobs_before"] = before
+                runtime_cpu = r.get("cpu_percent", {}).get("replica 0", 0.0)
+                r["runtime_cpu_us_per_request"] = runtime_cpu * 1e4 / max(r["rps"], 1.0)
+                r["jobs_after"] = target.count(f"{key_prefix}:jobs:*:job:*")
+                rounds[label].append(r)
+            finally:
+                stop(procs)
+    for label, runs in rounds.items():
+        row: dict[str, Any] = {
+            key: statistics.median(r[key] for r in runs)
+            for key in MEDIANS
+            if all(key in r for r in runs)
+        }
+        row["rounds"] = runs
+        results[label] = row
+
+
+def leak_check(
+    broker: LocalMosquitto, target: Target, args: argparse.Namespace, results: dict[str, Any]
+) -> None:
+    """RSS over Store/Cancel cycles (each cycle = 2 requests): flat = no leak."""
+    procs, _ = replicas(broker.port, target, 1)
+    samples = []
+    try:
+        # Sized from the measured rate, but at most 2.5 minutes in all.
+        rate = max(results["microdcs 1 replica"]["rps"], 500.0)
+        chunk_seconds = min(2 * args.cycles / rate / 5, 30.0)
+        for _ in range(5):
+            r = run_load(
+                broker.port, commands("app/jobs"), chunk_seconds, args.inflight,
+                STORE_CANCEL, expect=STORED, warmup=False,
+            )  # fmt: skip
+            samples.append({"requests": r["requests"], "rss_mb": rss_kb(procs[0].pid) / 1024})
+    finally:
+        stop(procs)
+    results["store/cancel cycles"] = {
+        "cycles": sum(s["requests"] for s in samples) / 2,
+        "rss_mb_samples": [round(s["rss_mb"], 1) for s in samples],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -224,6 +314,14 @@ def main() -> int:
         default="single",
         help="cluster: also run the microdcs rows against a local 3-primary Redis Cluster",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("all", "store"),
+        default="all",
+        help="store: only the Store rows into one scope (empty and prefilled), no Cancel",
+    )
+    parser.add_argument("--prefill", type=int, default=10_000, help="jobs stored first")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (Store rows)")
     args = parser.parse_args()
     results: dict[str, dict[str, Any]] = {}
     with (
@@ -245,41 +343,32 @@ def main() -> int:
         finally:
             naive.terminate()
             naive.wait()
-        measure(broker, Target.single(redis), args, results)
+        if args.mode == "all":
+            measure(broker, Target.single(redis), args, results)
+        measure_store(broker, Target.single(redis), args, results)
         if args.redis == "cluster":
             with LocalRedisCluster(Path(tmp) / "cluster", 3) as cluster:
-                measure(broker, Target.cluster(cluster), args, results)
-        # Leak check: RSS over Store/Cancel cycles (each cycle = 2 requests).
-        procs, _ = replicas(broker.port, Target.single(redis), 1)
-        samples = []
-        try:
-            # Sized from the measured rate, but at most 2.5 minutes in all.
-            rate = max(results["microdcs 1 replica"]["rps"], 500.0)
-            chunk_seconds = min(2 * args.cycles / rate / 5, 30.0)
-            for _ in range(5):
-                r = run_load(
-                    broker.port, commands("app/jobs"), chunk_seconds, args.inflight,
-                    STORE_CANCEL, expect=STORED, warmup=False,
-                )  # fmt: skip
-                samples.append({"requests": r["requests"], "rss_mb": rss_kb(procs[0].pid) / 1024})
-        finally:
-            stop(procs)
-        results["store/cancel cycles"] = {
-            "cycles": sum(s["requests"] for s in samples) / 2,
-            "rss_mb_samples": [round(s["rss_mb"], 1) for s in samples],
-        }
+                if args.mode == "all":
+                    measure(broker, Target.cluster(cluster), args, results)
+                measure_store(broker, Target.cluster(cluster), args, results)
+        if args.mode == "all":
+            leak_check(broker, Target.single(redis), args, results)
     base = results["naive baseline"]
     print(f"\nStore -> response, {args.inflight} in flight, {args.seconds:.0f} s each")
     print(
-        f"{'server':30} {'req/s':>9} {'x base':>7} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server':34} {'req/s':>9} {'x base':>7} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'lost':>5} {'fail':>5}"
     )
     for name, r in results.items():
         if "rps" in r:
             print(
-                f"{name:30} {r['rps']:9.0f} {r['rps'] / base['rps']:7.2f} {r['p50_ms']:8.2f} "
+                f"{name:34} {r['rps']:9.0f} {r['rps'] / base['rps']:7.2f} {r['p50_ms']:8.2f} "
                 f"{r['p99_ms']:8.2f} {int(r['lost']):5d} {int(r.get('failed', 0)):5d}"
             )
+    for name, r in results.items():
+        if "jobs_before" in r:
+            print(f"{name}: jobs in the scope {r['jobs_before']:.0f} -> {r['jobs_after']:.0f}, "
+                  f"runtime CPU {r['runtime_cpu_us_per_request']:.0f} µs per Store")  # fmt: skip
     for name, r in results.items():
         if "cpu_percent" in r:
             print(f"{name}: CPU % of one core: {r['cpu_percent']}")
@@ -288,11 +377,13 @@ def main() -> int:
         print(f"{name}: Redis bytes per stored job: {r['redis_bytes_per_job_incl_dedupe']:.0f} "
               f"incl. the dedupe record of its request (about "
               f"{r['redis_bytes_per_dedupe_record']:.0f})")  # fmt: skip
-    cyc = results["store/cancel cycles"]
-    print(f"RSS over {cyc['cycles']:.0f} Store/Cancel cycles (MB): {cyc['rss_mb_samples']}")
+    if (cyc := results.get("store/cancel cycles")) is not None:
+        print(f"RSS over {cyc['cycles']:.0f} Store/Cancel cycles (MB): {cyc['rss_mb_samples']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"inflight": args.inflight, "seconds": args.seconds,
-                                           "redis": args.redis, "results": results},
+                                           "redis": args.redis, "mode": args.mode,
+                                           "prefill": args.prefill, "rounds": args.rounds,
+                                           "results": results},
                                           indent=2))  # fmt: skip
     return 0
 
