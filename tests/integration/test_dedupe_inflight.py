@@ -23,6 +23,7 @@ from microdcs.core.errors import StorageUnavailableError
 from microdcs.examples.greeting import GREETING_TYPE
 from microdcs.models import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
+from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from tests.conftest import running
 from tests.integration.slow_processor import SLOW_TYPE
@@ -136,17 +137,12 @@ async def _wait_connected(mes: MesClient, config: AppConfig) -> None:
     raise AssertionError("replica did not come up")
 
 
-async def _dedupe_keys(config: AppConfig) -> list[bytes]:
+async def _held(config: AppConfig, event_id: str) -> bytes | None:
+    """What the dedupe registry holds for the MES's event ``event_id`` (a claim, a record)."""
     async with RedisStore(config.redis) as store:
-        keys: list[bytes] = []
-        cursor: Any = 0
-        while True:  # SCAN: one server in this pass, a cluster client's SCAN in the other
-            cursor, found = await store.guarded(
-                store.client.scan(cursor, match=f"{config.redis.key_prefix}:dedupe:*")
-            )
-            keys.extend(found)
-            if not cursor:
-                return keys
+        key = Deduplicator(store, 60).key("mes/test", event_id)
+        held: bytes | None = await store.execute("GET", key)
+        return held
 
 
 async def test_a_request_is_processed_after_the_claim_of_its_killed_holder_expires(
@@ -164,7 +160,7 @@ async def test_a_request_is_processed_after_the_claim_of_its_killed_holder_expir
                 mes.request(topic, SLOW_TYPE, {"n": 1, "seconds": 1}, event_id="w1", timeout=30)
             )
             async with asyncio.timeout(20):  # the holder has claimed the event
-                while len(await _dedupe_keys(config)) < 2:  # the greeting's record, the claim
+                while not await _held(config, "w1"):
                     await asyncio.sleep(0.02)
             claimed = time.monotonic()
             holder.send_signal(signal.SIGKILL)
@@ -239,11 +235,12 @@ async def test_a_processing_failing_with_storage_unavailable_releases_its_claim(
             mes.request(topic, FLAKY_TYPE, {"n": 1}, event_id="f1", timeout=10),
         )
         elapsed = time.monotonic() - started
-        keys = await _dedupe_keys(config)
+        held = await _held(config, "f1")
     # The copy that claimed first failed; the other waited, then took over.
     failed, retried = sorted(replies, key=lambda r: "mdcserrorkind" not in r.attributes)
     assert failed.attributes.get("mdcserrorkind") == "storage_unavailable"
     assert retried.json() == {"n": 2}
     assert processor.calls == 2 and processor.most_at_once == 1  # one after the other
     assert elapsed < 10, "the copy must not wait for the claim to expire"
-    assert len(keys) == 1  # the record of the second processing
+    assert held is not None and not Deduplicator.is_claim(held)  # the second one's record
+    assert Deduplicator.recorded(held)[0].data == retried.payload
