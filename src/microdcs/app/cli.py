@@ -13,13 +13,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_from_environment(processor_specs=args.processor)
 
 
-def _cmd_dataclassgen(args: argparse.Namespace) -> int:
-    from microdcs.codegen.generate import generate_models
-
-    generate_models(args.schema, args.outdir)
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -49,10 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_cmd_run)
 
-    gen = commands.add_parser("dataclassgen", help="generate model dataclasses from a JSON Schema")
-    gen.add_argument("schema", help="path of the JSON Schema (2020-12)")
-    gen.add_argument("outdir", nargs="?", default="generated", help="output directory")
-    gen.set_defaults(handler=_cmd_dataclassgen)
+    from microdcs.codegen.command import add_parser as add_dataclassgen
+
+    add_dataclassgen(commands)
     demo = commands.add_parser(
         "demo", help="local broker + Redis + runtime + demo MES client (make run)"
     )
