@@ -14,6 +14,7 @@ brought the events.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -120,6 +121,22 @@ class ClaimWait:
         delay = self._delay
         self._delay = min(delay * 2, LONGEST_WAIT_SECONDS)
         return delay
+
+
+def release_soon(dedupe: EventDedupe, claim: Prefetched) -> None:
+    """Release ``claim`` without awaiting, for a cancelled holder: the command is queued on
+    the connection now (its reply ignored); not connected, the claim just expires."""
+    reply = dedupe.release(claim.key, claim.marker)
+    if isinstance(reply, asyncio.Future):
+        reply.add_done_callback(_forget)
+    elif inspect.iscoroutine(reply):
+        reply.close()
+
+
+def _forget(reply: asyncio.Future[object]) -> None:
+    """Retrieve a best-effort command's outcome, so a failure is not logged as unretrieved."""
+    if not reply.cancelled():
+        reply.exception()
 
 
 T = TypeVar("T", bound=Prefetchable)

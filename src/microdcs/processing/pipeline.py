@@ -12,7 +12,6 @@ others get the same batched claim inside :meth:`EventPipeline.process`.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections import Counter
@@ -31,6 +30,7 @@ from microdcs.processing.dedupe import (
     EventDedupe,
     Prefetchable,
     Prefetched,
+    release_soon,
 )
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, error_event
 
@@ -73,12 +73,6 @@ def _wake(batch: list[_Waiter], error: BaseException | None) -> None:
     for waiter in batch:
         if not waiter.done.done() and waiter.prefetched is not None:  # else: cancelled
             waiter.done.set_result(waiter.prefetched)
-
-
-def _forget(reply: asyncio.Future[object]) -> None:
-    """Retrieve a best-effort command's outcome, so a failure is not logged as unretrieved."""
-    if not reply.cancelled():
-        reply.exception()
 
 
 class LatencyRecorder(Protocol):
@@ -276,7 +270,7 @@ class EventPipeline:
             responses = [error_event(event, error, source=self._source)]
         except asyncio.CancelledError:
             if dedupe is not None and claim is not None and not handled:
-                self._release_soon(dedupe, claim)  # e.g. past the shutdown grace
+                release_soon(dedupe, claim)  # e.g. past the shutdown grace
             raise
         if send is not None:  # the one way out: before the dedupe record, never twice
             send(responses)
@@ -360,16 +354,6 @@ class EventPipeline:
                 dedupe.claim_seconds,
                 str(error),
             )
-
-    @staticmethod
-    def _release_soon(dedupe: EventDedupe, claim: Prefetched) -> None:
-        """:meth:`_release` without awaiting, for a cancelled holder: the command is
-        queued on the connection now (its reply ignored); unconnected, the claim expires."""
-        reply = dedupe.release(claim.key, claim.marker)
-        if isinstance(reply, asyncio.Future):
-            reply.add_done_callback(_forget)
-        elif inspect.iscoroutine(reply):
-            reply.close()
 
     def _batched(self, event: CloudEvent) -> asyncio.Future[Prefetched]:
         """The dedupe claim of ``event``, made with the rest of this iteration's.
