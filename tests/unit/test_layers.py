@@ -45,6 +45,7 @@ PARTS: dict[str, str] = {
     "web": WEB,
     "codegen": TOOLS,
     "app": APP,
+    "testing": APP,  # test helpers for processor projects: they start a runtime
 }
 
 #: Which parts each part may import (its own part always included).

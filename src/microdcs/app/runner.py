@@ -19,15 +19,24 @@ from microdcs.app.telemetry.logging import configure_logging as _configure_loggi
 from microdcs.app.telemetry.otel import provider_from_environment
 from microdcs.core.errors import ConfigurationError
 from microdcs.core.tracing import Tracing
+from microdcs.processing.routing import Intent
+from microdcs.transports.mqtt.binding import MqttBinding
 
 logger = logging.getLogger("microdcs")
 
 
 def load_factory(spec: str) -> ProcessorFactory:
-    """Import ``module:attribute``; raises :class:`ConfigurationError` naming the spec."""
+    """Import ``module:attribute``; raises :class:`ConfigurationError` naming the spec.
+
+    The current directory is searched first, as ``python -m`` would: the ``microdcs``
+    console script's own directory is the virtualenv's ``bin``, where no project lives.
+    """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError("--processor", f"expected MODULE:FACTORY, got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         factory: ProcessorFactory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
@@ -41,10 +50,39 @@ async def serve(
     """Run one replica until SIGINT/SIGTERM."""
     async with open_runtime(config, factories, tracing=tracing, telemetry=True) as runtime:
         logger.info("microdcs %s starting", config.resolved_instance_id)
+        for line in describe_bindings(runtime.mqtt.bindings, rpc=runtime.rpc is not None):
+            logger.info("%s", line)
         report_compiled_modules()
         settle_garbage_collector()
         await runtime.app.run()
         logger.info("microdcs %s stopped", config.resolved_instance_id)
+
+
+def describe_bindings(bindings: Sequence[MqttBinding], *, rpc: bool = False) -> list[str]:
+    """One line per bound processor: its topics and the types it handles and emits, so a
+    newcomer sees at start-up whether ``--processor`` bound what they wrote, and where."""
+    lines = []
+    for binding in bindings:
+        processor = binding.processor
+        direction = processor.direction
+        capabilities = processor.capabilities()
+        handled = [h.type for h in capabilities.handles]
+        emitted = [e.type for e in capabilities.emits]
+        if capabilities.handles_any_type:
+            handled.append("any type")
+        if capabilities.emits_any_type:
+            emitted.append("any type")
+        lines.append(
+            f"processor {processor.name} ({direction.value}{', also over RPC' if rpc else ''}): "
+            f"subscribes {_topics(binding.layout.prefix, direction.subscribes)}; "
+            f"publishes {_topics(binding.layout.prefix, direction.publishes)}; "
+            f"handles {', '.join(handled) or '-'}; emits {', '.join(emitted) or '-'}"
+        )
+    return lines
+
+
+def _topics(prefix: str, intents: Sequence[Intent]) -> str:
+    return ", ".join(f"{prefix}/[scope/]{intent.value}" for intent in intents) or "-"
 
 
 def report_compiled_modules() -> None:
