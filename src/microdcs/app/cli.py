@@ -13,6 +13,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_from_environment(processor_specs=args.processor)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from microdcs.app.scaffold import ScaffoldError, init_project, package_name
+
+    directory = Path(args.directory)
+    try:
+        written = init_project(directory)
+    except ScaffoldError as exc:
+        print(f"microdcs init: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    package = package_name(directory)
+    print(
+        f"\nnext: cd {directory} && make test   (a .venv with microdcs; needs mosquitto and "
+        f"redis-server installed)\nthen edit schemas/ and {package}/processor.py; make run "
+        "serves it"
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -41,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind an extra processor factory (repeatable); see README",
     )
     run.set_defaults(handler=_cmd_run)
+
+    init = commands.add_parser(
+        "init", help="create a processor project (schema, processor, test, Makefile)"
+    )
+    init.add_argument("directory", nargs="?", default=".", help="a new or empty directory")
+    init.set_defaults(handler=_cmd_init)
 
     from microdcs.codegen.command import add_parser as add_dataclassgen
 
