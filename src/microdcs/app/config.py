@@ -113,6 +113,13 @@ class AppConfig:
         "Least time between two publishing passes: changes made meanwhile are coalesced, so "
         "a scope's state-index is published at most once per interval, whatever the load.",
     )
+    publisher_index_entries_per_second: int = setting(
+        "APP_PUBLISHER_INDEX_ENTRIES_PER_SECOND",
+        20_000,
+        "Pacing of a large scope's state-index, which lists all its jobs: at most this many "
+        "entries a second per scope (a 10,000-job scope every 0.5 s; smaller ones every "
+        "interval), so its cost stays flat as jobs accumulate. 0: no pacing.",
+    )
     equipment_prefix: str = setting(
         "APP_EQUIPMENT_TOPIC_PREFIX", "app/equipment", "Topic prefix of southbound equipment."
     )
@@ -344,6 +351,11 @@ def validate(config: AppConfig) -> None:
         (
             "APP_PUBLISHER_INTERVAL_SECONDS",
             config.publisher_interval_seconds >= 0,
+            "must be >= 0",
+        ),
+        (
+            "APP_PUBLISHER_INDEX_ENTRIES_PER_SECOND",
+            config.publisher_index_entries_per_second >= 0,
             "must be >= 0",
         ),
         (

@@ -1,8 +1,14 @@
 """The publisher's view of a scope and how a batch of its changes folds into a plan.
 
 Pure (no I/O): what the change stream says, what the index becomes, which jobs to
-(re)publish and which to remove, and up to where the stream is covered. The stream
-itself is read through the job store's change feed (:class:`ChangeReader`).
+(re)publish and which to remove, when the scope's next index is due, and up to where the
+stream is covered. The stream itself is read through the job store's change feed
+(:class:`ChangeReader`).
+
+Everything a pass does per job is O(changes): a change updates the scope's index entry of
+its job in place (:func:`fold_changes`). Only publishing the index costs O(jobs), so it is
+paced (:func:`index_pause`): a large scope's index goes out less often, and the index
+entries published per second and scope stay bounded however many jobs are stored.
 """
 
 from __future__ import annotations
@@ -80,16 +86,26 @@ class Cursor:
     revision: int
     #: Change counter of the entry at ``position``.
     seq: int
+    #: Change counter the published index ``revision`` reflects: behind ``seq`` while a
+    #: paced index is still due (its jobs' ``order/`` topics are published already).
+    indexed: int = -1
+
+    def __post_init__(self) -> None:
+        if self.indexed < 0:
+            object.__setattr__(self, "indexed", self.seq)
 
     def encode(self) -> str:
-        return f"{self.position} {self.revision} {self.seq}"
+        return f"{self.position} {self.revision} {self.seq} {self.indexed}"
 
     @classmethod
     def decode(cls, stored: str) -> Cursor:
-        """``"<stream id> <revision> <change seq>"``; before revisions: ``"<id> <seq>"``."""
+        """``"<stream id> <revision> <change seq> <indexed seq>"``; older cursors lack the
+        indexed seq (their index covered the cursor) or also the revision (``"<id> <seq>"``).
+        """
         parts = stored.split(" ")
         revision = int(parts[1])
-        return cls(parts[0], revision, int(parts[2]) if len(parts) > 2 else revision)
+        seq = int(parts[2]) if len(parts) > 2 else revision
+        return cls(parts[0], revision, seq, int(parts[3]) if len(parts) > 3 else seq)
 
 
 @dataclass(slots=True)
@@ -105,10 +121,18 @@ class Scope:
     seq: int = 0
     #: Revision (``seq`` on the wire) of the last published state index.
     revision: int = 0
+    #: Change counter the last published index reflects (stored with the cursor).
+    indexed: int = 0
     #: Encoded index entry of every listed job.
     index: dict[str, bytes] = field(default_factory=dict)
     #: The index reflects changes no published revision covers yet.
     dirty: bool = False
+    #: When (monotonic s) this publisher last published the scope's index; 0: never.
+    index_at: float = 0.0
+
+    def index_due(self, pause: float) -> float:
+        """When (monotonic s) the next index may be published, ``pause`` after the last."""
+        return self.index_at + pause if self.index_at else 0.0
 
     def reset(self, snapshot: ScopeSnapshot) -> None:
         self.seq = snapshot.seq
@@ -120,6 +144,7 @@ class Scope:
     def resume(self, cursor: Cursor) -> None:
         """Continue from a stored cursor."""
         self.cursor, self.revision, self.cursor_seq = cursor.position, cursor.revision, cursor.seq
+        self.indexed = cursor.indexed
 
 
 @dataclass(slots=True)
@@ -132,13 +157,35 @@ class Plan:
     #: Stream position and change counter the publishes cover (stored as the cursor).
     cursor: str
     cursor_seq: int
-    #: The index changed: publish its next revision.
+    #: Publish the index's next revision (the index changed, and it is due).
     changed: bool
+    #: A full republish (takeover, lost retained state, trimmed stream): never paced.
+    resync: bool = False
+
+    def defer_index(self) -> None:
+        """Not this pass: the scope stays dirty and its index goes out once due."""
+        self.changed = False
+        self.scope.dirty = True
 
     def next_cursor(self) -> Cursor:
         """The cursor to store once this plan is published."""
-        revision = self.scope.revision + 1 if self.changed else self.scope.revision
-        return Cursor(self.cursor, revision, self.cursor_seq)
+        scope = self.scope
+        revision = scope.revision + 1 if self.changed else scope.revision
+        # Unless deferred (dirty), the published index reflects all the scope has seen.
+        indexed = scope.indexed if scope.dirty and not self.changed else scope.seq
+        return Cursor(self.cursor, revision, self.cursor_seq, indexed)
+
+
+def index_pause(jobs: int, interval: float, entries_per_second: int) -> float:
+    """Least time between two indexes of a scope listing ``jobs`` jobs.
+
+    The pass ``interval`` for a scope up to ``entries_per_second * interval`` jobs; beyond
+    that, long enough that the scope's index publishes at most ``entries_per_second``
+    entries per second (0: no pacing), so its cost stays flat as jobs accumulate.
+    """
+    if entries_per_second <= 0:
+        return interval
+    return max(interval, jobs / entries_per_second)
 
 
 def entry_time(entry_id: str) -> float:

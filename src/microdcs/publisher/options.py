@@ -26,3 +26,6 @@ class PublisherOptions:
     poll_seconds: float
     #: Least time between two passes (changes made meanwhile are coalesced).
     interval_seconds: float
+    #: Pacing of a large scope's ``state-index``: entries published per second at most
+    #: (0: every pass that changed it).
+    index_entries_per_second: int

@@ -5,9 +5,13 @@ processor's, is kept by :mod:`microdcs.processing.metadata`.)
 One replica publishes at a time, elected through a Redis lease. It works in passes, at
 most one per ``publisher_interval_seconds``: a pass reads the new changes of every scope
 that has some, publishes the latest state of each changed job, then one ``state-index``
-per changed scope, and stores the scope's cursor once the broker acknowledged all of it.
-Changes made between two passes are coalesced, so the cost of a scope's index (which
-lists every job of the scope) is bounded by the interval, not multiplied by the load.
+per changed scope that is due, and stores the scope's cursor once the broker acknowledged
+all of it. Changes made between two passes are coalesced, and what a pass does per job is
+O(changes). Only the index lists every job of its scope, so it is paced
+(:func:`~microdcs.publisher.changes.index_pause`): at most once per interval, and for a
+large scope at most ``index_entries_per_second`` entries a second (a 10,000-job scope
+every 0.5 s by default). A deferred index goes out once due, in a pass of its own if no
+change comes; the cursor records how far the published index reflects the stream.
 
 ``seq`` of a published index is its revision: exactly one more than the scope's previous
 index. The revision is stored with the cursor, so a restart or a takeover continues the
@@ -34,7 +38,14 @@ from collections.abc import Awaitable, Iterable
 
 from microdcs.core.errors import OutgoingEventError, UnavailableError
 from microdcs.jobs.contract import subject_of_scope
-from microdcs.publisher.changes import Cursor, Plan, Scope, entry_time, fold_changes
+from microdcs.publisher.changes import (
+    Cursor,
+    Plan,
+    Scope,
+    entry_time,
+    fold_changes,
+    index_pause,
+)
 from microdcs.publisher.lease import Lease
 from microdcs.publisher.marker import RetainedMarker, new_marker
 from microdcs.publisher.options import PublisherOptions
@@ -91,6 +102,7 @@ class JobPublisher:
         self.expiry = options.retained_expiry
         self.poll = options.poll_seconds
         self.interval = options.interval_seconds
+        self.index_rate = options.index_entries_per_second
         self.lease = Lease(
             store,
             store.key("jobs", "publisher", "lease"),
@@ -117,6 +129,8 @@ class JobPublisher:
         self._restart = False
         #: Per scope, the wall-clock time of its oldest change not yet published.
         self._oldest: dict[str, float] = {}
+        #: Scopes whose index was deferred by the pacing: when (monotonic s) it is due.
+        self._index_due: dict[str, float] = {}
         outlet.on_session(self._on_session)
 
     def notify(self, scope: str) -> None:
@@ -215,10 +229,12 @@ class JobPublisher:
                 logger.warning("%s lost the publisher lease", self.lease.holder)
             self.leading = False
             self._scopes.clear()
+            self._index_due.clear()
             await asyncio.sleep(standby)
 
     async def _take_over(self) -> None:
         self._scopes.clear()
+        self._index_due.clear()
         self._discovered_at = self._polled_at = 0.0
         self._check_retained = True  # whatever the last holder left, is it still there?
         self._restart = False
@@ -239,6 +255,7 @@ class JobPublisher:
         logger.warning("the broker holds no retained job state of ours; republishing all")
         names = sorted(await self.jobs.scopes())
         self._scopes.clear()
+        self._index_due.clear()
         for start in range(0, len(names), REBUILD_CONCURRENCY):
             chunk = names[start : start + REBUILD_CONCURRENCY]
             await asyncio.gather(*(self._load(name, republish=True) for name in chunk))
@@ -251,18 +268,21 @@ class JobPublisher:
     async def _lead(self, until: float) -> None:
         """Publish in passes until ``until`` (when the lease is renewed).
 
-        A pass runs when a local processor hinted at a change, or every ``poll`` for
-        other replicas' changes, but never sooner than ``interval`` after the last one.
+        A pass runs when a local processor hinted at a change, when a deferred index is
+        due, or every ``poll`` for other replicas' changes, but never sooner than
+        ``interval`` after the last one.
         """
         while (now := time.monotonic()) < until and not self._stopping:
             if self._check_retained:
                 await self._verify_retained()
                 continue
             poll_due = self._polled_at + self.poll
-            if not self._hinted and now < poll_due:
+            index_due = min(self._index_due.values(), default=poll_due)
+            if not self._hinted and now < poll_due and now < index_due:
                 self._wake.clear()
+                wake = min(poll_due, index_due, until)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(poll_due, until) - now)
+                    await asyncio.wait_for(self._wake.wait(), wake - now)
                 continue
             pause = self._passed_at + self.interval - now
             if pause > 0:
@@ -270,6 +290,7 @@ class JobPublisher:
                 continue
             self._passed_at = now
             names, self._hinted = self._hinted, set()
+            names |= {name for name, due in self._index_due.items() if due <= now}
             if now >= poll_due:
                 self._polled_at = now
                 names |= self._scopes.keys() | await self._discover()
@@ -294,14 +315,14 @@ class JobPublisher:
             await self._resync(scope)
         else:
             scope.reset(await self.jobs.snapshot(name))
-            scope.dirty = scope.seq > scope.cursor_seq
+            scope.dirty = scope.seq > scope.indexed
         self._scopes[name] = scope
 
     async def _resync(self, scope: Scope) -> None:
         """Republish every listed job of a scope and its index from a snapshot."""
         snapshot = await self.jobs.snapshot(scope.name)
         scope.reset(snapshot)
-        plan = Plan(scope, list(scope.index), [], snapshot.last_id, snapshot.seq, True)
+        plan = Plan(scope, list(scope.index), [], snapshot.last_id, snapshot.seq, True, True)
         await self._publish([plan])
 
     # -- changes ---------------------------------------------------------------------------
@@ -323,7 +344,10 @@ class JobPublisher:
             if len(entries) == BATCH:
                 self._hinted.add(scope.name)  # a backlog: go on in the next pass
             if not entries:
-                if scope.name not in self._hinted:
+                if scope.dirty and self._index_ready(scope):
+                    # A deferred index is due and no change came: it alone.
+                    plans.append(Plan(scope, [], [], scope.cursor, scope.cursor_seq, True))
+                elif scope.name not in self._hinted and not scope.dirty:
                     self._oldest.pop(scope.name, None)  # nothing left to publish
                 continue
             first = entries[0].time
@@ -337,6 +361,16 @@ class JobPublisher:
             plans.append(fold_changes(scope, entries))
         if plans:
             await self._publish(plans)
+
+    def _index_ready(self, scope: Scope) -> bool:
+        """Whether the scope's next index may go out now (else when it is due)."""
+        pause = index_pause(len(scope.index), self.interval, self.index_rate)
+        due = scope.index_due(pause)
+        if due <= time.monotonic():
+            self._index_due.pop(scope.name, None)
+            return True
+        self._index_due[scope.name] = due
+        return False
 
     async def _publish(self, plans: list[Plan]) -> None:
         """Publish the planned jobs and index revisions; then store the cursors.
@@ -364,7 +398,10 @@ class JobPublisher:
                         acks.append(self.outlet.delete_nowait(topic))
                 except (OutgoingEventError, ValueError) as exc:
                     self._skip(scope.name, job_id, exc)
+            if plan.changed and not plan.resync and not self._index_ready(scope):
+                plan.defer_index()
             if plan.changed:
+                scope.index_at = time.monotonic()
                 payload = index_payload(scope.revision + 1, subject, scope.index.values())
                 topic = self.topics.state_index(subject)
                 try:
@@ -377,13 +414,15 @@ class JobPublisher:
         cursors = {}
         for plan in plans:
             cursor = plan.next_cursor()
+            plan.scope.dirty = plan.scope.seq > cursor.indexed
             plan.scope.resume(cursor)
-            plan.scope.dirty = False
             cursors[plan.scope.name] = cursor.encode()
         await self.jobs.changes.save(cursors)
         for plan in plans:
             name = plan.scope.name
-            if name in self._hinted:  # more to come: at the latest after what is published
+            if plan.scope.dirty:
+                pass  # its index is deferred: the oldest change it does not cover yet
+            elif name in self._hinted:  # more to come: at the latest after what is published
                 last = entry_time(plan.cursor)
                 self._oldest[name] = last if last > 0 else time.time()
             else:

@@ -51,6 +51,7 @@ def wire_jobs(
             lease_seconds=config.publisher_lease_seconds,
             poll_seconds=config.publisher_poll_seconds,
             interval_seconds=config.publisher_interval_seconds,
+            index_entries_per_second=config.publisher_index_entries_per_second,
         )
         publisher = JobPublisher(options, jobs, store, MqttRetainedOutlet(mqtt))
         processor.add_change_listener(publisher.notify)
