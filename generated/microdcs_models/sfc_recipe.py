@@ -41,6 +41,14 @@ class SfcTransition(Model):
     condition: str | None = field(default=None, metadata={"alias": "Condition"})
     #: Lower priority wins when several transitions could fire.
     priority: int | None = field(default=None, metadata={"alias": "Priority"})
+    #: Longest time this transition may wait, from the moment all its source steps are active,
+    #: before OnTimeout applies; absent or 0: no timeout.
+    timeout_seconds: float | None = field(
+        default=None, metadata={"alias": "TimeoutSeconds", "minimum": 0}
+    )
+    #: What a timeout does: `suspend` (default: the job is suspended until the MES resumes it),
+    #: `abort`, or the name of a step to go to instead of the target.
+    on_timeout: str | None = field(default=None, metadata={"alias": "OnTimeout"})
 
 
 class SfcQualifier(StrEnum):
@@ -133,3 +141,8 @@ class SfcRecipe(Model):
     actions: list[SfcAction] | None = field(default=None, metadata={"alias": "Actions"})
     #: Selection and simultaneous branches.
     branches: list[SfcBranch] | None = field(default=None, metadata={"alias": "Branches"})
+    #: Longest time the chart may wait on transition conditions (some active step done, nothing
+    #: firing) before the job is suspended with a stall event; absent or 0: no watchdog.
+    watchdog_seconds: float | None = field(
+        default=None, metadata={"alias": "WatchdogSeconds", "minimum": 0}
+    )

@@ -21,6 +21,7 @@ from microdcs.sfc.events import (
     JobAborted,
     JobCompleted,
     JobStopped,
+    JobSuspended,
     Pause,
     Reevaluate,
     Resume,
@@ -41,7 +42,7 @@ from microdcs.sfc.state import (
     Timer,
     TimerKind,
 )
-from microdcs.sfc.validation import RecipeValidation, validate_recipe
+from microdcs.sfc.validation import RecipeValidation, recipe_warnings, validate_recipe
 
 __all__ = [
     "MAX_FIRINGS",
@@ -65,6 +66,7 @@ __all__ = [
     "JobAborted",
     "JobCompleted",
     "JobStopped",
+    "JobSuspended",
     "Pause",
     "Predicate",
     "RecipeValidation",
@@ -84,6 +86,7 @@ __all__ = [
     "evolve",
     "new_execution",
     "parse_condition",
+    "recipe_warnings",
     "replay_effects",
     "validate_recipe",
 ]

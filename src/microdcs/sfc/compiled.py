@@ -55,6 +55,10 @@ class CompiledRecipe:
     #: Arcs by source step, in firing order.
     outgoing: Mapping[str, tuple[Arc, ...]]
     predicates: Mapping[str, Predicate] = field(default_factory=dict)
+    #: Arcs with a timeout, with their index in ``arcs`` (the timer key); usually none.
+    timed_arcs: tuple[tuple[int, Arc], ...] = ()
+    #: Seconds the chart may wait on conditions before the job is suspended (None: off).
+    watchdog: float | None = None
 
     def action(self, key: str) -> CompiledAction:
         step, _, name = key.partition("/")
@@ -112,4 +116,6 @@ def compile_recipe(
         arcs=tuple(arcs),
         outgoing={step: tuple(items) for step, items in outgoing.items()},
         predicates=registry,
+        timed_arcs=tuple((i, arc) for i, arc in enumerate(arcs) if arc.timeout),
+        watchdog=recipe.watchdog_seconds or None,
     )

@@ -151,6 +151,14 @@ class JobAborted:
 
 
 @dataclass(frozen=True)
+class JobSuspended:
+    """The chart stalled (watchdog, or a transition timeout with ``suspend``): the
+    execution is paused and the job goes to Interrupted/Suspended until the MES resumes."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class EventIgnored:
     """The event changed nothing (stale, duplicate, or not allowed now); for logging."""
 
@@ -167,5 +175,6 @@ Effect = (
     | JobCompleted
     | JobStopped
     | JobAborted
+    | JobSuspended
     | EventIgnored
 )

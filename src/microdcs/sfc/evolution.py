@@ -39,16 +39,18 @@ from microdcs.sfc.events import (
     EventIgnored,
     JobCompleted,
     JobStopped,
+    JobSuspended,
     Pause,
     Reevaluate,
     Resume,
     ScheduleTimer,
     Start,
+    StepEntered,
     Stop,
     TimerDue,
 )
 from microdcs.sfc.graph import Arc
-from microdcs.sfc.state import Execution, ExecutionStatus, RunStatus, Timer
+from microdcs.sfc.state import Execution, ExecutionStatus, RunStatus, Timer, TimerKind
 from microdcs.sfc.work import Work, dispatch_effect
 
 #: Transition firings allowed in one call before the run counts as a zero-time loop.
@@ -78,6 +80,8 @@ def evolve(
         return _ignored(execution, reason)
     if work.status is S.RUNNING:
         _settle(work, max_firings)
+        if work.status is S.RUNNING:
+            _arm_stall_timers(work)
     return work.freeze(), _compact(work.effects)
 
 
@@ -109,7 +113,11 @@ def _apply(work: Work, event: Event) -> str | None:
             return f"timer {event.key} is frozen while paused"
         if work.now < timer.due_at:
             return f"timer {event.key} is not due before {timer.due_at}"
-        work.timer_due(timer)
+        if timer.kind in (TimerKind.WATCHDOG, TimerKind.TRANSITION):
+            del work.timers[timer.key]
+            _stalled(work, timer)
+        else:
+            work.timer_due(timer)
     elif isinstance(event, Pause):
         if status is not S.RUNNING:
             return f"cannot pause a {status.value} execution"
@@ -136,6 +144,84 @@ def _pause(work: Work) -> None:
         remaining = max(0.0, (timer.due_at or work.now) - work.now)
         work.timers[key] = Timer(timer.key, timer.kind, timer.run, None, remaining)
         work.effects.append(CancelTimer(key))
+
+
+def _suspend(work: Work, reason: str) -> None:
+    """Paused by the chart itself: the job waits for the MES (Resume) in Suspended."""
+    _pause(work)
+    work.effects.append(JobSuspended(reason))
+
+
+# -- no silent stalls: transition timeouts and the watchdog --------------------------------
+WATCHDOG = "watchdog"
+
+
+def _waiting(work: Work) -> list[str]:
+    """Active steps whose actions are done and that wait on a transition condition."""
+    return [s for s in work.active if work.recipe.outgoing[s] and work.step_done(s)]
+
+
+def _signature(work: Work, arc: Arc) -> str:
+    """The activations of an arc's sources: a timer of an earlier activation is stale."""
+    return ",".join(f"{s}:{work.activations.get(s, 0)}" for s in arc.sources)
+
+
+def _arm_stall_timers(work: Work) -> None:
+    """Start (or cancel) transition timeouts and the watchdog after an evaluation.
+
+    A transition's timer runs from the moment all its sources are active (a new
+    activation restarts it). The watchdog runs while some step waits on conditions and
+    restarts whenever a step is entered (the chart made progress).
+    """
+    recipe = work.recipe
+    active = set(work.active)
+    for index, arc in recipe.timed_arcs:
+        key = f"{TimerKind.TRANSITION.value}:{index}"
+        timer = work.timers.get(key)
+        if active.issuperset(arc.sources):
+            signature = _signature(work, arc)
+            if timer is None or timer.run != signature:
+                due_at = work.now + (arc.timeout or 0.0)
+                work.timers[key] = Timer(key, TimerKind.TRANSITION, signature, due_at)
+                work.effects.append(ScheduleTimer(key, due_at))
+        elif timer is not None:
+            del work.timers[key]
+            work.effects.append(CancelTimer(key))
+    if recipe.watchdog is None:
+        return
+    timer = work.timers.get(WATCHDOG)
+    if _waiting(work):
+        if timer is None or any(isinstance(e, StepEntered) for e in work.effects):
+            due_at = work.now + recipe.watchdog
+            work.timers[WATCHDOG] = Timer(WATCHDOG, TimerKind.WATCHDOG, "", due_at)
+            work.effects.append(ScheduleTimer(WATCHDOG, due_at))
+    elif timer is not None:
+        del work.timers[WATCHDOG]
+        work.effects.append(CancelTimer(WATCHDOG))
+
+
+def _stalled(work: Work, timer: Timer) -> None:
+    """A watchdog or transition timeout is due (its timer is already removed)."""
+    recipe = work.recipe
+    if timer.kind is TimerKind.WATCHDOG:
+        if not _waiting(work):
+            return
+        steps = ", ".join(_waiting(work))
+        seconds = recipe.watchdog or 0.0
+        _suspend(work, f"watchdog: no transition fired for {seconds:g} s (waiting: {steps})")
+        return
+    arc = recipe.arcs[int(timer.key.partition(":")[2])]
+    if not set(work.active).issuperset(arc.sources) or timer.run != _signature(work, arc):
+        return  # stale: its sources were left since (re-armed after the evaluation)
+    reason = f"transition {arc.label} did not fire within {arc.timeout or 0.0:g} s"
+    if arc.on_timeout == "abort":
+        work.abort(reason)
+    elif arc.on_timeout == "suspend":
+        _suspend(work, reason)
+    else:
+        for step in arc.sources:
+            work.exit(step)
+        work.enter(arc.on_timeout)
 
 
 def _resume(work: Work) -> None:

@@ -52,6 +52,10 @@ class Arc:
     #: of declaration; a selection choice adds its own priority and declaration index).
     order: tuple[int, ...]
     label: str
+    #: Seconds the arc may wait once its sources are all active (None: forever).
+    timeout: float | None = None
+    #: What its timeout does: ``suspend``, ``abort`` or the name of a step to go to.
+    on_timeout: str = "suspend"
 
 
 def both(first: Condition, second: Condition) -> Condition:
@@ -99,22 +103,29 @@ def expand(recipe: SfcRecipe, conditions: Sequence[Condition]) -> list[Arc]:
         else:
             source_sets = [(path[-1],) for path in source_branch.branches]
         target_branch = branches.get(t.target)
-        options: list[tuple[tuple[str, ...], Condition, tuple[int, ...]]]
+        # (targets, condition, order, timing transition): the timeout of ``X -> B`` rides
+        # on its first choice only (one timer for the wait), a choice's own on itself.
+        options: list[tuple[tuple[str, ...], Condition, tuple[int, ...], SfcTransition]]
         if target_branch is None:
-            options = [((t.target,), cond, ())]
+            options = [((t.target,), cond, (), t)]
         elif target_branch.type is SfcBranchType.SIMULTANEOUS:
-            options = [(tuple(path[0] for path in target_branch.branches), cond, ())]
+            options = [(tuple(path[0] for path in target_branch.branches), cond, (), t)]
         else:
+            ordered = sorted(choices.get(t.target, []), key=lambda x: x[2])
             options = [
-                ((c.target,), both(cond, c_cond), key)
-                for c, c_cond, key in sorted(choices.get(t.target, []), key=lambda x: x[2])
-            ]
+                ((c.target,), both(cond, c_cond), key,
+                 c if c.timeout_seconds or i else t)
+                for i, (c, c_cond, key) in enumerate(ordered)
+            ]  # fmt: skip
         for sources in source_sets:
-            for targets, condition, extra in options:
+            for targets, condition, extra, timing in options:
                 label = f"{t.source} -> {t.target}"
                 if len(targets) == 1 and targets[0] != t.target:
                     label += f" -> {targets[0]}"
-                arcs.append(Arc(sources, targets, condition, (_priority(t), index, *extra), label))
+                arcs.append(
+                    Arc(sources, targets, condition, (_priority(t), index, *extra), label,
+                        timing.timeout_seconds or None, timing.on_timeout or "suspend")
+                )  # fmt: skip
     declared = {(t.source, t.target) for t in recipe.transitions}
     implicit = len(transitions)
     for branch in branches.values():

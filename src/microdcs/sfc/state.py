@@ -49,6 +49,10 @@ class TimerKind(StrEnum):
     DELAY = "delay"
     LIMIT = "limit"
     TIMEOUT = "timeout"
+    #: The recipe's watchdog: the chart waits on conditions (``run`` is empty).
+    WATCHDOG = "watchdog"
+    #: A transition's timeout (``run`` holds the activations of its source steps).
+    TRANSITION = "transition"
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class Timer:
 
     key: str
     kind: TimerKind
-    #: Key of the action run the timer belongs to.
+    #: Key of the action run the timer belongs to (see :class:`TimerKind` for the others).
     run: str
     due_at: float | None
     remaining: float | None = None

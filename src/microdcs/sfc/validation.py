@@ -8,9 +8,11 @@ sound, because the graph cannot be built otherwise.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from microdcs.sfc.conditions import DONE, Condition, unknown_predicates
@@ -24,6 +26,8 @@ from microdcs_models.sfc_recipe import (
     SfcQualifier,
     SfcRecipe,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def validate_recipe(recipe: SfcRecipe, predicates: Collection[str] = ()) -> None:
@@ -50,11 +54,15 @@ def check_recipe(
     conditions = _check_conditions(recipe, predicates, {a.name for a in actions}, problems)
     _check_transitions(recipe, path_of, problems)
     _check_actions(actions, set(steps), problems)
+    _check_timeouts(recipe, path_of, problems)
     if problems:
         return problems, conditions, []
     arcs = expand(recipe, conditions)
     initial = next(s.name for s in recipe.steps if s.initial)
-    unreachable = [s for s in steps if s not in reachable(initial, arcs)]
+    # A timeout's step is reached from the arc's sources, like a target.
+    jumps = [replace(arc, targets=(arc.on_timeout,)) for arc in arcs
+             if arc.timeout and arc.on_timeout not in ("suspend", "abort")]  # fmt: skip
+    unreachable = [s for s in steps if s not in reachable(initial, [*arcs, *jumps])]
     if unreachable:
         problems.append(f"unreachable steps: {', '.join(unreachable)}")
     waiting = {a.step for a in actions if a.qualifier in AWAITED}
@@ -177,6 +185,64 @@ def _check_transitions(
                 problems.append(f"{where} must choose the first step of a path")
 
 
+def _check_timeouts(
+    recipe: SfcRecipe, path_of: dict[str, tuple[str, int]], problems: list[str]
+) -> None:
+    steps = {s.name for s in recipe.steps}
+    watchdog = recipe.watchdog_seconds
+    if watchdog is not None and (not math.isfinite(watchdog) or watchdog < 0):
+        problems.append("WatchdogSeconds must be a finite number >= 0")
+    for t in recipe.transitions:
+        where = f"transition {t.source} -> {t.target}"
+        seconds = t.timeout_seconds
+        if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
+            problems.append(f"{where}: TimeoutSeconds must be a finite number >= 0")
+        target = t.on_timeout
+        if target is None or target in ("suspend", "abort"):
+            continue
+        if not seconds:
+            problems.append(f"{where}: OnTimeout means nothing without TimeoutSeconds")
+        if target not in steps:
+            problems.append(f"{where}: OnTimeout names unknown step {target} (or suspend, abort)")
+        elif target in path_of:
+            problems.append(f"{where}: OnTimeout step {target} is inside a branch path")
+
+
+def recipe_warnings(recipe: SfcRecipe) -> list[str]:
+    """What may stall a valid recipe silently: a selection branch that can wait forever.
+
+    A selection branch whose choices all have a condition (none is ``true``/``done``)
+    and no timeout on the transition into it or on a choice leaves the job Running with
+    nothing to do when every condition is false. Not an error: the data may make it
+    impossible, and a recipe-level watchdog still catches it at run time.
+    """
+    warnings: list[str] = []
+    for branch in recipe.branches or []:
+        if branch.type is not SfcBranchType.SELECTION:
+            continue
+        into = [t for t in recipe.transitions if t.target == branch.name]
+        choices = [t for t in recipe.transitions if t.source == branch.name]
+        firsts = {path[0] for path in branch.branches if path}
+        choices = [t for t in choices if t.target in firsts]
+        default = any(_always(t.condition) for t in choices)
+        timeout = any(t.timeout_seconds for t in into + choices)
+        if not default and not timeout:
+            warnings.append(
+                f"selection branch {branch.name} has no default choice (condition true or "
+                "done) and no TimeoutSeconds: when no condition holds the job waits forever"
+                + ("" if recipe.watchdog_seconds else " (and the recipe has no WatchdogSeconds)")
+            )
+    return warnings
+
+
+def _always(text: str | None) -> bool:
+    try:
+        condition = parse_condition(text)
+    except ConditionSyntaxError:
+        return False
+    return condition.is_instant or condition.is_done
+
+
 def _check_actions(actions: Sequence[SfcAction], steps: set[str], problems: list[str]) -> None:
     keys = [f"{a.step}/{a.name}" for a in actions]
     if dupes := _duplicates(keys):
@@ -216,4 +282,7 @@ class RecipeValidation:
         self.predicates = frozenset(predicates)
 
     def __call__(self, recipe_data: Any) -> None:
-        validate_recipe(SfcRecipe.from_raw(recipe_data), self.predicates)
+        recipe = SfcRecipe.from_raw(recipe_data)
+        validate_recipe(recipe, self.predicates)
+        for warning in recipe_warnings(recipe):
+            logger.warning("SFC recipe: %s", warning)

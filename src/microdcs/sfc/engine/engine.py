@@ -44,6 +44,7 @@ from microdcs.sfc import (
     JobAborted,
     JobCompleted,
     JobStopped,
+    JobSuspended,
     Predicate,
     compile_recipe,
     evolve,
@@ -369,6 +370,10 @@ class SfcEngine:
                 await self.control.end_job(subject, job_id, response_data(effect.results))
             elif isinstance(effect, JobAborted):
                 await self.control.abort_job(subject, job_id, effect.reason)
+            elif isinstance(effect, JobSuspended):
+                # Interrupted/Suspended: the MES sees the stall and resumes when it is fixed.
+                logger.warning("job %s suspended: %s", job_id, effect.reason)
+                await self.control.suspend_job(subject, job_id)
 
     # -- recipes ----------------------------------------------------------------------------
     def _compile(self, recipe_json: bytes) -> CompiledRecipe:

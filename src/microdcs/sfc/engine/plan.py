@@ -30,6 +30,7 @@ from microdcs.sfc.events import (
     JobAborted,
     JobCompleted,
     JobStopped,
+    JobSuspended,
     Pause,
     Resume,
     ScheduleTimer,
@@ -43,7 +44,7 @@ from microdcs_models.sfc_recipe import SfcInteraction, SfcQualifier
 
 PUSH = SfcInteraction.PUSH_COMMAND
 #: Effects the engine performs outside Redis (everything else is stored by the CAS).
-External = DispatchAction | CancelAction | JobCompleted | JobStopped | JobAborted
+External = DispatchAction | CancelAction | JobCompleted | JobStopped | JobAborted | JobSuspended
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,7 @@ def plan_change(
             action = recipe.action(f"{effect.step}/{effect.action}")
             if action.interaction is PUSH:
                 plan.external.append(effect)
-        elif isinstance(effect, JobCompleted | JobStopped | JobAborted):
+        elif isinstance(effect, JobCompleted | JobStopped | JobAborted | JobSuspended):
             plan.external.append(effect)
     return plan
 
@@ -189,6 +190,8 @@ def encode_effects(effects: Sequence[External]) -> bytes:
             out.append({"t": "completed", "results": _results(e.results)})
         elif isinstance(e, JobStopped):
             out.append({"t": "stopped", "results": _results(e.results), "reason": e.reason})
+        elif isinstance(e, JobSuspended):
+            out.append({"t": "suspended", "reason": e.reason})
         else:
             out.append({"t": "aborted", "results": _results(e.results), "reason": e.reason})
     return orjson.dumps(out)
@@ -209,6 +212,8 @@ def decode_effects(data: bytes, job_id: str) -> list[External]:
             )  # fmt: skip
         elif tag == "cancel":
             effects.append(CancelAction(e["c"], e["step"], e["action"], e["reason"]))
+        elif tag == "suspended":
+            effects.append(JobSuspended(e["reason"]))
         else:
             results = {name: value for name, value in e["results"]}
             if tag == "completed":
