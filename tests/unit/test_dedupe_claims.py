@@ -7,6 +7,7 @@ import itertools
 
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.core.errors import StorageUnavailableError
+from microdcs.core.eventformat import pack_records
 from microdcs.models import Model
 from microdcs.processing.dedupe import (
     FIRST_WAIT_SECONDS,
@@ -15,6 +16,7 @@ from microdcs.processing.dedupe import (
     Prefetched,
 )
 from microdcs.processing.processor import MessageContext, handles
+from microdcs.storage.dedupe import Deduplicator
 from tests.unit.test_pipeline import Count, Counter, FlakyDedupe, _event, _pipeline
 
 
@@ -148,3 +150,12 @@ async def test_a_claim_whose_reply_was_lost_is_recognised_as_ours() -> None:
     prefetched = Prefetched(("mes", "e1"), marker)  # type: ignore[arg-type]
     [response] = await pipeline.process(event, processor, _context(event), None, prefetched)
     assert processor.calls == 1 and response.data == b'{"n":2}'
+
+
+def test_a_claim_marker_is_never_a_record_and_a_record_never_a_claim() -> None:
+    registry = Deduplicator(None, 60)  # type: ignore[arg-type]  # markers need no store
+    other = Deduplicator(None, 60)  # type: ignore[arg-type]  # another replica
+    markers = {registry.new_claim() for _ in range(100)} | {other.new_claim() for _ in range(100)}
+    assert len(markers) == 200 and all(Deduplicator.is_claim(m) for m in markers)
+    for responses in ([], [_event()], [_event("a"), _event("b")]):
+        assert not Deduplicator.is_claim(pack_records(responses))
