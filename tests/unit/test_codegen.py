@@ -40,6 +40,7 @@ def test_there_are_schemas_to_check() -> None:
         "machinery_jobs.schema.json",
         "processor_metadata.schema.json",
         "sfc_recipe.schema.json",
+        "sfc_step_event.schema.json",
     ]
 
 

@@ -140,6 +140,12 @@ class AppConfig:
         5.0,
         "A command still unanswered after this is sent again with the same correlation id.",
     )
+    sfc_step_events: bool = setting(
+        "APP_SFC_STEP_EVENTS",
+        True,
+        "Publish a step progress event (sfc.step.v1) on the job's scope events topic for "
+        "every step, transition, action and timer change of a recipe.",
+    )
     sfc_scope_scan_seconds: float = setting(
         "APP_SFC_SCOPE_SCAN_SECONDS", 1.0, "How often the engine looks for new scopes."
     )

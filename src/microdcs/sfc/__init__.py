@@ -31,6 +31,7 @@ from microdcs.sfc.events import (
     StepExited,
     Stop,
     TimerDue,
+    TransitionFired,
 )
 from microdcs.sfc.evolution import MAX_FIRINGS, evolve, new_execution, replay_effects
 from microdcs.sfc.parser import parse_condition
@@ -82,6 +83,7 @@ __all__ = [
     "Timer",
     "TimerDue",
     "TimerKind",
+    "TransitionFired",
     "compile_recipe",
     "evolve",
     "new_execution",

@@ -90,6 +90,13 @@ class StepExited:
 
 
 @dataclass(frozen=True)
+class TransitionFired:
+    """An arc fired (before its sources are left); for progress events only."""
+
+    label: str
+
+
+@dataclass(frozen=True)
 class DispatchAction:
     """Send the command (push_command) or start awaiting the event (pull_event)."""
 
@@ -168,6 +175,7 @@ class EventIgnored:
 Effect = (
     StepEntered
     | StepExited
+    | TransitionFired
     | DispatchAction
     | CancelAction
     | ScheduleTimer

@@ -48,6 +48,7 @@ from microdcs.sfc.events import (
     StepEntered,
     Stop,
     TimerDue,
+    TransitionFired,
 )
 from microdcs.sfc.graph import Arc
 from microdcs.sfc.state import Execution, ExecutionStatus, RunStatus, Timer, TimerKind
@@ -219,6 +220,7 @@ def _stalled(work: Work, timer: Timer) -> None:
     elif arc.on_timeout == "suspend":
         _suspend(work, reason)
     else:
+        work.effects.append(TransitionFired(f"{arc.label} (timeout) -> {arc.on_timeout}"))
         for step in arc.sources:
             work.exit(step)
         work.enter(arc.on_timeout)
@@ -261,6 +263,7 @@ def _settle(work: Work, max_firings: int) -> None:
             )
             return
         for arc in chosen:
+            work.effects.append(TransitionFired(arc.label))
             for step in arc.sources:
                 work.exit(step)
         for arc in chosen:

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
 from microdcs.app.telemetry.metrics import Metrics
+from microdcs.core.cloudevent import TRACEPARENT, TRACESTATE, ExtensionValue
 from microdcs.core.tracing import Tracing
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.recipes import JobStoreRecipes
+from microdcs.processing.routing import Intent
 from microdcs.sfc import Predicate
 from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.store import EngineStore
+from microdcs.sfc.engine.tracecontext import Carried
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.outlets import MqttCommandOutlet
 from microdcs.transports.mqtt.topics import TopicLayout
+from microdcs_models.sfc_step_event import SfcStepEvent
+
+
+class JobProgress:
+    """Step progress events as the job processor's events: same ``events`` topic as the
+    job's status events, ``correlationid`` = the job, the step's trace context."""
+
+    def __init__(self, jobs: JobManagementProcessor) -> None:
+        self.jobs = jobs
+
+    async def progress(
+        self, subject: str | None, job_id: str, events: Sequence[SfcStepEvent], trace: Carried
+    ) -> None:
+        extensions: dict[str, ExtensionValue] | None = None
+        if trace:
+            extensions = {TRACEPARENT: trace.traceparent}
+            if trace.tracestate:
+                extensions[TRACESTATE] = trace.tracestate
+        for message in events:
+            event = self.jobs.build_event(
+                message, subject=subject, correlationid=job_id, extensions=extensions
+            )
+            await self.jobs.emit(event, Intent.EVENTS)
 
 
 def wire_engine(
@@ -49,6 +75,7 @@ def wire_engine(
         scope_scan=config.sfc_scope_scan_seconds,
         predicates=predicates,
         tracing=tracing,
+        progress=JobProgress(jobs) if config.sfc_step_events else None,
     )
     jobs.add_listener(engine.on_job_event)
     if config.sfc_engine_enabled and config.is_processor_instance:

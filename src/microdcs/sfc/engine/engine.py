@@ -59,7 +59,8 @@ from microdcs.sfc.engine.plan import (
     plan_change,
     response_data,
 )
-from microdcs.sfc.engine.ports import EquipmentPort, RecipeSource
+from microdcs.sfc.engine.ports import EquipmentPort, ProgressSink, RecipeSource
+from microdcs.sfc.engine.progress import progress_events, retried
 from microdcs.sfc.engine.store import EngineStore, Entry, Stored
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
@@ -101,6 +102,7 @@ class SfcEngine:
         predicates: Mapping[str, Predicate] | None = None,
         clock: Callable[[], float] = time.time,
         tracing: Tracing | None = None,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.store = store
         self.control = control
@@ -115,6 +117,8 @@ class SfcEngine:
         self.predicates = dict(predicates or {})
         self.clock = clock
         self.tracing = tracing or Tracing()
+        #: Step progress events; None publishes none (the benchmark's baseline).
+        self.progress = progress
         self.steps = 0  # entries that changed an execution (a benchmark counter)
         #: Running or paused executions in all scopes (cluster-wide), refreshed each scan.
         self.active_executions = 0
@@ -293,14 +297,18 @@ class SfcEngine:
                 return True
             recipe = await self._recipe(scope, item.job_id)
             old = stored.execution
-            new, effects = evolve(recipe, old, event, self.clock())
+            now = self.clock()
+            new, effects = evolve(recipe, old, event, now)
             if new is old or new.version == old.version:
                 return True
-            plan = plan_change(recipe, old, new, effects, now=self.clock(),
+            plan = plan_change(recipe, old, new, effects, now=now,
                                resend_after=self.resend_after)  # fmt: skip
             if await self.store.cas(scope, new, expected=stored.version, entry_id=entry_id,
                                     effects=encode_effects(plan.external), plan=plan):  # fmt: skip
                 self.steps += 1
+                if self.progress is not None:
+                    events = progress_events(event, effects, new, now)
+                    await self.progress.progress(subject, item.job_id, events, Carried.current())
                 await self._perform(subject, item.job_id, plan.external)
                 return True
         logger.warning("gave up on work item %s of job %s after conflicts", entry_id, item.job_id)
@@ -324,8 +332,9 @@ class SfcEngine:
             logger.info("job %s of %s no longer running: its recipe is not started", job_id, scope)
             return True
         old = new_execution(job_id, source.parameters)
-        new, effects = evolve(recipe, old, item.event() or _never(), self.clock())
-        plan = plan_change(recipe, old, new, effects, now=self.clock(),
+        now = self.clock()
+        new, effects = evolve(recipe, old, item.event() or _never(), now)
+        plan = plan_change(recipe, old, new, effects, now=now,
                            resend_after=self.resend_after)  # fmt: skip
         extra: dict[str, bytes | str] = {"recipe": source.recipe_json, "subject": subject or ""}
         # The job's trace, continued by every later item (its step span when recording).
@@ -339,6 +348,9 @@ class SfcEngine:
         if stored:
             self.steps += 1
             self._by_job[(scope, job_id)] = recipe
+            if self.progress is not None:
+                events = progress_events(None, effects, new, now)
+                await self.progress.progress(subject, job_id, events, Carried.current())
             await self._perform(subject, job_id, plan.external)
         return True
 
@@ -353,6 +365,12 @@ class SfcEngine:
         if action.interaction is not SfcInteraction.PUSH_COMMAND:
             return
         logger.info("command %s overdue; sending it again", correlation)
+        if self.progress is not None:
+            execution = stored.execution
+            event = retried(item.job_id, correlation, execution.active, execution.version,
+                            self.clock())  # fmt: skip
+            await self.progress.progress(stored.subject or None, item.job_id, [event],
+                                         Carried.current())  # fmt: skip
         await self.equipment.send_command(
             stored.subject or None, _command(dispatch_effect(action, run, item.job_id))
         )
