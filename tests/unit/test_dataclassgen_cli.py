@@ -100,6 +100,10 @@ def test_the_index_is_ruff_clean(project: Path) -> None:
         (["index", "nowhere"], 1, "no directory nowhere"),
         (["index", "a", "b"], 2, "index takes at most an OUTDIR"),
         (["a.json", "b", "c"], 2, "expected SCHEMA [OUTDIR]"),
+        ([], 2, "which form?"),
+        (["dataclasses", "hello.schema.json", "--validation"], 2, "--validation (of the MicroDCS"),
+        (["dataclasses", "x.json", "--hidden-fields=_h->str"], 2, "--hidden-fields (of the"),
+        (["hello.schema.json", "--frobnicate"], 2, "unknown option '--frobnicate'"),
     ],
 )
 def test_mistakes_end_in_one_line_and_an_exit_code(

@@ -46,7 +46,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    gen.add_argument("words", nargs="+", metavar="ARG", help="see usage")
+    # REMAINDER: options of the design's generator reach run(), which explains them.
+    gen.add_argument("words", nargs=argparse.REMAINDER, metavar="ARG", help="see usage")
     gen.set_defaults(handler=lambda args: run(args.words))
 
 
@@ -75,7 +76,36 @@ def run(words: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         return 1
 
 
+#: Options of the MicroDCS design's generator, which this one does without.
+DESIGN_OPTIONS = (
+    "--imports",
+    "--base-class",
+    "--config-base-class",
+    "--validation",
+    "--no-validation",
+    "--request-object",
+    "--custom-metadata",
+    "--hidden-fields",
+    "--init-fields",
+    "--add-mixin",
+    "--template-dir",
+    "--collapse-root-workaround",
+)
+
+
 def _form(words: list[str]) -> tuple[str, list[str]]:
+    if not words or words[0] in ("-h", "--help"):
+        raise UsageError("which form?" if not words else "the forms")
+    for word in words:
+        option = word.split("=", 1)[0]
+        if option in DESIGN_OPTIONS:
+            raise UsageError(
+                f"{option} (of the MicroDCS design's generator) is not needed here: the "
+                "models always validate on decode, and hidden fields, mixins and extra "
+                "imports go into a hand-written subclass of a generated class"
+            )
+        if word.startswith("-"):
+            raise UsageError(f"unknown option {word!r} (this generator takes none)")
     head, rest = words[0], words[1:]
     if head == "index":
         if len(rest) > 1:
@@ -88,8 +118,6 @@ def _form(words: list[str]) -> tuple[str, list[str]]:
         rest = words
     if len(rest) > 2:
         raise UsageError(f"expected SCHEMA [OUTDIR], got {' '.join(rest)!r}")
-    if rest[0].startswith("-"):
-        raise UsageError(f"unknown option {rest[0]!r} (this generator takes none)")
     return "dataclasses", rest
 
 
