@@ -80,6 +80,18 @@ _REFUSED_LOGIN = (
 )
 
 
+def redis_version(info: bytes) -> tuple[int, int] | None:
+    """``(major, minor)`` from the reply of ``INFO server``; None when it names none."""
+    for line in info.splitlines():
+        if line.startswith(b"redis_version:"):
+            parts = line.partition(b":")[2].split(b".")
+            try:
+                return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+            except ValueError:
+                return None
+    return None
+
+
 def _misconfiguration(message: str) -> str | None:
     """The setting to blame for a connection failure that waiting does not cure."""
     if any(marker in message for marker in _REFUSED_LOGIN):
@@ -309,8 +321,7 @@ class RedisStore:
         waits for it)."""
         try:
             await self.pipeline.connect()
-            if self.config.mode == "standalone":
-                await self._refuse_a_cluster_node()
+            await self._check_server()
         except StorageUnavailableError as exc:
             problem = _misconfiguration(str(exc))
             if problem is not None:
@@ -321,13 +332,23 @@ class RedisStore:
             raise
         return self
 
-    async def _refuse_a_cluster_node(self) -> None:
-        """A cluster node used as one server answers MOVED for most keys: say so now."""
+    async def _check_server(self) -> None:
+        """What the server says of itself, checked once: Redis 7 or newer (the dedupe
+        claim is ``SET ... NX GET``, which Redis 6 refuses), and not a cluster node used
+        as one server (it would answer MOVED for most keys)."""
         try:
-            info = await self.pipeline.execute("INFO", "cluster")
+            info = await self.pipeline.execute("INFO", "server")
+            cluster = await self.pipeline.execute("INFO", "cluster")
         except ResponseError:  # an ACL without INFO: nothing to learn, nothing wrong
             return
-        if b"cluster_enabled:1" in info:
+        version = redis_version(info)
+        if version is not None and version < (7, 0):
+            raise ConfigurationError(
+                "APP_REDIS_HOSTNAME",
+                f"Redis {'.'.join(map(str, version))} at {self.config.hostname}:"
+                f"{self.config.port}; microdcs needs Redis 7.0 or newer",
+            )
+        if self.config.mode == "standalone" and b"cluster_enabled:1" in cluster:
             raise ConfigurationError(
                 "APP_REDIS_MODE",
                 f"{self.config.hostname}:{self.config.port} is a Redis Cluster node; "
