@@ -78,6 +78,12 @@ def test_init_refuses_a_directory_that_is_not_empty(
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
 
 
+def test_init_takes_a_fresh_git_repository(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    assert main(["init", str(tmp_path)]) == 0
+    assert (tmp_path / "Makefile").is_file()
+
+
 @single_redis("one server named by APP_REDIS_PORT")
 def test_run_in_the_project_finds_its_module_logs_the_binding_and_a_free_http_port(
     project: Path, mosquitto: LocalMosquitto, redis_server: RedisServer

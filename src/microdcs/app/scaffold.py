@@ -78,7 +78,9 @@ def files(project: Project) -> dict[str, str]:
 def init_project(directory: Path, microdcs_requirement: str | None = None) -> list[Path]:
     """Write the project into ``directory`` (missing or empty) and generate its models;
     returns the files written. Raises :class:`ScaffoldError` when it cannot."""
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+    if directory.exists() and (
+        not directory.is_dir() or any(p.name != ".git" for p in directory.iterdir())
+    ):  # a fresh ``git init`` is empty enough
         raise ScaffoldError(f"{directory} exists and is not an empty directory")
     project = Project(
         name=directory.resolve().name,
