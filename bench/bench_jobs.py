@@ -226,19 +226,22 @@ MEDIANS = ("rps", "p50_ms", "p99_ms", "lost", "failed", "jobs_before", "jobs_aft
 MEDIANS += ("runtime_cpu_us_per_request",)
 
 
-def one_scope(prefix: str) -> str:
+def one_scope(prefix: str, scope: str = "cell0") -> str:
     """Every requester into the same scope (the Store rows)."""
-    return f"{prefix}/cell0/commands"
+    return f"{prefix}/{scope}/commands"
 
 
-def prefill(broker: int, target: Target, key_prefix: str, jobs: int) -> int:
-    """Store about ``jobs`` jobs into the one scope, by Stores through the runtime."""
-    stored = 0
-    while stored < jobs:
-        run_load(broker, one_scope("app/jobs"), 1.0, 64, STORE, expect=STORED, warmup=False)
-        stored = target.count(f"{key_prefix}:jobs:*:job:*")
+def stored_in(target: Target, key_prefix: str, scope: str = "cell0") -> int:
+    return target.count(f"{key_prefix}:jobs:*{scope}*:job:*")
+
+
+def prefill(broker: int, target: Target, key_prefix: str, jobs: int, scope: str) -> int:
+    """Store about ``jobs`` jobs into ``scope``, by Stores through the runtime."""
+    while stored_in(target, key_prefix, scope) < jobs:
+        topic = one_scope("app/jobs", scope)
+        run_load(broker, topic, 1.0, 64, STORE, expect=STORED, warmup=False)
     time.sleep(1.0)  # the publisher catches up with the prefill before the measurement
-    return stored
+    return stored_in(target, key_prefix)
 
 
 def measure_store(
@@ -247,6 +250,8 @@ def measure_store(
     """Store without Cancel into one scope: empty, and ``--prefill`` jobs stored first.
 
     The two alternate, a fresh runtime each, and each row is the median of the rounds.
+    The empty row's runtime stores as many jobs into another scope first, so both rows
+    measure a runtime warmed up alike.
     """
     labels = {0: f"store, empty scope{target.name}"}
     labels[args.prefill] = f"store, {args.prefill} prefilled{target.name}"
@@ -255,7 +260,8 @@ def measure_store(
         for jobs, label in labels.items():
             procs, key_prefix = replicas(broker.port, target, 1)
             try:
-                before = prefill(broker.port, target, key_prefix, jobs) if jobs else 0
+                warm = "cell0" if jobs else "warmup"
+                before = prefill(broker.port, target, key_prefix, args.prefill, warm)
                 watch = {"broker": pid_of(broker), **target.watch(), "replica 0": procs[0].pid}
                 r = run_load(
                     broker.port, one_scope("app/jobs"), args.seconds, args.inflight, STORE,
@@ -264,7 +270,7 @@ def measure_store(
                 r["jobs_before"] = before
                 runtime_cpu = r.get("cpu_percent", {}).get("replica 0", 0.0)
                 r["runtime_cpu_us_per_request"] = runtime_cpu * 1e4 / max(r["rps"], 1.0)
-                r["jobs_after"] = target.count(f"{key_prefix}:jobs:*:job:*")
+                r["jobs_after"] = stored_in(target, key_prefix)
                 rounds[label].append(r)
             finally:
                 stop(procs)
