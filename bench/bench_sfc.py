@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,8 @@ async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
             async for message in mes.messages:
                 if str(message.topic) == responses:
                     continue
+                if b'"JobState"' not in message.payload:  # type: ignore[operator]
+                    continue  # a step progress event
                 data = orjson.loads(message.payload)  # type: ignore[arg-type]
                 if data["JobState"][0]["StateNumber"] in (5, 6):
                     ended.add(data["JobOrder"]["JobOrderID"])
@@ -168,10 +171,10 @@ def measure_failover() -> float:
                 p.wait(30)
 
 
-def measure(replicas: int, jobs: int, steps: int) -> float:
+def measure(replicas: int, jobs: int, steps: int, extra: dict[str, str] | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp, LocalMosquitto(Path(tmp) / "m") as broker, \
             LocalRedis(Path(tmp) / "r", appendonly=False) as redis:  # fmt: skip
-        env = bench_env(broker.port, redis.port)
+        env = dict(bench_env(broker.port, redis.port), **(extra or {}))
         cli = [sys.executable, "-m", "microdcs.app.cli"]
         procs = [subprocess.Popen([*cli, "simulate-equipment", "--delay-ms", "0"], env=env)]
         procs += [
@@ -193,7 +196,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--step-events", type=int, default=0, metavar="ROUNDS",
+                        help="only compare 1 replica without and with step progress events, "
+                        "ROUNDS interleaved runs each (medians)")  # fmt: skip
     args = parser.parse_args()
+    if args.step_events:
+        return compare_step_events(args.step_events, args.jobs, args.steps)
     results = {}
     for n in args.replicas:
         rate = measure(n, args.jobs, args.steps)
@@ -206,6 +214,20 @@ def main() -> int:
     out = Path(__file__).parent / "results" / "sfc.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def compare_step_events(rounds: int, jobs: int, steps: int) -> int:
+    """Step events off and on, interleaved in the same run (same machine load)."""
+    rates: dict[str, list[float]] = {"false": [], "true": []}
+    for _ in range(rounds):
+        for flag in rates:
+            rate = measure(1, jobs, steps, {"APP_SFC_STEP_EVENTS": flag})
+            rates[flag].append(rate)
+            print(f"step events {flag:5}: {rate:.0f} SFC steps/s")
+    off, on = statistics.median(rates["false"]), statistics.median(rates["true"])
+    print(f"median: {off:.0f} steps/s without step events, {on:.0f} with "
+          f"({(on - off) / off:+.1%})")  # fmt: skip
     return 0
 
 

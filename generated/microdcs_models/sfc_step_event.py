@@ -1,7 +1,7 @@
 """Generated from sfc_step_event.schema.json by ``microdcs dataclassgen``; do not edit by hand.
 
-Progress of a job's SFC recipe: one step, transition, action or timer happening, on the job's scope
-events topic.
+Progress of a job's SFC recipe: what one stored change did (steps entered and left, transitions
+fired, actions and timers), on the job's scope events topic.
 """
 
 from __future__ import annotations
@@ -30,25 +30,14 @@ class SfcStepEventKind(StrEnum):
 
 
 @dataclass(kw_only=True)
-class SfcStepEvent(Model):
-    """Progress of a job's SFC recipe: one step, transition, action or timer happening, on the
-    job's scope events topic.
-    """
-
-    __ce_type__: ClassVar[str | None] = "com.github.aschamberger.microdcs.sfc.step.v1"
-    __ce_dataschema__: ClassVar[str | None] = (
-        "https://github.com/aschamberger/microdcs/schemas/sfc_step_event.schema.json"
-    )
+class SfcStepEntry(Model):
+    """One step, transition, action or timer happening."""
 
     class Config(Model.Config):
         forbid_extra_keys = True
 
-    #: The job whose recipe progressed.
-    job_order_id: str = field(metadata={"alias": "JobOrderID"})
     kind: SfcStepEventKind = field(metadata={"alias": "Kind"})
-    #: When it happened in the engine (epoch seconds): the time the work item was evaluated.
-    time: float = field(metadata={"alias": "Time"})
-    #: Order within the job: execution version times 1000 plus the position in that change.
+    #: Order within the job: the execution version times 1000 plus the position in that change.
     sequence: int = field(metadata={"alias": "Sequence", "minimum": 0})
     #: The step (step and action events).
     step: str | None = field(default=None, metadata={"alias": "Step"})
@@ -66,5 +55,30 @@ class SfcStepEvent(Model):
     due_at: float | None = field(default=None, metadata={"alias": "DueAt"})
     #: Why an action failed or was cancelled, or why the job was suspended.
     reason: str | None = field(default=None, metadata={"alias": "Reason"})
+
+
+@dataclass(kw_only=True)
+class SfcProgressEvent(Model):
+    """Progress of a job's SFC recipe: what one stored change did (steps entered and left,
+    transitions fired, actions and timers), on the job's scope events topic.
+    """
+
+    __ce_type__: ClassVar[str | None] = "com.github.aschamberger.microdcs.sfc.progress.v1"
+    __ce_dataschema__: ClassVar[str | None] = (
+        "https://github.com/aschamberger/microdcs/schemas/sfc_step_event.schema.json"
+    )
+
+    class Config(Model.Config):
+        forbid_extra_keys = True
+
+    #: The job whose recipe progressed.
+    job_order_id: str = field(metadata={"alias": "JobOrderID"})
+    #: The execution version this change stored (orders the events of a job, whichever replica sent
+    #: them).
+    version: int = field(metadata={"alias": "Version", "minimum": 0})
+    #: When it happened in the engine (epoch seconds): the time the work item was evaluated.
+    time: float = field(metadata={"alias": "Time"})
     #: The steps active after the change.
-    active_steps: list[str] | None = field(default=None, metadata={"alias": "ActiveSteps"})
+    active_steps: list[str] = field(metadata={"alias": "ActiveSteps"})
+    #: What happened, in order.
+    steps: list[SfcStepEntry] = field(metadata={"alias": "Steps"})

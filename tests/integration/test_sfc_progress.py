@@ -1,4 +1,4 @@
-"""Step progress events of a recipe, on the job's scope events topic (scenario 15)."""
+"""Step progress events of a recipe (one per stored change), on the job's scope events topic (scenario 15)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from tests.integration.sfc_helpers import (
 from tests.integration.test_jobs_helpers import Station
 from tests.mesclient import MesClient, Received
 
-STEP_EVENT = "com.github.aschamberger.microdcs.sfc.step.v1"
+PROGRESS = "com.github.aschamberger.microdcs.sfc.progress.v1"
 
 
-def is_step_event(message: Received) -> bool:
-    return message.attributes.get("type") == STEP_EVENT
+def is_progress(message: Received) -> bool:
+    return message.attributes.get("type") == PROGRESS
 
 
 async def test_every_step_event_of_a_simultaneous_branch_arrives_in_order_with_its_time(
@@ -45,16 +45,19 @@ async def test_every_step_event_of_a_simultaneous_branch_arrives_in_order_with_i
         async with asyncio.timeout(10):
             while True:
                 message = await events.get()
-                if is_step_event(message):
+                if is_progress(message):
                     steps.append((message.json(), message))
                     continue
                 data = message.json()
                 if data.get("JobState", [{}])[0].get("StateNumber") == 5:
                     break
         after = time.time()
-    data = [d for d, _ in steps]
     assert all(m.attributes["correlationid"] == "J1" for _, m in steps)
-    assert all(d["JobOrderID"] == "J1" for d in data)
+    assert all(d["JobOrderID"] == "J1" for d, _ in steps)
+    versions = [d["Version"] for d, _ in steps]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    # One event per stored change; its entries share the change's time.
+    data = [{**entry, "Time": d["Time"]} for d, _ in steps for entry in d["Steps"]]
     sequences = [d["Sequence"] for d in data]
     assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
     times = [d["Time"] for d in data]
@@ -82,8 +85,8 @@ async def test_every_step_event_of_a_simultaneous_branch_arrives_in_order_with_i
     exited = {d["Step"]: d["Time"] for d in data if d["Kind"] == "step_exited"}
     assert all(entered[s] <= exited[s] for s in entered)
     assert exited["Cut"] <= entered["Drill"] == entered["Sand"]
-    last = data[-1]
-    assert last["Kind"] == "step_exited" and last["ActiveSteps"] == []
+    assert data[-1]["Kind"] == "step_exited" and steps[-1][0]["ActiveSteps"] == []
+    assert ["Drill", "Sand"] in [sorted(d["ActiveSteps"]) for d, _ in steps]
 
 
 async def test_step_events_carry_the_trace_context_of_the_job(config: AppConfig) -> None:
@@ -105,9 +108,9 @@ async def test_step_events_carry_the_trace_context_of_the_job(config: AppConfig)
                                extra={"traceparent": traceparent})  # fmt: skip
         seen: list[Received] = []
         async with asyncio.timeout(10):
-            while not seen or seen[-1].json().get("Step") != "Dry" or \
-                    seen[-1].json()["Kind"] != "step_exited":  # fmt: skip
+            while not seen or seen[-1].json()["ActiveSteps"] or \
+                    seen[-1].json()["Steps"][-1]["Kind"] != "step_exited":  # fmt: skip
                 message = await events.get()
-                if is_step_event(message):
+                if is_progress(message):
                     seen.append(message)
     assert seen and all(trace_id in m.attributes["traceparent"] for m in seen)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
@@ -21,7 +21,7 @@ from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.outlets import MqttCommandOutlet
 from microdcs.transports.mqtt.topics import TopicLayout
-from microdcs_models.sfc_step_event import SfcStepEvent
+from microdcs_models.sfc_step_event import SfcProgressEvent
 
 
 class JobProgress:
@@ -31,19 +31,16 @@ class JobProgress:
     def __init__(self, jobs: JobManagementProcessor) -> None:
         self.jobs = jobs
 
-    async def progress(
-        self, subject: str | None, job_id: str, events: Sequence[SfcStepEvent], trace: Carried
-    ) -> None:
+    async def progress(self, subject: str | None, event: SfcProgressEvent, trace: Carried) -> None:
         extensions: dict[str, ExtensionValue] | None = None
         if trace:
             extensions = {TRACEPARENT: trace.traceparent}
             if trace.tracestate:
                 extensions[TRACESTATE] = trace.tracestate
-        for message in events:
-            event = self.jobs.build_event(
-                message, subject=subject, correlationid=job_id, extensions=extensions
-            )
-            await self.jobs.emit(event, Intent.EVENTS)
+        cloudevent = self.jobs.build_event(
+            event, subject=subject, correlationid=event.job_order_id, extensions=extensions
+        )
+        await self.jobs.emit(cloudevent, Intent.EVENTS)
 
 
 def wire_engine(

@@ -60,13 +60,14 @@ from microdcs.sfc.engine.plan import (
     response_data,
 )
 from microdcs.sfc.engine.ports import EquipmentPort, ProgressSink, RecipeSource
-from microdcs.sfc.engine.progress import progress_events, retried
+from microdcs.sfc.engine.progress import progress_event, retried
 from microdcs.sfc.engine.store import EngineStore, Entry, Stored
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
 from microdcs.sfc.work import dispatch_effect
 from microdcs.storage.outage import OutageLog
 from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
+from microdcs_models.sfc_step_event import SfcProgressEvent
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -307,8 +308,7 @@ class SfcEngine:
                                     effects=encode_effects(plan.external), plan=plan):  # fmt: skip
                 self.steps += 1
                 if self.progress is not None:
-                    events = progress_events(event, effects, new, now)
-                    await self.progress.progress(subject, item.job_id, events, Carried.current())
+                    await self._progress(subject, progress_event(event, effects, new, now))
                 await self._perform(subject, item.job_id, plan.external)
                 return True
         logger.warning("gave up on work item %s of job %s after conflicts", entry_id, item.job_id)
@@ -349,8 +349,7 @@ class SfcEngine:
             self.steps += 1
             self._by_job[(scope, job_id)] = recipe
             if self.progress is not None:
-                events = progress_events(None, effects, new, now)
-                await self.progress.progress(subject, job_id, events, Carried.current())
+                await self._progress(subject, progress_event(None, effects, new, now))
             await self._perform(subject, job_id, plan.external)
         return True
 
@@ -366,16 +365,18 @@ class SfcEngine:
             return
         logger.info("command %s overdue; sending it again", correlation)
         if self.progress is not None:
-            execution = stored.execution
-            event = retried(item.job_id, correlation, execution.active, execution.version,
-                            self.clock())  # fmt: skip
-            await self.progress.progress(stored.subject or None, item.job_id, [event],
-                                         Carried.current())  # fmt: skip
+            progress = retried(stored.execution, correlation, self.clock())
+            await self._progress(stored.subject or None, progress)
         await self.equipment.send_command(
             stored.subject or None, _command(dispatch_effect(action, run, item.job_id))
         )
         member = timer_member(item.job_id, item.timer)
         await self.store.add_timer(scope, member, self.clock() + self.resend_after)
+
+    async def _progress(self, subject: str | None, event: SfcProgressEvent | None) -> None:
+        """Publish a change's progress in the current (step) span's trace context."""
+        if self.progress is not None and event is not None:
+            await self.progress.progress(subject, event, Carried.current())
 
     async def _perform(self, subject: str | None, job_id: str, effects: Sequence[External]) -> None:
         for effect in effects:

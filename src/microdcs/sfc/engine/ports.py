@@ -8,13 +8,13 @@ engine never imports them, so it is tested with small fakes and no broker.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from microdcs.equipment.contract import Cancel, Command, EquipmentMessage
 from microdcs.jobs.contract import JobRecipe
 from microdcs.sfc.engine.tracecontext import Carried
-from microdcs_models.sfc_step_event import SfcStepEvent
+from microdcs_models.sfc_step_event import SfcProgressEvent
 
 #: Where equipment answers and events go: the engine matches them to waiting actions.
 EquipmentReceiver = Callable[[str | None, EquipmentMessage], Awaitable[None]]
@@ -49,8 +49,6 @@ class EquipmentPort(Protocol):
 class ProgressSink(Protocol):
     """Where step progress events go (the job's scope ``events`` topic, in the app)."""
 
-    async def progress(
-        self, subject: str | None, job_id: str, events: Sequence[SfcStepEvent], trace: Carried
-    ) -> None:
-        """Publish ``events`` (in order) correlated with the job, carrying ``trace``."""
+    async def progress(self, subject: str | None, event: SfcProgressEvent, trace: Carried) -> None:
+        """Publish ``event`` correlated with its job, carrying ``trace``."""
         ...

@@ -1,9 +1,11 @@
-"""Step progress events: what one change of an execution looked like, for the MES.
+"""Step progress events: what one stored change of an execution did, for the MES.
 
 Pure: derived from the event the engine applied and the effects :func:`evolve` returned,
-so they cost no Redis read and no extra write; the engine hands them to its
-:class:`~microdcs.sfc.engine.ports.ProgressSink` after the CAS stored the change.
-``Sequence`` (execution version x 1000 + position) orders them per job across replicas.
+so they cost no Redis read and no extra write. One change gives one
+:class:`SfcProgressEvent` listing its entries in order (steps entered and left,
+transitions fired, actions and timers): one message per change instead of one per entry
+keeps the broker and every subscriber from paying per entry (see ``bench/bench_sfc.py``).
+``Sequence`` (execution version x 1000 + position) orders entries per job across replicas.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from microdcs.sfc.events import (
     TransitionFired,
 )
 from microdcs.sfc.state import Execution
-from microdcs_models.sfc_step_event import SfcStepEvent, SfcStepEventKind
+from microdcs_models.sfc_step_event import SfcProgressEvent, SfcStepEntry, SfcStepEventKind
 
 K = SfcStepEventKind
 
@@ -36,17 +38,15 @@ def _run_parts(correlation_id: str) -> tuple[str | None, str | None]:
     return (parts[1], parts[2]) if len(parts) == 4 else (None, None)
 
 
-def progress_events(
+def progress_event(
     event: Event | None, effects: Sequence[Effect], new: Execution, now: float
-) -> list[SfcStepEvent]:
-    """The progress events of one stored change (``event`` applied, ``effects`` produced)."""
-    job, active, base = new.job_id, list(new.active), new.version * 1000
-    out: list[SfcStepEvent] = []
+) -> SfcProgressEvent | None:
+    """The progress of one stored change (``event`` applied, ``effects`` produced)."""
+    base = new.version * 1000
+    out: list[SfcStepEntry] = []
 
     def add(kind: SfcStepEventKind, **fields: object) -> None:
-        out.append(SfcStepEvent(job_order_id=job, kind=kind, time=now,
-                                sequence=base + len(out), active_steps=active,
-                                **fields))  # type: ignore[arg-type]  # fmt: skip
+        out.append(SfcStepEntry(kind=kind, sequence=base + len(out), **fields))  # type: ignore[arg-type]
 
     if isinstance(event, ActionCompleted | ActionFailed):
         step, action = _run_parts(event.correlation_id)
@@ -73,13 +73,16 @@ def progress_events(
             add(K.TIMER_STARTED, timer=e.key, due_at=e.due_at)
         elif isinstance(e, JobSuspended):
             add(K.JOB_SUSPENDED, reason=e.reason)
-    return out
+    if not out:
+        return None
+    return SfcProgressEvent(job_order_id=new.job_id, version=new.version, time=now,
+                            active_steps=list(new.active), steps=out)  # fmt: skip
 
 
-def retried(job_id: str, correlation_id: str, active: Sequence[str], version: int,
-            now: float) -> SfcStepEvent:  # fmt: skip
-    """A command sent again because its answer is overdue."""
+def retried(execution: Execution, correlation_id: str, now: float) -> SfcProgressEvent:
+    """A command sent again because its answer is overdue (no change is stored)."""
     step, action = _run_parts(correlation_id)
-    return SfcStepEvent(job_order_id=job_id, kind=K.ACTION_RETRIED, time=now,
-                        sequence=version * 1000 + 999, step=step, action=action,
-                        action_run=correlation_id, active_steps=list(active))  # fmt: skip
+    entry = SfcStepEntry(kind=K.ACTION_RETRIED, sequence=execution.version * 1000 + 999,
+                         step=step, action=action, action_run=correlation_id)  # fmt: skip
+    return SfcProgressEvent(job_order_id=execution.job_id, version=execution.version, time=now,
+                            active_steps=list(execution.active), steps=[entry])  # fmt: skip
