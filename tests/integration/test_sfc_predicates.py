@@ -52,5 +52,5 @@ async def test_a_predicate_registered_through_the_binder_decides_a_transition(
         await states_until(events, "J1", 5)
         final = await retained_until(result, lambda m: m.json()["JobState"][0]["StateNumber"] == 5)
         data = {p["ID"]: p["Value"] for p in final.json()["JobResponseData"]}
-        assert set(data) == {"cut", "drill"}
+        assert set(data) == {"cut", "drill", "ExecutionSummary"}
         assert seen and all(c.merged.get("Length") == 120 for c in seen if c.done)

@@ -40,7 +40,15 @@ async def test_recipe_runs_to_completed_with_every_status_event_and_each_command
         final = await retained_until(result, lambda m: m.json()["JobState"][0]["StateNumber"] == 5)
         data = {p["ID"]: p["Value"] for p in final.json()["JobResponseData"]}
         assert data["cut"] == {"Length": 120}
-        assert set(data) == {"cut", "drill", "sand", "dry"}
+        assert set(data) == {"cut", "drill", "sand", "dry", "ExecutionSummary"}
+        summary = data["ExecutionSummary"]
+        steps = {s["Step"]: s for s in summary["Steps"]}
+        assert list(steps) == ["Cut", "Drill", "Sand", "Dry"]
+        assert all(s["EnteredAt"] <= s["LeftAt"] for s in steps.values())
+        assert steps["Cut"]["LeftAt"] <= steps["Drill"]["EnteredAt"] == steps["Sand"]["EnteredAt"]
+        assert max(steps["Drill"]["LeftAt"], steps["Sand"]["LeftAt"]) <= steps["Dry"]["EnteredAt"]
+        outcomes = {a["Action"]: a["Outcome"] for a in summary["Actions"]}
+        assert outcomes == dict.fromkeys(["cut", "drill", "sand", "dry"], "completed")
         assert final.json()["StartTime"] and final.json()["EndTime"]
         assert len(sim.effects) == 3
         assert set(sim.effects.values()) == {1}

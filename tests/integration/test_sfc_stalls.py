@@ -58,7 +58,9 @@ async def test_a_transition_timeout_sends_the_job_to_its_on_timeout_step(
         assert await states_until(events, "T1", 5) == [[2, 2], [3], [5, 1]]
         assert time.monotonic() - started >= 0.6
         final = await retained_until(result, lambda m: m.json()["JobState"][0]["StateNumber"] == 5)
-        assert {p["ID"] for p in final.json()["JobResponseData"]} == {"cut", "rework"}
+        data = {p["ID"]: p["Value"] for p in final.json()["JobResponseData"]}
+        assert set(data) == {"cut", "rework", "ExecutionSummary"}
+        assert [s["Step"] for s in data["ExecutionSummary"]["Steps"]] == ["Cut", "Rework"]
 
 
 async def test_a_stalled_selection_is_suspended_by_the_watchdog_and_runs_on_after_resume(

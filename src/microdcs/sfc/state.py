@@ -140,6 +140,10 @@ class Execution:
     paused_at: float | None = None
     #: Why the run was aborted or stopped.
     reason: str | None = None
+    #: The execution summary, oldest first (at most ``MAX_HISTORY`` entries):
+    #: ``("step", step, activation, entered_at, left_at or None)`` and
+    #: ``("action", name, step, outcome, at)`` (completed, failed, limited, cancelled).
+    history: tuple[tuple[Any, ...], ...] = ()
 
     def run_by_correlation(self, correlation_id: str) -> ActionRun | None:
         return next((r for r in self.runs.values() if r.correlation_id == correlation_id), None)
@@ -165,6 +169,7 @@ class Execution:
             "ended_at": self.ended_at,
             "paused_at": self.paused_at,
             "reason": self.reason,
+            "history": [list(entry) for entry in self.history],
         }
 
     @classmethod
@@ -188,4 +193,6 @@ class Execution:
             ended_at=data["ended_at"],
             paused_at=data["paused_at"],
             reason=data["reason"],
+            # Absent in executions stored before the summary existed.
+            history=tuple(tuple(entry) for entry in data.get("history", ())),
         )

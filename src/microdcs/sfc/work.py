@@ -35,6 +35,8 @@ from microdcs_models.sfc_recipe import SfcQualifier
 
 Q = SfcQualifier
 FINISHED = (RunStatus.COMPLETED, RunStatus.LIMITED)
+#: Entries of the execution summary kept (the oldest go first): bounds a looping recipe.
+MAX_HISTORY = 500
 
 
 def dispatch_effect(action: CompiledAction, run: ActionRun, job_id: str) -> DispatchAction:
@@ -68,6 +70,7 @@ class Work:
         self.ended_at = execution.ended_at
         self.paused_at = execution.paused_at
         self.reason = execution.reason
+        self.history = list(execution.history)
         self.effects: list[Effect] = []
 
     def freeze(self) -> Execution:
@@ -84,6 +87,7 @@ class Work:
             ended_at=self.ended_at,
             paused_at=self.paused_at,
             reason=self.reason,
+            history=tuple(self.history[-MAX_HISTORY:]),
         )
 
     # -- timers -------------------------------------------------------------------------
@@ -126,6 +130,7 @@ class Work:
         """Forget a run; cancel it at the equipment if it still runs."""
         if run.status is RunStatus.RUNNING:
             self.effects.append(CancelAction(run.correlation_id, run.step, run.name, reason))
+            self.outcome(run, "cancelled")
         self.cancel_timers(run)
         del self.runs[run.key]
 
@@ -141,6 +146,7 @@ class Work:
         self.activations[step] = activation
         self.active.append(step)
         self.effects.append(StepEntered(step, activation))
+        self.history.append(("step", step, activation, self.now, None))
         for action in self.recipe.actions[step]:
             q = action.qualifier
             if q is Q.R:
@@ -166,6 +172,7 @@ class Work:
         """Deactivate ``step``: stop what is bound to it, start its P0 actions."""
         self.active.remove(step)
         self.effects.append(StepExited(step, self.activations[step]))
+        self.left(step)
         for action in self.recipe.actions[step]:
             run = self.runs.get(action.key)
             if action.qualifier is Q.P0:
@@ -178,6 +185,17 @@ class Work:
             pulse = action.qualifier in (Q.P, Q.P1) and run.status is RunStatus.RUNNING
             if not pulse:
                 self.drop(run, f"step {step} ended")
+
+    def left(self, step: str) -> None:
+        """Record the leave time on the summary entry of the step's current activation."""
+        for index in range(len(self.history) - 1, -1, -1):
+            entry = self.history[index]
+            if entry[0] == "step" and entry[1] == step and entry[4] is None:
+                self.history[index] = (*entry[:4], self.now)
+                return
+
+    def outcome(self, run: ActionRun, outcome: str) -> None:
+        self.history.append(("action", run.name, run.step, outcome, self.now))
 
     def step_done(self, step: str) -> bool:
         """``done``: every awaited action of the step has completed (or hit its limit).
@@ -204,6 +222,7 @@ class Work:
     def complete(self, run: ActionRun, result: dict[str, Any]) -> None:
         self.results.pop(run.name, None)
         self.results[run.name] = result
+        self.outcome(run, "completed")
         self.cancel_timers(run)
         if run.stored or run.step in self.active:
             self.runs[run.key] = replace(run, status=RunStatus.COMPLETED)
@@ -213,6 +232,7 @@ class Work:
     def fail(self, run: ActionRun, reason: str) -> None:
         """Record a failure; abort unless a transition out of the active step handles it."""
         self.cancel_timers(run)
+        self.outcome(run, "failed")
         action = self.recipe.action(run.key)
         if action.failure_handled and run.step in self.active:
             self.runs[run.key] = replace(run, status=RunStatus.FAILED, reason=reason)
@@ -231,6 +251,7 @@ class Work:
                 CancelAction(run.correlation_id, run.step, run.name, "time limit reached")
             )
             self.cancel_timers(run)
+            self.outcome(run, "limited")
             self.runs[run.key] = replace(run, status=RunStatus.LIMITED)
         else:
             seconds = action.timeout_seconds
@@ -245,11 +266,13 @@ class Work:
                 self.effects.append(
                     CancelAction(run.correlation_id, run.step, run.name, f"job {status.value}")
                 )
+                self.outcome(run, "cancelled")
         for key in self.timers:
             self.effects.append(CancelTimer(key))
         for step in list(self.active):
             self.active.remove(step)
             self.effects.append(StepExited(step, self.activations[step]))
+            self.left(step)
         self.runs = {k: r for k, r in self.runs.items() if r.status in FINISHED}
         self.timers = {}
         self.status = status

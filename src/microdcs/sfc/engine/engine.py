@@ -289,7 +289,8 @@ class SfcEngine:
             subject = stored.subject or None
             if stored.applied == entry_id:  # stored by a replica that died before the effects
                 fx = await self.store.field(scope, item.job_id, "fx")
-                await self._perform(subject, item.job_id, decode_effects(fx or b"", item.job_id))
+                await self._perform(subject, item.job_id, decode_effects(fx or b"", item.job_id),
+                                    stored.execution.history)  # fmt: skip
                 return True
             if entry_id in stored.recent:
                 # Applied before, and later changes were stored on top of it (e.g. a claimed
@@ -309,7 +310,7 @@ class SfcEngine:
                 self.steps += 1
                 if self.progress is not None:
                     await self._progress(subject, progress_event(event, effects, new, now))
-                await self._perform(subject, item.job_id, plan.external)
+                await self._perform(subject, item.job_id, plan.external, new.history)
                 return True
         logger.warning("gave up on work item %s of job %s after conflicts", entry_id, item.job_id)
         return False
@@ -350,7 +351,7 @@ class SfcEngine:
             self._by_job[(scope, job_id)] = recipe
             if self.progress is not None:
                 await self._progress(subject, progress_event(None, effects, new, now))
-            await self._perform(subject, job_id, plan.external)
+            await self._perform(subject, job_id, plan.external, new.history)
         return True
 
     async def _resend(self, scope: str, item: WorkItem, stored: Stored | None) -> None:
@@ -378,7 +379,13 @@ class SfcEngine:
         if self.progress is not None and event is not None:
             await self.progress.progress(subject, event, Carried.current())
 
-    async def _perform(self, subject: str | None, job_id: str, effects: Sequence[External]) -> None:
+    async def _perform(
+        self,
+        subject: str | None,
+        job_id: str,
+        effects: Sequence[External],
+        history: Sequence[Sequence[Any]] = (),
+    ) -> None:
         for effect in effects:
             if isinstance(effect, DispatchAction):
                 await self.equipment.send_command(subject, _command(effect))
@@ -386,7 +393,7 @@ class SfcEngine:
                 cancel = Cancel(effect.correlation_id, effect.reason)
                 await self.equipment.send_cancel(subject, cancel)
             elif isinstance(effect, JobCompleted | JobStopped):
-                await self.control.end_job(subject, job_id, response_data(effect.results))
+                await self.control.end_job(subject, job_id, response_data(effect.results, history))
             elif isinstance(effect, JobAborted):
                 await self.control.abort_job(subject, job_id, effect.reason)
             elif isinstance(effect, JobSuspended):

@@ -225,6 +225,31 @@ def decode_effects(data: bytes, job_id: str) -> list[External]:
     return effects
 
 
-def response_data(results: Mapping[str, Mapping[str, Any]]) -> list[ISA95ParameterDataType]:
-    """JobResponseData: one parameter per action (its latest result), in completion order."""
-    return [ISA95ParameterDataType(id=name, value=dict(value)) for name, value in results.items()]
+#: JobResponseData parameter holding the execution summary (steps and action outcomes).
+SUMMARY_ID = "ExecutionSummary"
+
+
+def response_data(
+    results: Mapping[str, Mapping[str, Any]], history: Sequence[Sequence[Any]] = ()
+) -> list[ISA95ParameterDataType]:
+    """JobResponseData: one parameter per action (its latest result), in completion order,
+    then the execution summary (when there is one)."""
+    data = [ISA95ParameterDataType(id=name, value=dict(value)) for name, value in results.items()]
+    if history:
+        data.append(ISA95ParameterDataType(id=SUMMARY_ID, value=summary(history)))
+    return data
+
+
+def summary(history: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """The execution summary as the MES reads it: steps with their enter and leave times,
+    actions with their outcome, each in order."""
+    steps, actions = [], []
+    for entry in history:
+        if entry[0] == "step":
+            _, step, activation, entered, left = entry
+            steps.append({"Step": step, "Activation": activation, "EnteredAt": entered,
+                          "LeftAt": left})  # fmt: skip
+        else:
+            _, name, step, outcome, at = entry
+            actions.append({"Action": name, "Step": step, "Outcome": outcome, "At": at})
+    return {"Steps": steps, "Actions": actions}
