@@ -1,4 +1,5 @@
-"""Step progress events of a recipe (one per stored change), on the job's scope events topic (scenario 15)."""
+"""Step progress events of a recipe (one per stored change) on the job's scope events
+topic (scenario 15)."""
 
 from __future__ import annotations
 
