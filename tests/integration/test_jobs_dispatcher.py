@@ -23,12 +23,13 @@ from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 from tests.conftest import running
 from tests.integration.test_jobs_helpers import (
     SCOPE,
+    STATUS_EVENT,
     Station,
     next_json,
     start_replica,
     state_numbers,
 )
-from tests.mesclient import MesClient, Received
+from tests.mesclient import MesClient, Received, next_message
 
 
 @pytest.fixture
@@ -206,7 +207,10 @@ async def test_a_job_with_a_recipe_takes_its_slot_like_any_other(station: Statio
     moves = []
     async with asyncio.timeout(10):
         while ("J2", [3]) not in moves:
-            data = await next_json(events)
+            message = await next_message(events)
+            if message.attributes.get("type") != STATUS_EVENT:
+                continue  # the recipe's step progress events share the topic
+            data = message.json()
             moves.append((data["JobOrder"]["JobOrderID"], state_numbers(data["JobState"])))
     # The dispatcher started R1, the engine ran its recipe to the end, then J2 got the slot.
     assert moves.index(("R1", [3])) < moves.index(("R1", [5, 1])) < moves.index(("J2", [3]))
