@@ -253,13 +253,7 @@ class RespConnection:
         loop = self._loop
         assert loop is not None  # set by _ensure_connected
         future = loop.create_future()
-        data = encode_command(args)
-        self._out.append(data)
-        self._pending.append(future)
-        if self._sent is not None:
-            self._sent.append(data)
-        if not self._flush_scheduled:
-            self._schedule_flush(loop)
+        self._enqueue(encode_command(args), future, loop)
         return future
 
     def send_encoded(self, data: bytes, future: asyncio.Future[Any]) -> bool:
@@ -268,13 +262,19 @@ class RespConnection:
         loop = self._loop
         if not self.connected or loop is None:
             return False
+        self._enqueue(data, future, loop)
+        return True
+
+    def _enqueue(
+        self, data: bytes, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """One encoded command and its reply's future into this iteration's write."""
         self._out.append(data)
         self._pending.append(future)
         if self._sent is not None:
             self._sent.append(data)
         if not self._flush_scheduled:
             self._schedule_flush(loop)
-        return True
 
     async def _execute_connecting(self, args: tuple[Any, ...]) -> Any:
         await self._ensure_connected()
