@@ -1,0 +1,1 @@
+"""Plant data: tags, their current value table in Redis, and its publication."""
