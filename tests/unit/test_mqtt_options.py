@@ -17,13 +17,14 @@ def test_login_and_address_come_from_the_settings() -> None:
     assert options.ssl_context is None
 
 
-def test_tls_verifies_the_broker_unless_told_not_to() -> None:
+def test_tls_verifies_the_broker_and_insecure_skips_only_the_host_name() -> None:
     verified = tls_context(MqttConfig(tls=True))
     assert verified is not None
     assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
     insecure = tls_context(MqttConfig(tls=True, tls_insecure=True))
     assert insecure is not None
-    assert insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
+    # As documented (and as for Redis): the chain is still checked against the CA.
+    assert insecure.verify_mode == ssl.CERT_REQUIRED and not insecure.check_hostname
 
 
 def test_the_simulator_uses_the_runtime_settings_when_given() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from microdcs.core.errors import ConfigurationError
 from microdcs.core.settings import setting
+from microdcs.core.tls import client_tls_context
 
 #: How the runtime finds its Redis: one server, a Redis Cluster, or the primary that
 #: Redis Sentinel names.
@@ -159,11 +160,10 @@ def parse_addresses(text: str, setting_name: str) -> list[tuple[str, int]]:
 
 def tls_context(config: RedisConfig) -> ssl.SSLContext | None:
     """The TLS context of ``APP_REDIS_TLS*``, or ``None`` for plain TCP."""
-    if not config.tls:
-        return None
-    context = ssl.create_default_context(cafile=config.tls_ca_file)
-    if config.tls_cert_file:
-        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
-    if config.tls_insecure:
-        context.check_hostname = False
-    return context
+    return client_tls_context(
+        config.tls,
+        ca_file=config.tls_ca_file,
+        cert_file=config.tls_cert_file,
+        key_file=config.tls_key_file,
+        check_hostname=not config.tls_insecure,
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microdcs.core.settings import setting
+from microdcs.core.tls import client_tls_context
 from microdcs.transports.mqtt.auth import DEFAULT_SAT_FILE, authenticator
 from microdcs.transports.mqtt.client import ClientOptions
 from microdcs.transports.mqtt.codec import WillMessage
@@ -32,7 +33,10 @@ class MqttConfig:
     )
     tls_key_file: str | None = setting("APP_MQTT_TLS_KEY_FILE", None, "Client key for mutual TLS.")
     tls_insecure: bool = setting(
-        "APP_MQTT_TLS_INSECURE", False, "Skip broker host name verification (testing only)."
+        "APP_MQTT_TLS_INSECURE",
+        False,
+        "Skip broker host name verification (the certificate is still checked against the "
+        "CA; testing only).",
     )
     keepalive: int = setting("APP_MQTT_KEEPALIVE", 30, "MQTT keep-alive in seconds.")
     session_expiry: int = setting(
@@ -156,15 +160,13 @@ class MqttConfig:
 
 def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
     """The TLS context of ``APP_MQTT_TLS*``, or ``None`` for plain TCP."""
-    if not mqtt.tls:
-        return None
-    context = ssl.create_default_context(cafile=mqtt.tls_ca_file)
-    if mqtt.tls_cert_file:
-        context.load_cert_chain(mqtt.tls_cert_file, mqtt.tls_key_file)
-    if mqtt.tls_insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    return client_tls_context(
+        mqtt.tls,
+        ca_file=mqtt.tls_ca_file,
+        cert_file=mqtt.tls_cert_file,
+        key_file=mqtt.tls_key_file,
+        check_hostname=not mqtt.tls_insecure,
+    )
 
 
 def will_message(mqtt: MqttConfig, client_id: str) -> WillMessage | None:
