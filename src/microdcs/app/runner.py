@@ -74,8 +74,8 @@ def describe_bindings(bindings: Sequence[MqttBinding], *, rpc: bool = False) -> 
             emitted.append("any type")
         lines.append(
             f"processor {processor.name} ({direction.value}{', also over RPC' if rpc else ''}): "
-            f"subscribes {_topics(binding.layout.prefix, direction.subscribes)}; "
-            f"publishes {_topics(binding.layout.prefix, direction.publishes)}; "
+            f"subscribes {_topics(binding.layout.prefix, processor.subscribes)}; "
+            f"publishes {_topics(binding.layout.prefix, processor.publishes)}; "
             f"handles {', '.join(handled) or '-'}; emits {', '.join(emitted) or '-'}"
         )
     return lines

@@ -4,7 +4,9 @@ A message class knows its CloudEvent ``type`` and ``dataschema``, and (for reque
 response class it produces. Fields whose name starts with ``_`` are *hidden*: they never
 appear in the payload but travel as CloudEvent extension attributes, so correlation data
 an application needs can ride along a request/response chain without touching the wire
-schema.
+schema. They travel as one extension attribute per field (``_job_key`` as ``jobkey``) or
+all in one ``custommetadata`` extension holding a JSON object of the same names; both are
+read on receipt (docs/processors.md says which one we send and why).
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from mashumaro.mixins.orjson import DataClassORJSONMixin
 
 from microdcs.core.cloudevent import ExtensionValue
 from microdcs.core.contenttypes import is_json, is_msgpack
-from microdcs.core.errors import PayloadDecodeError, PayloadValidationError
+from microdcs.core.errors import (
+    InvalidCloudEventError,
+    PayloadDecodeError,
+    PayloadValidationError,
+)
 from microdcs.models.compiler import ModelCompiler, Unsupported
 from microdcs.models.constraints import Invalid, check_model
 
@@ -37,6 +43,8 @@ T = TypeVar("T")
 #: (``APP_LIMIT_NESTING_DEPTH``). orjson encodes at most 254 levels, so deeper data,
 #: though it decodes, could never be stored or answered.
 MAX_NESTING_DEPTH = 64
+#: The one extension attribute that may carry every hidden field as a JSON object.
+CUSTOM_METADATA = "custommetadata"
 _Decoder = Callable[[Any], Any]
 _Encoder = Callable[[Any], dict[str, Any]]
 
@@ -89,10 +97,27 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
                 result[ext] = value
         return result
 
+    def hidden_custommetadata(self) -> dict[str, ExtensionValue]:
+        """The hidden fields that are set as one ``custommetadata`` extension (a JSON
+        object keyed by extension name); empty when none is set."""
+        values = self.hidden_extensions()
+        if not values:
+            return {}
+        return {CUSTOM_METADATA: orjson.dumps(values).decode()}
+
     def restore_hidden(self, extensions: dict[str, ExtensionValue]) -> None:
-        """Fill hidden fields from the extension attributes of the incoming event."""
-        for attr, ext in self.hidden_fields().items():
+        """Fill hidden fields from the extension attributes of the incoming event: one
+        attribute per field, or the ``custommetadata`` object (a field's own attribute
+        wins when both carry it)."""
+        hidden = self.hidden_fields()
+        if not hidden:
+            return
+        bundled = extensions.get(CUSTOM_METADATA)
+        carried = _custom_metadata(bundled) if bundled is not None else {}
+        for attr, ext in hidden.items():
             value = extensions.get(ext)
+            if value is None:
+                value = carried.get(ext)
             if value is not None:
                 setattr(self, attr, value)
 
@@ -215,6 +240,21 @@ class Model(DataClassORJSONMixin, DataClassMessagePackMixin):
             if attr in target_hidden and attr not in fields:
                 setattr(response, attr, getattr(self, attr))
         return response
+
+
+def _custom_metadata(value: ExtensionValue) -> dict[str, ExtensionValue]:
+    """The fields of a received ``custommetadata``: a JSON object of scalar values."""
+    try:
+        parsed = orjson.loads(value) if isinstance(value, str) else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(
+        isinstance(v, str | int | bool) or v is None for v in parsed.values()
+    ):
+        raise InvalidCloudEventError(
+            f"extension {CUSTOM_METADATA!r} must be a JSON object of strings, numbers or booleans"
+        )
+    return {k: v for k, v in parsed.items() if v is not None}
 
 
 def nested_deeper(value: Any, limit: int, containers: int | None = None) -> bool:

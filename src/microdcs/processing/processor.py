@@ -5,14 +5,20 @@ framework decodes the data into the handler's model, calls it, and turns the ret
 model (or models) into response CloudEvents with ``correlationid``, ``causationid``,
 ``subject`` and ``source`` filled in; transports route them and give them their expiry
 (:mod:`~microdcs.processing.expiry`). Handlers never see bytes, topics or acknowledgements.
+
+What a processor sends besides responses is declared (:func:`emits` or the ``emitted``
+class attribute): the declaration feeds the capability metadata and the AsyncAPI
+document, and :meth:`CloudEventProcessor.publish` refuses a type it does not list, so the
+documentation cannot drift from what goes on the wire.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from microdcs.core.cloudevent import (
     CAUSATION_ID,
@@ -25,12 +31,31 @@ from microdcs.core.cloudevent import (
     now_timestamp,
 )
 from microdcs.core.contenttypes import JSON, is_msgpack
-from microdcs.core.errors import InputError, UnknownEventTypeError
+from microdcs.core.errors import InputError, OutgoingEventError, UnknownEventTypeError
 from microdcs.core.tracing import Tracing
 from microdcs.core.wiretext import sanitize_text
 from microdcs.models.base import MAX_NESTING_DEPTH, Model
-from microdcs.processing.capabilities import Capabilities, emitted_type, handled_type
-from microdcs.processing.routing import Direction, Intent
+from microdcs.processing.capabilities import (
+    Capabilities,
+    declared_emits,
+    emits,
+    emitted_type,
+    handled_type,
+)
+from microdcs.processing.routing import Direction, Intent, scope_levels
+
+__all__ = [
+    "CloudEventProcessor",
+    "EventSink",
+    "MessageContext",
+    "ResponseContext",
+    "UndeclaredEventError",
+    "asset_id_from_subject",
+    "emits",
+    "error_event",
+    "handles",
+    "handles_response",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +85,18 @@ class MessageContext:
     def subject(self) -> str | None:
         return self.event.subject
 
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The subject's scope levels (``plant1.line2`` -> ``("plant1", "line2")``)."""
+        return scope_levels(self.event.subject)
+
+    @property
+    def asset_id(self) -> str | None:
+        """The asset the event concerns: the last (most specific) scope level of the
+        subject, ``None`` for the root scope."""
+        levels = self.scope
+        return levels[-1] if levels else None
+
 
 @dataclass(slots=True)
 class ResponseContext:
@@ -82,6 +119,54 @@ class _HandlerSpec:
     event_type: str
     model: type[Model]
     method_name: str
+
+
+class UndeclaredEventError(OutgoingEventError):
+    """A processor published a type (or on an intent) it does not declare: the metadata
+    and the AsyncAPI document would not tell its consumers about it."""
+
+
+#: How hidden fields travel on the events a processor builds (both are accepted when
+#: received): one extension attribute per field, or all in one ``custommetadata``.
+HiddenFieldsForm = Literal["extensions", "custommetadata"]
+
+
+def asset_id_from_subject(
+    func: Any = None,
+    *,
+    name: str = "asset_id",
+    level: int = -1,
+    factory: Callable[[str], Any] | None = None,
+) -> Any:
+    """Pass the asset ID from the event's subject to the handler as keyword ``name``.
+
+    The ID is scope level ``level`` of the subject (the last, most specific one by
+    default), turned into another type by ``factory`` when given; ``None`` when the
+    subject has no such level. Stack it above or below :func:`handles`::
+
+        @asset_id_from_subject
+        @handles(StartBatch)
+        async def start(self, message, context, *, asset_id: str | None) -> Model: ...
+
+    :attr:`MessageContext.asset_id` gives the same without a decorator.
+    """
+
+    def decorate(handler: Any) -> Any:
+        @functools.wraps(handler)
+        async def with_asset_id(
+            self: Any, message: Any, context: MessageContext, **kwargs: Any
+        ) -> Any:
+            levels = context.scope
+            try:
+                raw: str | None = levels[level]
+            except IndexError:
+                raw = None
+            kwargs[name] = raw if raw is None or factory is None else factory(raw)
+            return await handler(self, message, context, **kwargs)
+
+        return with_asset_id
+
+    return decorate(func) if func is not None else decorate
 
 
 def _is_decorated(member: object) -> bool:
@@ -123,8 +208,18 @@ class CloudEventProcessor:
     #: Content type of outgoing events that are not responses.
     content_type: ClassVar[str] = JSON
     #: Models of the events it sends besides responses and error events (what
-    #: :meth:`publish` and :meth:`send_request` carry), listed in its capability metadata.
+    #: :meth:`publish` and :meth:`send_request` carry), listed in its capability metadata;
+    #: :func:`emits` on the class or on a handler adds to it. When any are declared,
+    #: publishing another type raises :class:`UndeclaredEventError`.
     emitted: ClassVar[tuple[type[Model], ...]] = ()
+    #: Intents it subscribes to and publishes on; ``None`` takes its direction's
+    #: (:attr:`Direction.subscribes`, :attr:`Direction.publishes`). The constructor's
+    #: arguments of the same names override these per instance.
+    subscribe_intents: ClassVar[tuple[Intent, ...] | None] = None
+    publish_intents: ClassVar[tuple[Intent, ...] | None] = None
+    #: How hidden model fields travel on the events it builds: one extension attribute
+    #: per field (the default, see docs/processors.md) or one ``custommetadata``.
+    hidden_fields_as: ClassVar[HiddenFieldsForm] = "extensions"
     #: Message Expiry (s) of its responses to requests that carry none (a request with an
     #: expiry gets what is left of it): ``None`` takes the runtime's
     #: ``APP_RESPONSE_EXPIRY_SECONDS``, 0 means its responses never expire.
@@ -157,10 +252,27 @@ class CloudEventProcessor:
             t: _HandlerSpec(t, model, name) for name, (t, model) in responses.items()
         }
 
-    def __init__(self, *, source: str = "microdcs", name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        source: str = "microdcs",
+        name: str | None = None,
+        subscribe_intents: Sequence[Intent] | None = None,
+        publish_intents: Sequence[Intent] | None = None,
+    ) -> None:
         self.source = source
         self.name = name or type(self).__name__
         self._sinks: list[EventSink] = []
+        cls = type(self)
+        self.subscribes: tuple[Intent, ...] = _intents(
+            "subscribe_intents",
+            subscribe_intents,
+            cls.subscribe_intents,
+            self.direction.subscribes,
+        )
+        self.publishes: tuple[Intent, ...] = _intents(
+            "publish_intents", publish_intents, cls.publish_intents, self.direction.publishes
+        )
 
     # -- wiring -----------------------------------------------------------------
     @property
@@ -175,15 +287,52 @@ class CloudEventProcessor:
     def handles_type(self, event_type: str) -> bool:
         return event_type in self._mdcs_handlers
 
+    @property
+    def default_intent(self) -> Intent:
+        """Where responses and published events go unless a caller says otherwise: the
+        direction's default when it publishes there, else its first published intent."""
+        default = self.direction.default_intent
+        return default if default in self.publishes else self.publishes[0]
+
+    @classmethod
+    def emitted_models(cls) -> tuple[type[Model], ...]:
+        """Every declared outgoing model: :attr:`emitted` and the :func:`emits` of the
+        class and its handlers, in declaration order, each once."""
+        return declared_emits(cls)
+
+    @classmethod
+    def handler_models(cls) -> dict[str, type[Model]]:
+        """Incoming CloudEvent type -> the model its handler decodes (for documentation)."""
+        return {t: spec.model for t, spec in cls._mdcs_handlers.items()}
+
     def capabilities(self) -> Capabilities:
-        """What it handles (its :func:`handles` registrations) and emits (:attr:`emitted`),
-        for the retained metadata; a processor that takes any type overrides it."""
+        """What it handles (its :func:`handles` registrations) and emits (its declared
+        outgoing models), for the retained metadata; a processor that takes any type
+        overrides it."""
         return Capabilities(
             handles=tuple(
                 handled_type(t, spec.model) for t, spec in sorted(self._mdcs_handlers.items())
             ),
-            emits=tuple(emitted_type(model) for model in type(self).emitted),
+            emits=tuple(emitted_type(model) for model in self.emitted_models()),
         )
+
+    def check_outgoing(self, message: Model, intent: Intent) -> None:
+        """Raise :class:`UndeclaredEventError` unless ``message`` may be sent on ``intent``:
+        its type among the declared ones (when any are declared) and the intent among
+        those it publishes on."""
+        declared = self.emitted_models()
+        if declared and not isinstance(message, declared):
+            event_type = type(message).__ce_type__
+            if all(model.__ce_type__ != event_type for model in declared):
+                names = ", ".join(m.__name__ for m in declared)
+                raise UndeclaredEventError(
+                    f"{self.name} publishes {type(message).__name__} ({event_type}) but "
+                    f"declares only {names}: add it with @emits or to emitted"
+                )
+        if intent not in self.publishes:
+            raise UndeclaredEventError(
+                f"{self.name} publishes on {', '.join(self.publishes)}, not on {intent}"
+            )
 
     # -- incoming -----------------------------------------------------------------
     async def dispatch(self, event: CloudEvent, context: MessageContext) -> list[CloudEvent]:
@@ -263,7 +412,11 @@ class CloudEventProcessor:
         if not event_type:
             raise TypeError(f"{type(message).__name__} has no __ce_type__")
         ctype = content_type or self.content_type
-        ext: dict[str, ExtensionValue] = message.hidden_extensions()
+        ext: dict[str, ExtensionValue] = (
+            message.hidden_custommetadata()
+            if self.hidden_fields_as == "custommetadata"
+            else message.hidden_extensions()
+        )
         if extensions:
             ext.update(extensions)
         if correlationid is not None:
@@ -306,7 +459,12 @@ class CloudEventProcessor:
         causationid: str | None = None,
         expiry: int | None = None,
     ) -> CloudEvent:
-        """Send an application-triggered event through every bound transport."""
+        """Send an application-triggered event through every bound transport.
+
+        Raises :class:`UndeclaredEventError` for a type or intent it does not declare.
+        """
+        target = intent or self.default_intent
+        self.check_outgoing(message, target)
         event = self.build_event(
             message,
             subject=subject,
@@ -314,16 +472,21 @@ class CloudEventProcessor:
             causationid=causationid,
             expiry=expiry,
         )
-        await self.emit(event, intent or self.direction.default_intent)
+        await self.emit(event, target)
         return event
 
     async def send_request(
         self, message: Model, *, subject: str | None, expiry: int, intent: Intent | None = None
     ) -> CloudEvent:
-        """Send a request that expects a response; :meth:`on_expired` runs if none comes."""
+        """Send a request that expects a response; :meth:`on_expired` runs if none comes.
+
+        Raises :class:`UndeclaredEventError` for a type or intent it does not declare.
+        """
+        target = intent or self.default_intent
+        self.check_outgoing(message, target)
         event = self.build_event(message, subject=subject, expiry=expiry)
         event.extensions.setdefault(CORRELATION_ID, event.id)
-        await self.emit(event, intent or self.direction.default_intent, expect_response=True)
+        await self.emit(event, target, expect_response=True)
         return event
 
     async def emit(
@@ -332,6 +495,22 @@ class CloudEventProcessor:
         """Hand a ready CloudEvent to every bound transport."""
         for sink in self._sinks:
             await sink.emit(event, intent, expect_response=expect_response)
+
+
+def _intents(
+    what: str,
+    given: Sequence[Intent] | None,
+    declared: tuple[Intent, ...] | None,
+    default: tuple[Intent, ...],
+) -> tuple[Intent, ...]:
+    """The intents in force: the constructor's, else the class's, else the direction's."""
+    chosen = given if given is not None else declared
+    if chosen is None:
+        return default
+    intents = tuple(dict.fromkeys(Intent(intent) for intent in chosen))
+    if not intents:
+        raise ValueError(f"{what} must name at least one intent")
+    return intents
 
 
 def error_event(

@@ -41,19 +41,19 @@ class MqttBinding:
     ) -> str | None:
         """Where an answer to a message on ``request_topic`` naming no Response Topic goes.
 
-        Responses go to the direction's default intent; errors to the processor's own
+        Responses go to the processor's default intent; errors to the processor's own
         ``events`` topic whatever its direction (:attr:`Direction.error_intent`), in the
         scope of the event or else of the topic it came on. ``None``, not sent: an error
         about an error event where errors go to a subscribed intent (a southbound
         processor would answer its own error events for ever), or about a message on a
         ``metadata`` topic (retained descriptions come again on every subscribe).
         """
-        direction = self.processor.direction
+        processor = self.processor
         if answer.error_kind is None:
-            return self.layout.topic(answer.subject, direction.default_intent)
-        intent = direction.error_intent
+            return self.layout.topic(answer.subject, processor.default_intent)
+        intent = processor.direction.error_intent
         looping = request is not None and request.error_kind is not None
-        if looping and intent in direction.subscribes:
+        if looping and intent in processor.subscribes:
             return None
         fit = self.layout.parse(request_topic)
         if fit is not None and fit[1] is Intent.METADATA:
@@ -71,11 +71,11 @@ class MqttBinding:
         """
         if event.error_kind is None or not same_deployment(event.source, source):
             return False  # every ordinary event: no topic parsed
-        direction = self.processor.direction
-        if direction.error_intent not in direction.subscribes:
+        error_intent = self.processor.direction.error_intent
+        if error_intent not in self.processor.subscribes:
             return False
         fit = self.layout.parse(topic)
-        return fit is not None and fit[1] is direction.error_intent
+        return fit is not None and fit[1] is error_intent
 
     async def emit(self, event: CloudEvent, intent: Intent, *, expect_response: bool) -> None:
         """Queue the event for the broker without awaiting its PUBACK.
@@ -111,5 +111,5 @@ def metadata_topics(bindings: Sequence[MqttBinding]) -> frozenset[str]:
     return frozenset(
         binding.layout.topic(None, Intent.METADATA)
         for binding in bindings
-        if Intent.METADATA in binding.processor.direction.subscribes
+        if Intent.METADATA in binding.processor.subscribes
     )

@@ -92,7 +92,7 @@ class Router:
         """The request topic filters of every binding, shared in ``group`` unless None."""
         filters: list[str] = []
         for binding in self.bindings:
-            filters += binding.layout.filters(binding.processor.direction.subscribes, group)
+            filters += binding.layout.filters(binding.processor.subscribes, group)
         return list(dict.fromkeys(filters))
 
     def subscriptions(

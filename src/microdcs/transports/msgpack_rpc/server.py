@@ -224,7 +224,7 @@ class MessagePackRpcHandler:
         context = MessageContext(
             event=event,
             transport=TRANSPORT,
-            intent=publish.intent or processor.direction.subscribes[0],
+            intent=publish.intent or processor.subscribes[0],
             metadata=publish.metadata,
             max_depth=self._limits.nesting_depth,
         )
