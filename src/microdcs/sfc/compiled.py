@@ -7,7 +7,7 @@ immutable and can be cached per work master by the engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +59,26 @@ class CompiledRecipe:
     timed_arcs: tuple[tuple[int, Arc], ...] = ()
     #: Seconds the chart may wait on conditions before the job is suspended (None: off).
     watchdog: float | None = None
+    #: Every plant data tag some condition reads (the engine reads them before evolving).
+    tags: frozenset[str] = frozenset()
 
     def action(self, key: str) -> CompiledAction:
         step, _, name = key.partition("/")
         return next(a for a in self.actions[step] if a.name == name)
+
+    def watched_tags(self, active: Collection[str]) -> frozenset[str]:
+        """Tags read by the arcs that are enabled (all sources active): the tags whose
+        change can make one of them fire, so the engine re-evaluates when they change."""
+        if not self.tags:
+            return frozenset()
+        steps = set(active)
+        return frozenset(
+            tag
+            for step in steps
+            for arc in self.outgoing[step]
+            if steps.issuperset(arc.sources)
+            for tag in arc.condition.tags
+        )
 
     def is_final(self, step: str) -> bool:
         """A step no arc leaves: the recipe ends when it (and every other step) is done."""
@@ -118,4 +134,5 @@ def compile_recipe(
         predicates=registry,
         timed_arcs=tuple((i, arc) for i, arc in enumerate(arcs) if arc.timeout),
         watchdog=recipe.watchdog_seconds or None,
+        tags=frozenset(tag for arc in arcs for tag in arc.condition.tags),
     )

@@ -12,7 +12,8 @@ Grammar::
     and_expr   := not_expr ("and" not_expr)*
     not_expr   := "not" not_expr | comparison
     comparison := operand (("==" | "!=" | "<" | "<=" | ">" | ">=") operand)?
-    operand    := NUMBER | STRING | "true" | "false" | name | "(" or_expr ")"
+    operand    := NUMBER | STRING | "true" | "false" | tag_read | name | "(" or_expr ")"
+    tag_read   := ("tag" | "quality") "(" STRING ")"
     name       := IDENT ("." IDENT)*
 
 Names:
@@ -26,6 +27,11 @@ Names:
 - ``param.<ID>[.<sub>...]`` - a job order parameter.
 - ``failed.<action>`` - that action's current run failed; bare ``failed`` - some action of
   the source steps failed. A transition mentioning them *handles* the failure.
+- ``tag("<name>")`` - the current value of a plant data tag (``None`` if the tag has no
+  value or is not configured in the job's scope); ``quality("<name>")`` - its quality,
+  ``"good"``, ``"uncertain"`` or ``"bad"`` (``None`` if not configured). The tag name is a
+  string literal, so the tags a condition reads are known when it is parsed: the engine
+  reads them before evaluating and re-evaluates a waiting transition when one changes.
 - any other bare identifier - a predicate registered by the application.
 
 Values: a missing name is ``None``. ``==``/``!=`` compare by type (``true != 1``);
@@ -43,18 +49,22 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from microdcs.plantdata.contract import TagSample
 from microdcs.sfc.errors import PredicateError
 
 NAMESPACES = ("result", "results", "param", "failed")
+#: The two functions of the language: read a tag's value or its quality.
+TAG_FUNCTIONS = ("tag", "quality")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
 class ConditionContext:
-    """What a condition may look at: results, parameters, failures and ``done``.
+    """What a condition may look at: results, parameters, failures, ``done`` and tags.
 
     Built by the evolution for one transition at a time (``done`` and ``step_failed``
-    depend on the transition's source steps).
+    depend on the transition's source steps). ``tags`` is the snapshot of current values
+    the engine read before evaluating (evolution stays pure: it never reads a tag itself).
     """
 
     results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -63,6 +73,7 @@ class ConditionContext:
     done: bool = False
     step_failed: bool = False
     steps: tuple[str, ...] = ()
+    tags: Mapping[str, TagSample] = field(default_factory=dict)
 
     @cached_property
     def merged(self) -> Mapping[str, Any]:
@@ -90,6 +101,14 @@ class Name:
 
 
 @dataclass(frozen=True)
+class TagRead:
+    """``tag("name")`` (``function`` "tag") or ``quality("name")``: a tag named statically."""
+
+    function: str
+    tag: str
+
+
+@dataclass(frozen=True)
 class Not:
     operand: Node
 
@@ -107,7 +126,7 @@ class Compare:
     right: Node
 
 
-Node = Literal | Name | Not | BoolOp | Compare
+Node = Literal | Name | TagRead | Not | BoolOp | Compare
 
 
 def _walk(node: Node) -> list[Node]:
@@ -139,6 +158,11 @@ class Condition:
         return frozenset(
             n.parts[0] for n in self.names if len(n.parts) == 1 and n.parts[0] not in _BUILTINS
         )
+
+    @cached_property
+    def tags(self) -> frozenset[str]:
+        """The plant data tags the condition reads (value or quality)."""
+        return frozenset(n.tag for n in _walk(self.root) if isinstance(n, TagRead))
 
     @property
     def failed_actions(self) -> frozenset[str]:
@@ -196,6 +220,8 @@ def _value(node: Node, ctx: ConditionContext, predicates: Mapping[str, Predicate
         return node.value
     if isinstance(node, Name):
         return _name_value(node.parts, ctx, predicates)
+    if isinstance(node, TagRead):
+        return _tag_value(node, ctx)
     if isinstance(node, Not):
         return not _truth(_value(node.operand, ctx, predicates))
     if isinstance(node, BoolOp):
@@ -232,6 +258,15 @@ def _name_value(
     if head == "param":
         return _lookup(ctx.parameters, rest)
     return rest[0] in ctx.failed  # "failed"
+
+
+def _tag_value(node: TagRead, ctx: ConditionContext) -> Any:
+    sample = ctx.tags.get(node.tag)
+    if sample is None:
+        return None
+    if node.function == "quality":
+        return str(sample.quality.value)  # a plain str: "good" == quality(...) by type
+    return sample.value
 
 
 def _as_number(value: Any) -> Any:

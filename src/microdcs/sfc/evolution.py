@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from microdcs.plantdata.contract import TagSample
 from microdcs.sfc.compiled import CompiledRecipe
 from microdcs.sfc.conditions import ConditionContext
 from microdcs.sfc.errors import PredicateError
@@ -71,11 +72,16 @@ def evolve(
     now: float,
     *,
     max_firings: int = MAX_FIRINGS,
+    tags: Mapping[str, TagSample] | None = None,
 ) -> tuple[Execution, list[Effect]]:
-    """The next execution and the effects to perform, for one event at time ``now``."""
+    """The next execution and the effects to perform, for one event at time ``now``.
+
+    ``tags`` holds the current values of the tags the recipe's conditions read
+    (``recipe.tags``), read by the caller just before: evolution never reads them itself.
+    """
     if execution.status.terminal:
         return _ignored(execution, f"execution already {execution.status.value}")
-    work = Work(recipe, execution, now)
+    work = Work(recipe, execution, now, tags)
     reason = _apply(work, event)
     if reason is not None:
         return _ignored(execution, reason)
@@ -83,6 +89,9 @@ def evolve(
         _settle(work, max_firings)
         if work.status is S.RUNNING:
             _arm_stall_timers(work)
+    if isinstance(event, Reevaluate) and not work.effects:
+        # Nothing fired: no new version, so a burst of tag changes stores nothing.
+        return _ignored(execution, "no condition changed its outcome")
     return work.freeze(), _compact(work.effects)
 
 
@@ -290,6 +299,7 @@ def _round(work: Work) -> list[Arc]:
             done=all(work.step_done(s) for s in arc.sources),
             step_failed=any(work.step_failed(s) for s in arc.sources),
             steps=arc.sources,
+            tags=work.tags,
         )
         if arc.condition.evaluate(ctx, work.recipe.predicates):
             chosen.append(arc)

@@ -1,9 +1,11 @@
 """Tokenizer and recursive-descent parser of transition conditions.
 
 Only the grammar documented in :mod:`microdcs.sfc.conditions` is accepted; anything else
-(function calls, subscripts, unknown namespaces, dunder names, ``=``) is a
-:class:`ConditionSyntaxError` naming the offset, raised at validation time so a bad
-condition never reaches a running job.
+(function calls other than ``tag("...")`` and ``quality("...")`` with one string literal,
+subscripts, unknown namespaces, dunder names, ``=``) is a :class:`ConditionSyntaxError`
+naming the offset, raised at validation time so a bad condition never reaches a running
+job. A tag is named by a literal, never computed, so the tags a condition reads are known
+once it is parsed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from microdcs.sfc.conditions import (
     DONE,
     NAMESPACES,
+    TAG_FUNCTIONS,
     BoolOp,
     Compare,
     Condition,
@@ -23,11 +26,13 @@ from microdcs.sfc.conditions import (
     Name,
     Node,
     Not,
+    TagRead,
 )
 from microdcs.sfc.errors import ConditionSyntaxError
 
 MAX_CONDITION_LENGTH = 2000
 MAX_NESTING = 32
+MAX_TAG_NAME = 256
 _KEYWORDS = frozenset({"and", "or", "not", "true", "false"})
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -188,6 +193,8 @@ class _Parser:
             return Literal(first.text == "true")
         if first.text in _KEYWORDS:
             raise self.fail(f"unexpected keyword {first.text!r}", first)
+        if first.text in TAG_FUNCTIONS:
+            return self.tag_read(first)
         parts = [self.checked(first)]
         while self.token.kind == ".":
             self.next()
@@ -196,7 +203,7 @@ class _Parser:
                 raise self.fail("expected a name after '.'", part)
             parts.append(self.checked(part))
         if self.token.kind == "(":
-            raise self.fail("function calls are not allowed")
+            raise self.fail("function calls are not allowed, except tag(...) and quality(...)")
         if len(parts) > 1 and parts[0] not in NAMESPACES:
             raise self.fail(
                 f"unknown namespace {parts[0]!r}; use result., results., param. or failed.",
@@ -207,6 +214,25 @@ class _Parser:
         if len(parts) == 1 and parts[0] in NAMESPACES and parts[0] != "failed":
             raise self.fail(f"{parts[0]!r} needs a field, e.g. {parts[0]}.name", first)
         return Name(tuple(parts))
+
+    def tag_read(self, function: _Token) -> Node:
+        """``tag("name")`` or ``quality("name")``: exactly one string literal argument."""
+        usage = f'{function.text}("<tag name>"), e.g. {function.text}("oven1.temp")'
+        if self.token.kind != "(":
+            raise self.fail(f"{function.text!r} reads a tag: write {usage}", function)
+        self.next()
+        argument = self.next()
+        if argument.kind != "str":
+            raise self.fail(f"the tag name must be a quoted string: {usage}", argument)
+        name: str = argument.value
+        if not name or len(name) > MAX_TAG_NAME:
+            raise self.fail(f"a tag name has 1 to {MAX_TAG_NAME} characters", argument)
+        if any(not char.isprintable() for char in name):
+            raise self.fail("a tag name has no control characters", argument)
+        if self.next().kind != ")":
+            raise self.fail(f"{function.text}() takes exactly one tag name: {usage}",
+                            self.tokens[self.index - 1])  # fmt: skip
+        return TagRead(function.text, name)
 
     def checked(self, token: _Token) -> str:
         if token.text.startswith("__"):

@@ -9,9 +9,11 @@ due timer does); :mod:`microdcs.sfc.evolution` decides *when* they apply.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from microdcs.plantdata.contract import TagSample
 from microdcs.sfc.compiled import CompiledAction, CompiledRecipe
 from microdcs.sfc.events import (
     CancelAction,
@@ -56,10 +58,18 @@ def dispatch_effect(action: CompiledAction, run: ActionRun, job_id: str) -> Disp
 class Work:
     """Scratch copy of an :class:`Execution` plus the effects produced so far."""
 
-    def __init__(self, recipe: CompiledRecipe, execution: Execution, now: float) -> None:
+    def __init__(
+        self,
+        recipe: CompiledRecipe,
+        execution: Execution,
+        now: float,
+        tags: Mapping[str, TagSample] | None = None,
+    ) -> None:
         self.recipe = recipe
         self.base = execution
         self.now = now
+        #: The tag values conditions see in this call (read by the engine beforehand).
+        self.tags: Mapping[str, TagSample] = tags or {}
         self.status = execution.status
         self.active = list(execution.active)
         self.activations = dict(execution.activations)

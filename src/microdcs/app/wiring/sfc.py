@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
@@ -12,10 +12,13 @@ from microdcs.core.tracing import Tracing
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.recipes import JobStoreRecipes
+from microdcs.plantdata.contract import TagChangeListener
 from microdcs.processing.routing import Intent
 from microdcs.sfc import Predicate
 from microdcs.sfc.engine.engine import SfcEngine
+from microdcs.sfc.engine.ports import TagValues
 from microdcs.sfc.engine.store import EngineStore
+from microdcs.sfc.engine.tagwatch import TagWatch
 from microdcs.sfc.engine.tracecontext import Carried
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
@@ -52,9 +55,15 @@ def wire_engine(
     metrics: Metrics,
     predicates: Mapping[str, Predicate],
     tracing: Tracing,
+    tags: TagValues | None = None,
+    add_tag_listener: Callable[[TagChangeListener], None] | None = None,
 ) -> SfcEngine:
     """Bind the equipment processor under ``equipment_prefix`` (MQTT only: equipment is
-    on the broker); add the engine task where the engine runs."""
+    on the broker); add the engine task where the engine runs.
+
+    ``tags`` (the plant data reader) serves conditions on tag values; the tag watch is
+    registered through ``add_tag_listener`` on every replica, engine or not: the replica
+    that stores a change queues the re-evaluation of the executions waiting on it."""
     layout = TopicLayout(config.equipment_prefix, config.scope_levels)  # as bind makes it
     equipment = EquipmentProcessor(
         MqttCommandOutlet(mqtt, layout, tracing), source=config.resolved_source
@@ -73,8 +82,13 @@ def wire_engine(
         predicates=predicates,
         tracing=tracing,
         progress=JobProgress(jobs) if config.sfc_step_events else None,
+        tags=tags,
     )
     jobs.add_listener(engine.on_job_event)
+    if add_tag_listener is not None:
+        watch = TagWatch(store, maxlen=config.sfc_work_maxlen)
+        add_tag_listener(watch)
+        metrics.observe("microdcs.sfc.tag_reevaluations", lambda: watch.queued)
     if config.sfc_engine_enabled and config.is_processor_instance:
         binder.add_task("sfc-engine", engine.run)
     metrics.observe("microdcs.sfc.steps_fired", lambda: engine.steps)

@@ -36,6 +36,7 @@ from microdcs.jobs.contract import (
     scope_name,
     subject_of_scope,
 )
+from microdcs.plantdata.contract import TagSample
 from microdcs.sfc import (
     CancelAction,
     CompiledRecipe,
@@ -59,9 +60,10 @@ from microdcs.sfc.engine.plan import (
     plan_change,
     response_data,
 )
-from microdcs.sfc.engine.ports import EquipmentPort, ProgressSink, RecipeSource
+from microdcs.sfc.engine.ports import EquipmentPort, ProgressSink, RecipeSource, TagValues
 from microdcs.sfc.engine.progress import progress_event, retried
 from microdcs.sfc.engine.store import EngineStore, Entry, Stored
+from microdcs.sfc.engine.tagwatch import changed_since, read_tags
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
 from microdcs.sfc.state import RunStatus
 from microdcs.sfc.work import dispatch_effect
@@ -104,6 +106,7 @@ class SfcEngine:
         clock: Callable[[], float] = time.time,
         tracing: Tracing | None = None,
         progress: ProgressSink | None = None,
+        tags: TagValues | None = None,
     ) -> None:
         self.store = store
         self.control = control
@@ -120,6 +123,8 @@ class SfcEngine:
         self.tracing = tracing or Tracing()
         #: Step progress events; None publishes none (the benchmark's baseline).
         self.progress = progress
+        #: Current tag values for conditions that read tags (None: every tag reads None).
+        self.tags = tags
         self.steps = 0  # entries that changed an execution (a benchmark counter)
         #: Running or paused executions in all scopes (cluster-wide), refreshed each scan.
         self.active_executions = 0
@@ -299,8 +304,9 @@ class SfcEngine:
                 return True
             recipe = await self._recipe(scope, item.job_id)
             old = stored.execution
+            values = await read_tags(self.tags, scope, recipe)
             now = self.clock()
-            new, effects = evolve(recipe, old, event, now)
+            new, effects = evolve(recipe, old, event, now, tags=values)
             if new is old or new.version == old.version:
                 return True
             plan = plan_change(recipe, old, new, effects, now=now,
@@ -311,6 +317,7 @@ class SfcEngine:
                 if self.progress is not None:
                     await self._progress(subject, progress_event(event, effects, new, now))
                 await self._perform(subject, item.job_id, plan.external, new.history)
+                await self._recheck(scope, item.job_id, plan.watched, values)
                 return True
         logger.warning("gave up on work item %s of job %s after conflicts", entry_id, item.job_id)
         return False
@@ -333,8 +340,9 @@ class SfcEngine:
             logger.info("job %s of %s no longer running: its recipe is not started", job_id, scope)
             return True
         old = new_execution(job_id, source.parameters)
+        values = await read_tags(self.tags, scope, recipe)
         now = self.clock()
-        new, effects = evolve(recipe, old, item.event() or _never(), now)
+        new, effects = evolve(recipe, old, item.event() or _never(), now, tags=values)
         plan = plan_change(recipe, old, new, effects, now=now,
                            resend_after=self.resend_after)  # fmt: skip
         extra: dict[str, bytes | str] = {"recipe": source.recipe_json, "subject": subject or ""}
@@ -352,7 +360,16 @@ class SfcEngine:
             if self.progress is not None:
                 await self._progress(subject, progress_event(None, effects, new, now))
             await self._perform(subject, job_id, plan.external, new.history)
+            await self._recheck(scope, job_id, plan.watched, values)
         return True
+
+    async def _recheck(
+        self, scope: str, job_id: str, watched: frozenset[str], values: Mapping[str, TagSample]
+    ) -> None:
+        """A tag the job just started watching changed before its watch was stored: no
+        listener saw the watch, so queue the re-evaluation here (see ``tagwatch``)."""
+        if watched and await changed_since(self.tags, scope, watched, values):
+            await self.store.enqueue(scope, WorkItem("tags", job_id))
 
     async def _resend(self, scope: str, item: WorkItem, stored: Stored | None) -> None:
         """A command is overdue: send it again (same correlation id) if still awaited."""

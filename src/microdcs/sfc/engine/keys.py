@@ -20,6 +20,8 @@ GROUP = "engine"
 SEP = "\x1f"
 #: Timer key prefix of the engine's own "command overdue" timers (not the core's).
 RESEND = "~resend:"
+#: Key suffixes of the per-type pull sets and the per-tag watch sets.
+PULL, TAG_WATCH = "pull:", "tagwatch:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,11 @@ class EngineKeys:
         return f"{self.base}awaiting"
 
     def pull(self, event_type: str) -> str:
-        return f"{self.base}pull:{event_type}"
+        return f"{self.base}{PULL}{event_type}"
+
+    def tag_watch(self, tag: str) -> str:
+        """Set of job ids whose enabled transitions read ``tag`` (re-evaluated on change)."""
+        return f"{self.base}{TAG_WATCH}{tag}"
 
 
 def scopes_key(store: RedisStore) -> str:

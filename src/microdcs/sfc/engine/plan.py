@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from microdcs.sfc.compiled import CompiledRecipe
-from microdcs.sfc.engine.keys import RESEND, timer_member
+from microdcs.sfc.engine.keys import PULL, RESEND, TAG_WATCH, timer_member
 from microdcs.sfc.engine.tracecontext import NONE, Carried
 from microdcs.sfc.events import (
     Abort,
@@ -32,6 +32,7 @@ from microdcs.sfc.events import (
     JobStopped,
     JobSuspended,
     Pause,
+    Reevaluate,
     Resume,
     ScheduleTimer,
     Start,
@@ -51,7 +52,7 @@ External = DispatchAction | CancelAction | JobCompleted | JobStopped | JobAborte
 class WorkItem:
     """One entry of a scope's work stream."""
 
-    kind: str  # start|done|fail|timer|pause|resume|stop|abort
+    kind: str  # start|done|fail|timer|pause|resume|stop|abort|tags
     job_id: str
     correlation_id: str = ""
     #: Result JSON (done), reason (fail, stop, abort).
@@ -106,6 +107,8 @@ class WorkItem:
             return Stop(self.payload or None)
         if kind == "abort":
             return Abort(self.payload or "aborted by the MES")
+        if kind == "tags":
+            return Reevaluate()  # a tag an enabled transition reads changed
         return None
 
 
@@ -115,14 +118,25 @@ class Plan:
 
     #: Flat (op, a, b) triples; see ``lua/cas.lua``.
     ops: list[str | float] = field(default_factory=list)
-    #: Event types whose pull set the ops touch, in KEYS order (from KEYS[4]).
-    pull_types: list[str] = field(default_factory=list)
+    #: Suffixes of the set keys the ops touch (pull sets, tag watch sets), in KEYS order
+    #: (from KEYS[4]).
+    sets: list[str] = field(default_factory=list)
     external: list[External] = field(default_factory=list)
+    #: Tags the execution starts watching with this change (read again after the CAS: a
+    #: change stored before the watch was would otherwise go unnoticed).
+    watched: frozenset[str] = frozenset()
+
+    @property
+    def pull_types(self) -> list[str]:
+        return [s[len(PULL) :] for s in self.sets if s.startswith(PULL)]
+
+    def set_index(self, suffix: str) -> int:
+        if suffix not in self.sets:
+            self.sets.append(suffix)
+        return 4 + self.sets.index(suffix)
 
     def pull_index(self, event_type: str) -> int:
-        if event_type not in self.pull_types:
-            self.pull_types.append(event_type)
-        return 4 + self.pull_types.index(event_type)
+        return self.set_index(PULL + event_type)
 
 
 def plan_change(
@@ -162,6 +176,7 @@ def plan_change(
             plan.ops += ["zr", timer_member(job, RESEND + corr), ""]
         else:
             plan.ops += ["sr", plan.pull_index(action.type_id), corr]
+    _plan_tag_watches(recipe, old, new, plan)
     for effect in effects:
         if isinstance(effect, DispatchAction) and effect.interaction is PUSH:
             plan.external.append(effect)
@@ -172,6 +187,20 @@ def plan_change(
         elif isinstance(effect, JobCompleted | JobStopped | JobAborted | JobSuspended):
             plan.external.append(effect)
     return plan
+
+
+def _plan_tag_watches(recipe: CompiledRecipe, old: Execution, new: Execution, plan: Plan) -> None:
+    """Watch the tags of the enabled transitions, and only those: a tag change then
+    queues a re-evaluation of exactly the executions it may let go on."""
+    if not recipe.tags:
+        return
+    before = recipe.watched_tags(old.active) if not old.status.terminal else frozenset()
+    after = recipe.watched_tags(new.active) if not new.status.terminal else frozenset()
+    for tag in sorted(after - before):
+        plan.ops += ["sa", plan.set_index(TAG_WATCH + tag), new.job_id]
+    for tag in sorted(before - after):
+        plan.ops += ["sr", plan.set_index(TAG_WATCH + tag), new.job_id]
+    plan.watched = after - before
 
 
 # -- serialisation of the external effects (stored with the state, redone on a claim) ------

@@ -8,11 +8,12 @@ engine never imports them, so it is tested with small fakes and no broker.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from microdcs.equipment.contract import Cancel, Command, EquipmentMessage
 from microdcs.jobs.contract import JobRecipe
+from microdcs.plantdata.contract import TagSample
 from microdcs.sfc.engine.tracecontext import Carried
 from microdcs_models.sfc_step_event import SfcProgressEvent
 
@@ -43,6 +44,15 @@ class EquipmentPort(Protocol):
 
     def set_receiver(self, receiver: EquipmentReceiver) -> None:
         """Who gets every answer and event from equipment (the engine, at construction)."""
+        ...
+
+
+class TagValues(Protocol):
+    """Current values of plant data tags, for conditions that read them (the plant data
+    table's :class:`~microdcs.plantdata.contract.TagReader` fits)."""
+
+    async def read(self, scope: str, tags: Sequence[str]) -> Mapping[str, TagSample]:
+        """The current sample of each named tag configured in ``scope`` (others absent)."""
         ...
 
 

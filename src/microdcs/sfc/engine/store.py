@@ -177,7 +177,7 @@ class EngineStore:
             k.execution(new.job_id),
             k.timers,
             k.awaiting,
-            *(k.pull(t) for t in plan.pull_types),
+            *(k.base + suffix for suffix in plan.sets),
         ]
         # Membership of the active set changes in the same atomic write as the execution.
         keys.append(k.active)

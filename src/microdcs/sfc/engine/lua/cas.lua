@@ -1,11 +1,12 @@
 -- Compare-and-swap of one execution, with its timer and awaiting-index changes.
 -- KEYS[1] execution hash, KEYS[2] timers zset, KEYS[3] awaiting hash,
--- KEYS[4..] pull sets (one per awaited event type) named by the ops below.
+-- KEYS[4..] pull sets (one per awaited event type) and tag watch sets (job ids whose
+-- enabled transitions read the tag), named by the ops below.
 -- ARGV[1] expected version ("" = the execution must not exist yet), ARGV[2] new version,
 -- ARGV[3] state JSON, ARGV[4] work entry id, ARGV[5] effects JSON (redone on a claim),
 -- ARGV[6] n = number of extra hash field/value pairs, then the pairs,
 -- then triples (op, a, b): za member score | zr member - | ha corr job | hr corr - |
--- sa keyindex corr | sr keyindex corr.
+-- sa keyindex member | sr keyindex member.
 -- Returns {1} when stored, {0, current version} when the version did not match.
 -- 'applied' is the entry of this change; 'recent' keeps the last RECENT entries applied
 -- (space-separated), so a claimed entry that later changes superseded is not applied again.
