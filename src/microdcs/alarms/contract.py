@@ -125,6 +125,8 @@ class ActionOutcome:
     state: AlarmState | None
     #: Why it was refused (``not_allowed``, ``unknown_alarm``), ``None`` when done.
     error: str | None = None
+    #: The refusal in words an operator understands (``None`` when done).
+    reason: str | None = None
 
 
 class AlarmReader(Protocol):
