@@ -7,7 +7,7 @@ microdcs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
 from microdcs.models import Model
@@ -711,6 +711,30 @@ class ISA95JobOrderStatusEventType(Model):
     )
 
 
+class EquipmentTransport(StrEnum):
+    """How the runtime reaches an equipment: through a southbound processor bound under an MQTT
+    topic prefix, or through a sidecar connected over MessagePack-RPC.
+    """
+
+    MQTT = "mqtt"
+    RPC = "rpc"
+
+
+@dataclass(kw_only=True)
+class EquipmentBinding(Model):
+    """The processor binding SFC actions naming this equipment are dispatched through."""
+
+    class Config(Model.Config):
+        forbid_extra_keys = True
+
+    transport: EquipmentTransport = field(metadata={"alias": "Transport"})
+    #: mqtt: the topic prefix of the equipment processor (the built-in one or one a processor
+    #: factory bound).
+    topic_prefix: str | None = field(default=None, metadata={"alias": "TopicPrefix"})
+    #: rpc: the sidecar's name (its entry in APP_RPC_TOKENS_FILE; `default` without one).
+    sidecar: str | None = field(default=None, metadata={"alias": "Sidecar"})
+
+
 @dataclass(kw_only=True)
 class EquipmentConfig(Model):
     """Station configuration: allow (PUT) or disallow (DELETE) a equipment ID in the scope."""
@@ -723,6 +747,7 @@ class EquipmentConfig(Model):
     )
 
     id: str = field(metadata={"alias": "ID"})
+    binding: EquipmentBinding | None = field(default=None, metadata={"alias": "Binding"})
 
 
 @dataclass(kw_only=True)

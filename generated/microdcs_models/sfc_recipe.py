@@ -99,6 +99,9 @@ class SfcAction(Model):
     time: float | None = field(default=None, metadata={"alias": "Time", "minimum": 0})
     #: Data of the command (push_command).
     parameters: dict[str, Any] | None = field(default=None, metadata={"alias": "Parameters"})
+    #: Equipment ID the action talks to; the station configuration maps it to a processor binding
+    #: (an MQTT topic prefix or an RPC sidecar). Absent: the default equipment processor.
+    equipment: str | None = field(default=None, metadata={"alias": "Equipment"})
 
 
 class SfcBranchType(StrEnum):

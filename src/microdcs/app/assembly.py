@@ -94,7 +94,9 @@ async def open_runtime(
             factory(binder)
         predicates: dict[str, Predicate] = binder.predicates  # what factories registered
         jobs = wire_jobs(config, store, mqtt, binder, metrics, RecipeValidation(predicates))
-        engine = wire_engine(config, store, mqtt, jobs, binder, metrics, predicates, tracing)
+        engine = wire_engine(
+            config, store, mqtt, jobs, binder, metrics, predicates, tracing, rpc=rpc
+        )
         wire_metadata(config, store, mqtt, app)  # every processor is bound by now
         app.add_handler(mqtt)
         if rpc is not None:

@@ -16,6 +16,7 @@ from microdcs.app.application import AdditionalTask
 from microdcs.app.config import AppConfig
 from microdcs.processing.processor import CloudEventProcessor
 from microdcs.sfc import Predicate
+from microdcs.sfc.engine.ports import EquipmentPort
 
 BindProcessor = Callable[[CloudEventProcessor, str | None, bool], None]
 
@@ -31,6 +32,11 @@ class Binder:
     #: Condition predicates registered by factories; the engine and recipe validation of
     #: this replica read this same mapping, so a name registered here is usable at once.
     predicates: dict[str, Predicate] = field(default_factory=dict)
+    #: Equipment ports registered for equipment IDs (:meth:`equipment`).
+    equipment_ports: dict[str, EquipmentPort] = field(default_factory=dict)
+    #: Southbound processors that are equipment ports, by the MQTT prefix they are bound
+    #: under (:meth:`equipment_processor`): what a station's ``mqtt`` binding names.
+    equipment_processors: dict[str, EquipmentPort] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -66,6 +72,31 @@ class Binder:
             return func
 
         return register
+
+    def equipment(self, equipment_id: str, port: EquipmentPort) -> None:
+        """Drive the equipment ``equipment_id`` through ``port`` (when the station
+        configuration of the job's scope has no binding for it).
+
+        Recipe actions name it in ``Equipment``; the engine sends their commands and
+        cancels to ``port`` and hands it its receiver for answers and events.
+        """
+        if not equipment_id:
+            raise ValueError("an equipment ID must not be empty")
+        if equipment_id in self.equipment_ports:
+            raise ValueError(f"equipment {equipment_id!r} already has a port")
+        self.equipment_ports[equipment_id] = port
+
+    def equipment_processor(self, processor: CloudEventProcessor, *, prefix: str) -> None:
+        """Bind a southbound processor that implements the equipment port (``send_command``,
+        ``send_cancel``, ``set_receiver``) under ``prefix`` (MQTT only); a station
+        configuration binding ``{"Transport": "mqtt", "TopicPrefix": prefix}`` reaches it."""
+        for method in ("send_command", "send_cancel", "set_receiver"):
+            if not callable(getattr(processor, method, None)):
+                raise TypeError(f"{type(processor).__name__} is no equipment port: no {method}")
+        if prefix in self.equipment_processors or prefix == self.config.equipment_prefix:
+            raise ValueError(f"an equipment processor is already bound under {prefix!r}")
+        self._bind(processor, prefix, False)
+        self.equipment_processors[prefix] = processor  # type: ignore[assignment]
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -52,6 +52,8 @@ class Command:
     correlation_id: str
     parameters: Mapping[str, Any]
     timeout_seconds: float | None = None
+    #: The equipment ID the action names (``None``: the default equipment processor).
+    equipment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ class Cancel:
 
     correlation_id: str
     reason: str
+    #: The equipment ID of the cancelled run's action (``None``: the default).
+    equipment: str | None = None
 
 
 def command_event(

@@ -22,3 +22,11 @@ class CommandOutlet(Protocol):
         on the replica that sent the command.
         """
         ...
+
+
+class SidecarOutlet(Protocol):
+    """The way out to equipment behind a named sidecar (``transports/msgpack_rpc``)."""
+
+    def send(self, sidecar: str, event: CloudEvent) -> bool:
+        """Push ``event`` to the sidecar; False when it is not connected to this replica."""
+        ...

@@ -8,6 +8,7 @@ transport turns into an error event on ``{prefix}/{scope}/events`` with ``mdcser
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -17,7 +18,9 @@ from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, scope_name
 from microdcs.processing.processor import MessageContext, handles
 from microdcs_models.machinery_jobs import (
     DispatchConfig,
+    EquipmentBinding,
     EquipmentConfig,
+    EquipmentTransport,
     JobAcceptanceConfig,
     MaterialClassConfig,
     MaterialDefinitionConfig,
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 #: Largest meaningful job list limit; 0 and 65535 both mean unlimited.
 MAX_JOB_LIMIT = 65535
+#: Station configuration hash of a scope: equipment ID -> its EquipmentBinding JSON.
+BINDINGS = "equipmentbinding"
 
 
 def config_method(context: MessageContext) -> str:
@@ -76,7 +81,13 @@ class StationConfigHandlers:
 
     @handles(EquipmentConfig)
     async def config_equipment(self, message: EquipmentConfig, context: MessageContext) -> None:
+        """Allow the equipment ID; its ``Binding`` (if any) tells the SFC engine how to
+        reach it (a PUT without one, or a DELETE, removes the binding)."""
+        binding = message.binding if config_method(context) == "PUT" else None
+        if binding is not None:
+            check_binding(binding)
         await self._allow("equipment", message.id, context)
+        await store_binding(self.jobs, scope_name(context.subject), message.id, binding)
 
     @handles(MaterialClassConfig)
     async def config_material_class(
@@ -147,3 +158,39 @@ class StationConfigHandlers:
         if not 0 <= limit <= MAX_JOB_LIMIT:
             raise InvalidRequestError(f"max_running_jobs must be 0..{MAX_JOB_LIMIT}, not {limit}")
         await self.dispatcher.set_max_running(scope, limit)
+
+
+def check_binding(binding: EquipmentBinding) -> None:
+    """A binding names what its transport needs: a topic prefix or a sidecar."""
+    if binding.transport is EquipmentTransport.MQTT and not binding.topic_prefix:
+        raise InvalidRequestError("an mqtt equipment binding needs a 'TopicPrefix'")
+    if binding.transport is EquipmentTransport.RPC and not binding.sidecar:
+        raise InvalidRequestError("an rpc equipment binding needs a 'Sidecar'")
+
+
+async def store_binding(
+    jobs: JobStore, scope: str, equipment_id: str, binding: EquipmentBinding | None
+) -> None:
+    key = jobs.keys(scope).config(BINDINGS)
+    if binding is None:
+        await jobs.redis.execute("HDEL", key, equipment_id)
+    else:
+        await jobs.redis.execute("HSET", key, equipment_id, orjson.dumps(binding.to_raw()))
+
+
+class StoredEquipmentBindings:
+    """The equipment bindings of a scope's station configuration, read from the job store
+    (the SFC engine's :class:`~microdcs.sfc.engine.equipment_map.BindingSource`)."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+
+    async def equipment_bindings(self, scope: str) -> Mapping[str, EquipmentBinding]:
+        raw = await self.jobs.redis.execute("HGETALL", self.jobs.keys(scope).config(BINDINGS))
+        items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k)): EquipmentBinding.from_raw(
+                orjson.loads(v)
+            )
+            for k, v in items
+        }

@@ -36,6 +36,8 @@ class CompiledAction:
     stored: bool
     #: Some transition out of the step handles this action's failure.
     failure_handled: bool
+    #: Equipment ID the action talks to (``None``: the default equipment processor).
+    equipment: str | None = None
 
     @property
     def key(self) -> str:
@@ -119,6 +121,7 @@ def compile_recipe(
                 awaited=a.qualifier in AWAITED,
                 stored=a.qualifier in STORED,
                 failure_handled=a.step in handles_all or a.name in handled.get(a.step, ()),
+                equipment=a.equipment or None,
             )
         )
     outgoing: dict[str, list[Arc]] = {step.name: [] for step in recipe.steps}

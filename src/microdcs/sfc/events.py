@@ -109,6 +109,8 @@ class DispatchAction:
     correlation_id: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
     timeout_seconds: float | None = None
+    #: The action's equipment ID (``None``: the default equipment processor).
+    equipment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class CancelAction:
     step: str
     action: str
     reason: str
+    #: The action's equipment ID, where the cancel goes (``None``: the default).
+    equipment: str | None = None
 
 
 @dataclass(frozen=True)

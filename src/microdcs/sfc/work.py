@@ -52,6 +52,7 @@ def dispatch_effect(action: CompiledAction, run: ActionRun, job_id: str) -> Disp
         correlation_id=run.correlation_id,
         parameters=action.parameters,
         timeout_seconds=action.timeout_seconds or None,
+        equipment=action.equipment,
     )
 
 
@@ -136,10 +137,15 @@ class Work:
         if action.qualifier in (Q.L, Q.SL):
             self.schedule(TimerKind.LIMIT, run, action.time or 0.0)
 
+    def _cancel(self, run: ActionRun, reason: str) -> CancelAction:
+        """The cancel of a run, addressed to the equipment its action names."""
+        equipment = self.recipe.action(run.key).equipment
+        return CancelAction(run.correlation_id, run.step, run.name, reason, equipment)
+
     def drop(self, run: ActionRun, reason: str) -> None:
         """Forget a run; cancel it at the equipment if it still runs."""
         if run.status is RunStatus.RUNNING:
-            self.effects.append(CancelAction(run.correlation_id, run.step, run.name, reason))
+            self.effects.append(self._cancel(run, reason))
             self.outcome(run, "cancelled")
         self.cancel_timers(run)
         del self.runs[run.key]
@@ -258,14 +264,14 @@ class Work:
             self.dispatch(action, run, stored=action.stored)
         elif timer.kind is TimerKind.LIMIT:
             self.effects.append(
-                CancelAction(run.correlation_id, run.step, run.name, "time limit reached")
+                self._cancel(run, "time limit reached")
             )
             self.cancel_timers(run)
             self.outcome(run, "limited")
             self.runs[run.key] = replace(run, status=RunStatus.LIMITED)
         else:
             seconds = action.timeout_seconds
-            self.effects.append(CancelAction(run.correlation_id, run.step, run.name, "timed out"))
+            self.effects.append(self._cancel(run, "timed out"))
             self.fail(run, f"no response within {seconds:g} s")
 
     # -- the end ------------------------------------------------------------------------
@@ -274,7 +280,7 @@ class Work:
         for run in list(self.runs.values()):
             if run.status is RunStatus.RUNNING:
                 self.effects.append(
-                    CancelAction(run.correlation_id, run.step, run.name, f"job {status.value}")
+                    self._cancel(run, f"job {status.value}")
                 )
                 self.outcome(run, "cancelled")
         for key in self.timers:

@@ -10,12 +10,15 @@ from microdcs.app.telemetry.metrics import Metrics
 from microdcs.core.cloudevent import TRACEPARENT, TRACESTATE, ExtensionValue
 from microdcs.core.tracing import Tracing
 from microdcs.equipment.processor import EquipmentProcessor
+from microdcs.equipment.sidecar import SidecarEquipment
 from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.recipes import JobStoreRecipes
+from microdcs.jobs.stationconfig import StoredEquipmentBindings
 from microdcs.plantdata.contract import TagChangeListener
 from microdcs.processing.routing import Intent
 from microdcs.sfc import Predicate
 from microdcs.sfc.engine.engine import SfcEngine
+from microdcs.sfc.engine.equipment_map import EquipmentMap
 from microdcs.sfc.engine.ports import TagValues
 from microdcs.sfc.engine.store import EngineStore
 from microdcs.sfc.engine.tagwatch import TagWatch
@@ -24,6 +27,8 @@ from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.outlets import MqttCommandOutlet
 from microdcs.transports.mqtt.topics import TopicLayout
+from microdcs.transports.msgpack_rpc.server import MessagePackRpcHandler
+from microdcs.transports.msgpack_rpc.sidecars import SidecarChannel
 from microdcs_models.sfc_step_event import SfcProgressEvent
 
 
@@ -55,6 +60,7 @@ def wire_engine(
     metrics: Metrics,
     predicates: Mapping[str, Predicate],
     tracing: Tracing,
+    rpc: MessagePackRpcHandler | None = None,
     tags: TagValues | None = None,
     add_tag_listener: Callable[[TagChangeListener], None] | None = None,
 ) -> SfcEngine:
@@ -69,11 +75,23 @@ def wire_engine(
         MqttCommandOutlet(mqtt, layout, tracing), source=config.resolved_source
     )
     binder.bind(equipment, prefix=layout.prefix, rpc=False)
+    sidecars: SidecarEquipment | None = None
+    if rpc is not None:  # equipment behind sidecars: commands to them, their answers back
+        channel = SidecarChannel(rpc)
+        sidecars = SidecarEquipment(channel, source=config.resolved_source)
+        channel.on_event(sidecars.on_event)
+    ports = EquipmentMap(
+        equipment,
+        by_prefix={layout.prefix: equipment, **binder.equipment_processors},
+        by_id=binder.equipment_ports,
+        sidecar=sidecars.port if sidecars is not None else None,
+        bindings=StoredEquipmentBindings(jobs.jobs),
+    )
     engine = SfcEngine(
         EngineStore(store, maxlen=config.sfc_work_maxlen),
         jobs,
         JobStoreRecipes(jobs.jobs),
-        equipment,
+        ports,
         consumer=config.resolved_instance_id,
         claim_idle=config.sfc_claim_idle_seconds,
         timer_poll=config.sfc_timer_poll_seconds,

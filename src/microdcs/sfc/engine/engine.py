@@ -407,7 +407,7 @@ class SfcEngine:
             if isinstance(effect, DispatchAction):
                 await self.equipment.send_command(subject, _command(effect))
             elif isinstance(effect, CancelAction):
-                cancel = Cancel(effect.correlation_id, effect.reason)
+                cancel = Cancel(effect.correlation_id, effect.reason, effect.equipment)
                 await self.equipment.send_cancel(subject, cancel)
             elif isinstance(effect, JobCompleted | JobStopped):
                 await self.control.end_job(subject, job_id, response_data(effect.results, history))
@@ -462,5 +462,9 @@ async def _wait_any(shutdown: asyncio.Event, wake: asyncio.Event | None, seconds
 def _command(dispatch: DispatchAction) -> Command:
     """The equipment command of a push_command run (what the equipment port sends)."""
     return Command(
-        dispatch.type_id, dispatch.correlation_id, dispatch.parameters, dispatch.timeout_seconds
+        dispatch.type_id,
+        dispatch.correlation_id,
+        dispatch.parameters,
+        dispatch.timeout_seconds,
+        dispatch.equipment,
     )

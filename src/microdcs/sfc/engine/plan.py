@@ -211,10 +211,10 @@ def encode_effects(effects: Sequence[External]) -> bytes:
             out.append({"t": "dispatch", "step": e.step, "action": e.action,
                         "q": e.qualifier.value, "i": e.interaction.value, "type": e.type_id,
                         "c": e.correlation_id, "p": dict(e.parameters),
-                        "to": e.timeout_seconds})  # fmt: skip
+                        "to": e.timeout_seconds, "eq": e.equipment})  # fmt: skip
         elif isinstance(e, CancelAction):
             out.append({"t": "cancel", "c": e.correlation_id, "step": e.step,
-                        "action": e.action, "reason": e.reason})  # fmt: skip
+                        "action": e.action, "reason": e.reason, "eq": e.equipment})  # fmt: skip
         elif isinstance(e, JobCompleted):
             out.append({"t": "completed", "results": _results(e.results)})
         elif isinstance(e, JobStopped):
@@ -237,10 +237,11 @@ def decode_effects(data: bytes, job_id: str) -> list[External]:
         if tag == "dispatch":
             effects.append(
                 DispatchAction(job_id, e["step"], e["action"], SfcQualifier(e["q"]),
-                               SfcInteraction(e["i"]), e["type"], e["c"], e["p"], e["to"])
+                               SfcInteraction(e["i"]), e["type"], e["c"], e["p"], e["to"],
+                               e.get("eq"))
             )  # fmt: skip
         elif tag == "cancel":
-            effects.append(CancelAction(e["c"], e["step"], e["action"], e["reason"]))
+            effects.append(CancelAction(e["c"], e["step"], e["action"], e["reason"], e.get("eq")))
         elif tag == "suspended":
             effects.append(JobSuspended(e["reason"]))
         else:

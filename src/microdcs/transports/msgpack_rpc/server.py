@@ -23,6 +23,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from microdcs.core.cloudevent import CloudEvent
@@ -58,6 +59,8 @@ from microdcs.transports.replica import ReplicaOptions
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "rpc"
+#: A method the app adds beside ``publish``: gets the calling connection and the params.
+ExtraMethod = Callable[[RpcConnection, list[Any]], Awaitable[Any]]
 #: Buffer limit of each connection's StreamReader (what ``asyncio.start_server`` uses).
 READ_LIMIT = 2**16
 
@@ -110,6 +113,7 @@ class MessagePackRpcHandler:
         )
         self.bindings: list[RpcBinding] = []
         self._routes: dict[str, RpcBinding] = {}
+        self._methods: dict[str, ExtraMethod] = {}
         self._policy = ConnectionPolicy(
             token=TokenCheck.from_config(rpc.token, rpc.tokens_file),
             backoff=AuthBackoff(initial=rpc.auth_backoff, maximum=rpc.auth_backoff_max),
@@ -149,6 +153,13 @@ class MessagePackRpcHandler:
         processor.attach_sink(binding)
         return binding
 
+    def add_method(self, name: str, method: ExtraMethod) -> None:
+        """Serve ``name`` (as a request or a notification) with ``method``; for channels
+        that are not an event to route by type, such as equipment answers of a sidecar."""
+        if name == PUBLISH or name in self._methods:
+            raise ValueError(f"RPC method {name!r} is already served")
+        self._methods[name] = method
+
     @property
     def ready(self) -> bool:
         """Listening for connections."""
@@ -185,12 +196,19 @@ class MessagePackRpcHandler:
         if method == PUBLISH:
             responses = await self._publish(connection, params)
             return [to_dict(response, native_bytes=True) for response in responses]
+        extra = self._methods.get(method)
+        if extra is not None:
+            return await extra(connection, params)
         raise RpcError(UNKNOWN_METHOD, f"unknown method {method!r}")
 
     async def notify(self, connection: RpcConnection, method: str, params: list[Any]) -> None:
         """A ``publish`` notification is processed; its responses are not sent anywhere."""
         if method == PUBLISH:
             await self._publish(connection, params)
+            return
+        extra = self._methods.get(method)
+        if extra is not None:
+            await extra(connection, params)
             return
         raise RpcError(UNKNOWN_METHOD, f"unknown method {method!r}")
 
