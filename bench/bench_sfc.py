@@ -197,8 +197,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--step-events", type=int, default=0, metavar="ROUNDS",
-                        help="only compare 1 replica without and with step progress events, "
-                        "ROUNDS interleaved runs each (medians)")  # fmt: skip
+                        help="only compare 1 replica without and with step progress events "
+                        "(QoS 0 and 1), ROUNDS interleaved runs each (medians)")  # fmt: skip
     args = parser.parse_args()
     if args.step_events:
         return compare_step_events(args.step_events, args.jobs, args.steps)
@@ -218,18 +218,26 @@ def main() -> int:
 
 
 def compare_step_events(rounds: int, jobs: int, steps: int) -> int:
-    """Step events off and on, interleaved in the same run (same machine load)."""
-    rates: dict[str, list[float]] = {"false": [], "true": []}
+    """Step events off, on (at the default QoS 0) and on at QoS 1, interleaved in the same
+    run (same machine load)."""
+    configs = {
+        "off": {"APP_SFC_STEP_EVENTS": "false"},
+        "on": {"APP_SFC_STEP_EVENTS": "true"},
+        "on, QoS 1": {"APP_SFC_STEP_EVENTS": "true", "APP_SFC_STEP_EVENTS_QOS": "1"},
+    }
+    rates: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(rounds):
-        for flag in rates:
-            rate = measure(1, jobs, steps, {"APP_SFC_STEP_EVENTS": flag})
-            rates[flag].append(rate)
-            print(f"step events {flag:5}: {rate:.0f} SFC steps/s")
-    off, on = statistics.median(rates["false"]), statistics.median(rates["true"])
-    print(f"median: {off:.0f} steps/s without step events, {on:.0f} with "
-          f"({(on - off) / off:+.1%})")  # fmt: skip
+        for name, extra in configs.items():
+            rate = measure(1, jobs, steps, extra)
+            rates[name].append(rate)
+            print(f"step events {name:9}: {rate:.0f} SFC steps/s")
+    off = statistics.median(rates["off"])
+    print(f"median: {off:.0f} steps/s without step events", end="")
+    for name in list(configs)[1:]:
+        on = statistics.median(rates[name])
+        print(f", {on:.0f} {name} ({(on - off) / off:+.1%})", end="")
+    print()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -146,6 +146,13 @@ class AppConfig:
         "Publish a step progress event (sfc.step.v1) on the job's scope events topic for "
         "every step, transition, action and timer change of a recipe.",
     )
+    sfc_step_events_qos: int = setting(
+        "APP_SFC_STEP_EVENTS_QOS",
+        0,
+        "MQTT QoS of step progress events (0 or 1). 0: no acknowledgement on either side of "
+        "the broker, the cheaper choice for a stream the job's retained step state and "
+        "status events back up; 1: queued across reconnects until acknowledged.",
+    )
     sfc_scope_scan_seconds: float = setting(
         "APP_SFC_SCOPE_SCAN_SECONDS", 1.0, "How often the engine looks for new scopes."
     )
@@ -296,6 +303,7 @@ def validate(config: AppConfig) -> None:
             "must be a topic name (no wildcards)",
         ),
         ("APP_MQTT_WILL_QOS", config.mqtt.will_qos in (0, 1, 2), "must be 0, 1 or 2"),
+        ("APP_SFC_STEP_EVENTS_QOS", config.sfc_step_events_qos in (0, 1), "must be 0 or 1"),
         ("APP_MQTT_WILL_DELAY", 0 <= config.mqtt.will_delay < 2**32, "must be 0..4294967295"),
         (
             "APP_MQTT_AUTH_METHOD",

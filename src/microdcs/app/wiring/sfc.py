@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
 from microdcs.app.telemetry.metrics import Metrics
-from microdcs.core.cloudevent import TRACEPARENT, TRACESTATE, ExtensionValue
+from microdcs.app.wiring.progress import JobProgress
 from microdcs.core.tracing import Tracing
 from microdcs.equipment.processor import EquipmentProcessor
 from microdcs.equipment.sidecar import SidecarEquipment
@@ -15,40 +15,18 @@ from microdcs.jobs.processor import JobManagementProcessor
 from microdcs.jobs.recipes import JobStoreRecipes
 from microdcs.jobs.stationconfig import StoredEquipmentBindings
 from microdcs.plantdata.contract import TagChangeListener
-from microdcs.processing.routing import Intent
 from microdcs.sfc import Predicate
 from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.sfc.engine.equipment_map import EquipmentMap
 from microdcs.sfc.engine.ports import TagValues
 from microdcs.sfc.engine.store import EngineStore
 from microdcs.sfc.engine.tagwatch import TagWatch
-from microdcs.sfc.engine.tracecontext import Carried
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
 from microdcs.transports.mqtt.outlets import MqttCommandOutlet
 from microdcs.transports.mqtt.topics import TopicLayout
 from microdcs.transports.msgpack_rpc.server import MessagePackRpcHandler
 from microdcs.transports.msgpack_rpc.sidecars import SidecarChannel
-from microdcs_models.sfc_step_event import SfcProgressEvent
-
-
-class JobProgress:
-    """Step progress events as the job processor's events: same ``events`` topic as the
-    job's status events, ``correlationid`` = the job, the step's trace context."""
-
-    def __init__(self, jobs: JobManagementProcessor) -> None:
-        self.jobs = jobs
-
-    async def progress(self, subject: str | None, event: SfcProgressEvent, trace: Carried) -> None:
-        extensions: dict[str, ExtensionValue] | None = None
-        if trace:
-            extensions = {TRACEPARENT: trace.traceparent}
-            if trace.tracestate:
-                extensions[TRACESTATE] = trace.tracestate
-        cloudevent = self.jobs.build_event(
-            event, subject=subject, correlationid=event.job_order_id, extensions=extensions
-        )
-        await self.jobs.emit(cloudevent, Intent.EVENTS)
 
 
 def wire_engine(
@@ -87,6 +65,15 @@ def wire_engine(
         sidecar=sidecars.port if sidecars is not None else None,
         bindings=StoredEquipmentBindings(jobs.jobs),
     )
+    progress = None
+    if config.sfc_step_events:
+        progress = JobProgress(
+            jobs,
+            mqtt,
+            TopicLayout(config.jobs_prefix, config.scope_levels),
+            qos=config.sfc_step_events_qos,
+            retained_expiry=config.jobs_retained_expiry,
+        )
     engine = SfcEngine(
         EngineStore(store, maxlen=config.sfc_work_maxlen),
         jobs,
@@ -99,7 +86,7 @@ def wire_engine(
         scope_scan=config.sfc_scope_scan_seconds,
         predicates=predicates,
         tracing=tracing,
-        progress=JobProgress(jobs) if config.sfc_step_events else None,
+        progress=progress,
         tags=tags,
     )
     jobs.add_listener(engine.on_job_event)

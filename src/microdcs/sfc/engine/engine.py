@@ -61,11 +61,11 @@ from microdcs.sfc.engine.plan import (
     response_data,
 )
 from microdcs.sfc.engine.ports import EquipmentPort, ProgressSink, RecipeSource, TagValues
-from microdcs.sfc.engine.progress import progress_event, retried
+from microdcs.sfc.engine.progress import progress_event, retried, step_state
 from microdcs.sfc.engine.store import EngineStore, Entry, Stored
 from microdcs.sfc.engine.tagwatch import changed_since, read_tags
 from microdcs.sfc.engine.tracecontext import NONE, Carried, step_parent
-from microdcs.sfc.state import RunStatus
+from microdcs.sfc.state import Execution, RunStatus
 from microdcs.sfc.work import dispatch_effect
 from microdcs.storage.outage import OutageLog
 from microdcs_models.sfc_recipe import SfcInteraction, SfcRecipe
@@ -315,7 +315,7 @@ class SfcEngine:
                                     effects=encode_effects(plan.external), plan=plan):  # fmt: skip
                 self.steps += 1
                 if self.progress is not None:
-                    await self._progress(subject, progress_event(event, effects, new, now))
+                    await self._progress(subject, progress_event(event, effects, new, now), new)
                 await self._perform(subject, item.job_id, plan.external, new.history)
                 await self._recheck(scope, item.job_id, plan.watched, values)
                 return True
@@ -358,7 +358,7 @@ class SfcEngine:
             self.steps += 1
             self._by_job[(scope, job_id)] = recipe
             if self.progress is not None:
-                await self._progress(subject, progress_event(None, effects, new, now))
+                await self._progress(subject, progress_event(None, effects, new, now), new)
             await self._perform(subject, job_id, plan.external, new.history)
             await self._recheck(scope, job_id, plan.watched, values)
         return True
@@ -391,10 +391,16 @@ class SfcEngine:
         member = timer_member(item.job_id, item.timer)
         await self.store.add_timer(scope, member, self.clock() + self.resend_after)
 
-    async def _progress(self, subject: str | None, event: SfcProgressEvent | None) -> None:
-        """Publish a change's progress in the current (step) span's trace context."""
+    async def _progress(
+        self, subject: str | None, event: SfcProgressEvent | None, new: Execution | None = None
+    ) -> None:
+        """Publish a change's progress in the current (step) span's trace context, and the
+        job's retained step state when the change entered or left a step."""
         if self.progress is not None and event is not None:
             await self.progress.progress(subject, event, Carried.current())
+            state = step_state(event, new) if new is not None else None
+            if state is not None:
+                await self.progress.step_state(subject, state)
 
     async def _perform(
         self,

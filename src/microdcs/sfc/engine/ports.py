@@ -14,6 +14,7 @@ from typing import Protocol
 from microdcs.equipment.contract import Cancel, Command, EquipmentMessage
 from microdcs.jobs.contract import JobRecipe
 from microdcs.plantdata.contract import TagSample
+from microdcs.sfc.engine.progress import StepState
 from microdcs.sfc.engine.tracecontext import Carried
 from microdcs_models.sfc_step_event import SfcProgressEvent
 
@@ -61,4 +62,8 @@ class ProgressSink(Protocol):
 
     async def progress(self, subject: str | None, event: SfcProgressEvent, trace: Carried) -> None:
         """Publish ``event`` correlated with its job, carrying ``trace``."""
+        ...
+
+    async def step_state(self, subject: str | None, state: StepState) -> None:
+        """Keep ``state`` as the job's retained step state (none left: remove it)."""
         ...

@@ -11,6 +11,9 @@ keeps the broker and every subscriber from paying per entry (see ``bench/bench_s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
 
 from microdcs.sfc.events import (
     ActionCompleted,
@@ -86,3 +89,39 @@ def retried(execution: Execution, correlation_id: str, now: float) -> SfcProgres
                          step=step, action=action, action_run=correlation_id)  # fmt: skip
     return SfcProgressEvent(job_order_id=execution.job_id, version=execution.version, time=now,
                             active_steps=list(execution.active), steps=[entry])  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """A job's active steps and since when: its retained ``steps/{job}`` state.
+
+    Published when a change entered or left a step (not for every action or timer), so
+    an MES that connects late reads which steps run without replaying events.
+    """
+
+    job_id: str
+    version: int
+    #: (step, time it was entered) for each active step, in activation order.
+    active: tuple[tuple[str, float | None], ...]
+    time: float
+
+    def payload(self) -> bytes:
+        steps = [{"Step": step, "Since": since} for step, since in self.active]
+        return orjson.dumps({"JobOrderID": self.job_id, "Version": self.version,
+                             "Time": self.time, "ActiveSteps": steps})  # fmt: skip
+
+
+_STEP_KINDS = (K.STEP_ENTERED, K.STEP_EXITED)
+
+
+def step_state(event: SfcProgressEvent | None, execution: Execution) -> StepState | None:
+    """The job's step state after a change whose progress is ``event``; ``None`` when the
+    change entered and left no step (the retained state stays as it is)."""
+    if event is None or not any(entry.kind in _STEP_KINDS for entry in event.steps):
+        return None
+    since: dict[str, float | None] = {}
+    for entry in reversed(execution.history):  # the open activation of each active step
+        if entry[0] == "step" and entry[4] is None and entry[1] not in since:
+            since[entry[1]] = entry[3]
+    active = tuple((step, since.get(step)) for step in execution.active)
+    return StepState(execution.job_id, execution.version, active, event.time)
