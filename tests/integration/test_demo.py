@@ -75,3 +75,11 @@ def test_a_second_demo_on_the_kept_data_runs_new_jobs_to_the_end(tmp_path: Path)
     ended = {line.split(":")[0] for line in second.splitlines() if "Ended/Completed" in line}
     assert ended
     assert not ended & {line.split(":")[0] for line in first.splitlines()}
+
+
+def test_the_demo_prints_each_step_of_a_job_as_it_happens(tmp_path: Path) -> None:
+    out = _demo_until(tmp_path / "run", "Ended/Completed").splitlines()
+    job = next(line for line in out if "Ended/Completed" in line).split(":")[0].split()[-1]
+    entered = [i for i, line in enumerate(out) if f"job {job}: step" in line and "entered" in line]
+    ended = next(i for i, line in enumerate(out) if "Ended/Completed" in line)
+    assert len(entered) >= 2 and entered[-1] < ended, "\n".join(out)

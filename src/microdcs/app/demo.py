@@ -132,6 +132,12 @@ async def _follow(messages: Any, job: str, responses: str, stop: asyncio.Event) 
             if status != 1:  # not OK (ReturnStatus bits, jobs.md): refused, nothing to follow
                 return
             continue
+        if "Steps" in data and data.get("JobOrderID") == job:  # a step progress event
+            for entry in data["Steps"]:
+                if entry["Kind"] in ("step_entered", "step_exited"):
+                    print(f"[mes] job {job}: step {entry['Step']} {entry['Kind'][5:]}",
+                          flush=True)  # fmt: skip
+            continue
         if data.get("JobOrder", {}).get("JobOrderID") != job:
             continue
         state = _state(data)
