@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from microdcs.sfc import (
 )
 from microdcs.sfc.conditions import TagRead
 from microdcs.sfc.engine.plan import WorkItem, plan_change
-from microdcs.sfc.engine.tagwatch import changed_tags
+from microdcs.sfc.engine.tagwatch import changed_since, changed_tags, read_tags
 from tests.unit.test_sfc_support import recipe
 
 OVEN = 'tag("oven1.temp") > 180 and quality("oven1.temp") == "good"'
@@ -200,3 +201,30 @@ def test_a_predicate_cannot_take_the_name_of_a_tag_function(name: str) -> None:
     binder = Binder(AppConfig(), lambda *a: None, lambda t: None)
     with pytest.raises(ValueError):
         binder.predicate(name)
+
+
+class Reader:
+    def __init__(self, **samples: TagSample) -> None:
+        self.samples = samples
+        self.reads: list[list[str]] = []
+
+    async def read(self, scope: str, tags: Sequence[str]) -> Mapping[str, TagSample]:
+        self.reads.append(list(tags))
+        return {t: self.samples[t] for t in tags if t in self.samples}
+
+
+async def test_a_recipe_without_tags_reads_nothing() -> None:
+    reader = Reader()
+    chart = compile_recipe(recipe(["A", "B"], [("A", "B", "param.go")]))
+    assert await read_tags(reader, "s", chart) == {}
+    assert await read_tags(None, "s", WAIT) == {}
+    assert reader.reads == []
+
+
+async def test_a_change_stored_before_the_watch_is_found_by_the_read_after_the_cas() -> None:
+    reader = Reader(**{"oven1.temp": sample("oven1.temp", 170)})
+    snapshot = await read_tags(reader, "s", WAIT)
+    assert not await changed_since(reader, "s", {"oven1.temp"}, snapshot)
+    reader.samples["oven1.temp"] = sample("oven1.temp", 190)  # stored meanwhile
+    assert await changed_since(reader, "s", {"oven1.temp"}, snapshot)
+    assert not await changed_since(reader, "s", set(), snapshot)
