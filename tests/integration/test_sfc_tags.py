@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from microdcs.app.config import AppConfig
 from microdcs.app.runtime import Runtime
@@ -135,4 +138,67 @@ async def test_a_tag_change_from_170_to_190_fires_the_waiting_transition_once_wi
     fired = [e["Transition"] for e in after if e["Kind"] == "transition_fired"]
     assert fired == ["Heat -> Bake"]
     assert sorted(c.split("/")[2] for c in sim.effects) == ["bake", "heat"]
+    assert set(sim.effects.values()) == {1}
+
+
+def sorting_recipe() -> dict[str, Any]:
+    """A selection on a tag's value, with neither a default choice nor a timeout."""
+    return {
+        "Steps": [{"Name": "Measure", "Initial": True}, {"Name": "Keep"}, {"Name": "Scrap"}],
+        "Actions": [action("keep", "Keep", "com.example.keep.v1")],
+        "Branches": [{"Name": "Sort", "Type": "selection", "Branches": [["Keep"], ["Scrap"]]}],
+        "Transitions": [{"Source": "Measure", "Target": "Sort"},
+                        {"Source": "Sort", "Target": "Keep", "Condition": 'tag("width") >= 10'},
+                        {"Source": "Sort", "Target": "Scrap", "Condition": 'tag("width") < 9'}],
+    }  # fmt: skip
+
+
+async def test_a_selection_on_tags_without_default_is_warned_about_and_chosen_on_change(
+    config: AppConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = TagTable()
+    caplog.set_level(logging.WARNING, logger="microdcs.sfc.validation")
+    async with (
+        replicas(config, table, 1) as (runtime,),
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None) as sim,
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        await table.store("width", 9.5)  # neither choice holds
+        await configure_and_start(station, "S1", sorting_recipe())
+        warned = [
+            r.getMessage() for r in caplog.records if "selection branch Sort" in r.getMessage()
+        ]
+        assert len(warned) == 1 and "no default choice" in warned[0]
+        assert await states_until(events, "S1", 3) == [[2, 2], [3]]
+        await asyncio.sleep(0.3)  # Running, waiting in Measure
+        await table.store("width", 12.0)
+        assert await states_until(events, "S1", 5) == [[5, 1]]
+    assert [c.split("/")[2] for c in sim.effects] == ["keep"]
+
+
+async def test_a_job_suspended_by_its_watchdog_ignores_tag_changes_until_resumed(
+    config: AppConfig,
+) -> None:
+    table = TagTable()
+    async with (
+        replicas(config, table, 1) as (runtime,),
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None) as sim,
+    ):
+        station = Station(mes, config.jobs_prefix, runtime)
+        events = await station.watch("events")
+        commands = await mes.watch(f"{config.equipment_prefix}/{SCOPE}/commands")
+        await table.store(TEMP, 170.0)
+        await configure_and_start(station, "W1", {**oven_recipe(), "WatchdogSeconds": 0.4})
+        assert await states_until(events, "W1", 4) == [[2, 2], [3], [4, 2]]  # Suspended
+        assert (await next_message(commands)).attributes["type"] == "com.example.heat.v1"
+        await table.store(TEMP, 190.0)
+        await asyncio.sleep(0.3)
+        assert commands.empty(), "a suspended job fired on a tag change"
+        assert await station.do("Resume", "W1") == 1
+        bake = await next_message(commands)
+        assert bake.attributes["type"] == "com.example.bake.v1"
+        assert (await states_until(events, "W1", 5))[-1] == [5, 1]
     assert set(sim.effects.values()) == {1}
