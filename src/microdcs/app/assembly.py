@@ -20,6 +20,7 @@ from microdcs.app.runtime import Runtime
 from microdcs.app.telemetry.health import Readiness
 from microdcs.app.telemetry.http import TelemetryServer
 from microdcs.app.telemetry.metrics import Metrics
+from microdcs.app.wiring.alarms import wire_alarms
 from microdcs.app.wiring.ingress import ingress_lease, ingress_task, observe_ingress
 from microdcs.app.wiring.jobs import wire_jobs
 from microdcs.app.wiring.metadata import wire_metadata
@@ -97,6 +98,8 @@ async def open_runtime(
         engine = wire_engine(
             config, store, mqtt, jobs, binder, metrics, predicates, tracing, rpc=rpc
         )
+        # Plant data's tag changes feed it: the lead joins wire_plantdata's add_listener here.
+        alarms = wire_alarms(config, store, mqtt, binder, metrics, None)
         wire_metadata(config, store, mqtt, app)  # every processor is bound by now
         app.add_handler(mqtt)
         if rpc is not None:
@@ -114,6 +117,7 @@ async def open_runtime(
             sfc_engine=engine,
             predicates=predicates,
             binder=binder,
+            alarms=alarms,
         )
         if telemetry:
             add_telemetry_server(runtime)

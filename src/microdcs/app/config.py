@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from microdcs.alarms.options import AlarmsConfig as AlarmsConfig
 from microdcs.core.errors import ConfigurationError
 from microdcs.core.limits import LimitsConfig as LimitsConfig
 from microdcs.core.settings import setting
@@ -188,6 +189,7 @@ class AppConfig:
     redis: RedisConfig = field(default_factory=RedisConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
 
     @property
     def resolved_instance_id(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from microdcs.alarms.manager import AlarmManager
 from microdcs.app.application import Application
 from microdcs.app.binder import Binder
 from microdcs.app.config import AppConfig
@@ -41,3 +42,5 @@ class Runtime:
     predicates: Mapping[str, Predicate]
     #: What processor factories were handed (bind a processor, add a task).
     binder: Binder
+    #: Alarm evaluation, actions and reading (an AlarmReader and AlarmActions).
+    alarms: AlarmManager

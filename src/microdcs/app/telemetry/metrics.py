@@ -170,6 +170,17 @@ class Metrics:
         gauge("microdcs.publisher.leader", "1", "1 while this replica holds the publisher lease.")
         counter("microdcs.publisher.skipped", "1", "Retained topics skipped as unsendable.")
         counter("microdcs.publisher.rebuilds", "1", "Full republishes after a broker lost them.")
+        counter("microdcs.alarms.transitions", "1", "Alarm transitions this replica stored.")
+        counter("microdcs.alarms.conflicts", "1", "Alarm compare-and-swaps lost to a replica.")
+        counter("microdcs.alarms.timers_fired", "1", "Alarm timers this replica fired.")
+        gauge("microdcs.alarms.rate", "1", "Alarms raised in the last 10 minutes, by scope.")
+        gauge("microdcs.alarms.flood_percent", "%", "Time in flood (>10 alarms/10 min), by scope.")
+        gauge("microdcs.alarms.standing", "1", "Alarms active for more than 24 hours, by scope.")
+        gauge("microdcs.alarms.stale", "1", "Alarms unacknowledged for more than 24 hours.")
+        gauge("microdcs.alarms.chattering", "1", "Alarms raised 3 times or more within a minute.")
+        gauge("microdcs.alarms.frequent", "1", "Activations of the ten most frequent alarms.")
+        gauge("microdcs.alarms.shelved", "1", "Shelved alarms, by scope.")
+        gauge("microdcs.alarms.out_of_service", "1", "Alarms out of service, by scope.")
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         sources = self._sources.setdefault(name, [])
