@@ -37,6 +37,10 @@ def load(path: Path) -> ModuleType:
 
 def test_there_are_schemas_to_check() -> None:
     assert [p.name for p in SCHEMAS] == [
+        "alarm_action.schema.json",
+        "alarm_config.schema.json",
+        "alarm_event.schema.json",
+        "alarm_journal.schema.json",
         "machinery_jobs.schema.json",
         "processor_metadata.schema.json",
         "sfc_recipe.schema.json",
