@@ -239,5 +239,6 @@ def compare_step_events(rounds: int, jobs: int, steps: int) -> int:
     print()
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -101,7 +101,22 @@ class Binder:
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Words of the condition language that a predicate cannot shadow.
-_RESERVED = frozenset("and or not true false done failed result results param tag quality".split())
+_RESERVED = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "true",
+        "false",
+        "done",
+        "failed",
+        "result",
+        "results",
+        "param",
+        "tag",
+        "quality",
+    }
+)
 
 #: A processor factory: called once per replica, before anything runs.
 ProcessorFactory = Callable[[Binder], None]

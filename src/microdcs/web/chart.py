@@ -17,6 +17,7 @@ the right, so no line crosses a step.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -211,8 +212,8 @@ def layout(recipe: SfcRecipe) -> ChartLayout:
     top: list[tuple[int, str, str]] = []
     for index, t in enumerate(recipe.transitions):
         src, dst = t.source, t.target
-        branch = branches.get(src)
-        if branch is not None and any(p and p[0] == dst for p in branch.branches):
+        split = branches.get(src)
+        if split is not None and any(p and p[0] == dst for p in split.branches):
             choices.append((index, src, dst))
         elif src in owner and dst in owner and owner[src] == owner[dst]:
             inner.append((index, src, dst))
@@ -224,7 +225,7 @@ def layout(recipe: SfcRecipe) -> ChartLayout:
             top.append((index, src, dst))
     priorities = {i: (t.priority or 0, i) for i, t in enumerate(recipe.transitions)}
     out: dict[str, list[str]] = {n: [] for n in nodes}
-    for index, src, dst in sorted(top, key=lambda e: priorities[e[0]]):
+    for _index, src, dst in sorted(top, key=lambda e: priorities[e[0]]):
         out[node_of(src)].append(node_of(dst))
 
     initial = next((s.name for s in recipe.steps if s.initial), None)
@@ -278,8 +279,8 @@ def layout(recipe: SfcRecipe) -> ChartLayout:
     for name, (ox, oy) in origin.items():
         if name in blocks:
             block = blocks[name]
-            for step, (bx, by, h, path) in block.boxes.items():
-                box(step, ox + bx, oy + by, h, name, path)
+            for step, (bx, by, h, path_index) in block.boxes.items():
+                box(step, ox + bx, oy + by, h, name, path_index)
             for bar in block.bars:
                 bars.append(Bar(bar.branch, bar.kind, ox + bar.x1, ox + bar.x2, oy + bar.y,
                                 bar.divergence))  # fmt: skip
@@ -329,7 +330,14 @@ def layout(recipe: SfcRecipe) -> ChartLayout:
             else:
                 skip_lane += 1
                 lane, kind = right + LANE_W * skip_lane, "skip"
-            points = ((sx, sy), (sx, low), (lane, low), (lane, high), (tx, high), (tx, ty))
+            points: tuple[tuple[float, float], ...] = (
+                (sx, sy),
+                (sx, low),
+                (lane, low),
+                (lane, high),
+                (tx, high),
+                (tx, ty),
+            )
             mark = (sx, (sy + low) / 2)
         else:
             mid = rank_top[rank[d]] - GAP / 2
@@ -358,9 +366,10 @@ def layout(recipe: SfcRecipe) -> ChartLayout:
             first = steps[path[0]]
             if branch.type is SfcBranchType.SIMULTANEOUS:
                 edges.append(Edge(unique(f"link-{_safe(branch.name)}-{_safe(path[0])}"),
-                                  branch.name, path[0], ((first.cx, bar_top.y), (first.cx, first.y)),
+                                  branch.name, path[0],
+                                  ((first.cx, bar_top.y), (first.cx, first.y)),
                                   (first.cx, first.y), "", "link"))  # fmt: skip
-            for a, b in zip(path, path[1:], strict=False):
+            for a, b in itertools.pairwise(path):
                 sa, sb = steps[a], steps[b]
                 index_ab = declared_inner.pop((a, b), None)
                 label = labels[index_ab] if index_ab is not None else "done"
@@ -505,7 +514,8 @@ def render_svg(chart: ChartLayout, *, title: str = "") -> str:
         for n, (qualifier, name, time) in enumerate(step.actions):
             timed = f" {_f(time)}s" if time else ""
             texts.append(
-                f'<text class="action" id="action-{escape(_safe(step.name))}-{escape(_safe(name))}" '
+                f'<text class="action" '
+                f'id="action-{escape(_safe(step.name))}-{escape(_safe(name))}" '
                 f'x="{_f(step.x + step.w + 8)}" y="{_f(step.y + 16 + n * ACTION_LINE)}">'
                 f'<tspan class="q">{escape(qualifier)}</tspan> {escape(_short(name))}{timed}'
                 f'<tspan class="timer"></tspan></text>'

@@ -27,7 +27,9 @@ def t(source: str, target: str, condition: str = "done", **extra: Any) -> dict[s
 
 SIMULTANEOUS = recipe(
     Steps=steps("Cut", "Drill", "Polish", "Sand", "Dry"),
-    Branches=[{"Name": "Finish", "Type": "simultaneous", "Branches": [["Drill", "Polish"], ["Sand"]]}],
+    Branches=[
+        {"Name": "Finish", "Type": "simultaneous", "Branches": [["Drill", "Polish"], ["Sand"]]}
+    ],
     Transitions=[t("Cut", "Finish"), t("Finish", "Dry")],
     Actions=[
         {"Name": "cut", "Step": "Cut", "Qualifier": "N", "Interaction": "push_command",
