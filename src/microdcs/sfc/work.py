@@ -263,9 +263,7 @@ class Work:
         if timer.kind is TimerKind.DELAY:
             self.dispatch(action, run, stored=action.stored)
         elif timer.kind is TimerKind.LIMIT:
-            self.effects.append(
-                self._cancel(run, "time limit reached")
-            )
+            self.effects.append(self._cancel(run, "time limit reached"))
             self.cancel_timers(run)
             self.outcome(run, "limited")
             self.runs[run.key] = replace(run, status=RunStatus.LIMITED)
@@ -279,9 +277,7 @@ class Work:
         """Cancel everything still pending and enter a terminal status."""
         for run in list(self.runs.values()):
             if run.status is RunStatus.RUNNING:
-                self.effects.append(
-                    self._cancel(run, f"job {status.value}")
-                )
+                self.effects.append(self._cancel(run, f"job {status.value}"))
                 self.outcome(run, "cancelled")
         for key in self.timers:
             self.effects.append(CancelTimer(key))
