@@ -54,6 +54,12 @@ services:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ejabberd && \
 	  { $(SUDO) systemctl disable --now ejabberd >/dev/null 2>&1 || true; }; \
 	fi
+	@# Debian's Chromium and its WebDriver: the browser tests of the operator pages.
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing chromium and chromium-driver with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 # The whole suite, then the integration tests that use Redis again against a 3-primary
 # Redis Cluster, then the MQTT-facing integration tests against ejabberd (a second MQTT v5
