@@ -20,6 +20,7 @@ from microdcs.alarms.contract import (
     JournalEntry,
 )
 from microdcs.alarms.definitions import AlarmDefinition
+from microdcs.alarms.kpi_task import KpiTask
 from microdcs.alarms.manager import AlarmManager
 from microdcs.alarms.store import AlarmStore
 from microdcs.alarms.timers import AlarmTimers
@@ -194,3 +195,21 @@ async def test_acknowledge_many_at_once(config: AppConfig, count: int) -> None:
             SCOPE, AlarmAction.ACKNOWLEDGE, ids, operator="op1", comment="seen"
         )
         assert [o.state for o in outcomes] == [AlarmState.ACKNOWLEDGED] * count  # type: ignore[attr-defined]
+
+
+async def test_kpis_follow_the_journal(config: AppConfig) -> None:
+    events = Events()
+    async with replica(config, events) as a:
+        await a.put_definition(SCOPE, high())
+        for value in (60.0, 40.0, 61.0, 39.0, 62.0):  # three activations within a minute
+            await a.tags_changed(SCOPE, [change("TI-101", value)])
+        kpis = KpiTask(
+            a.journal_reader, a.alarms, a.store.scopes, interval=10.0, window=86_400.0
+        )
+        await kpis.update()
+        figures = kpis.figures[SCOPE]
+        assert figures.rate == 3 and figures.chattering == 1
+        assert figures.frequent == (("TI-101.H", 3),)
+        await a.tags_changed(SCOPE, [change("TI-101", 38.0), change("TI-101", 63.0)])
+        await kpis.update()  # reads on from where it stopped
+        assert kpis.figures[SCOPE].rate == 4

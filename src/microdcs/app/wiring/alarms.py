@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from microdcs.alarms.kpi_task import KpiTask
+from microdcs.alarms.kpis import KpiFigures
 from microdcs.alarms.manager import AlarmManager
+from microdcs.alarms.options import AlarmsConfig
 from microdcs.alarms.processor import AlarmProcessor
 from microdcs.alarms.retained import AlarmListPublisher
 from microdcs.alarms.store import AlarmStore
@@ -64,4 +67,36 @@ def wire_alarms(
     metrics.observe("microdcs.alarms.transitions", lambda: manager.transitions)
     metrics.observe("microdcs.alarms.conflicts", lambda: manager.conflicts)
     metrics.observe("microdcs.alarms.timers_fired", lambda: timers.fired)
+    observe_kpis(metrics, add_kpi_task(binder, manager, alarm_store, options))
     return manager
+
+
+def add_kpi_task(
+    binder: Binder, manager: AlarmManager, alarm_store: AlarmStore, options: AlarmsConfig
+) -> KpiTask:
+    """Every replica follows the journals (so any replica's scrape has the figures)."""
+    task = KpiTask(
+        manager.journal_reader,
+        manager.alarms,
+        alarm_store.scopes,
+        interval=options.kpi_interval_seconds,
+        window=options.kpi_window_seconds,
+    )
+    binder.add_task("alarm-kpis", task.run)
+    return task
+
+
+def observe_kpis(metrics: Metrics, kpis: KpiTask) -> None:
+    """The ISA-18.2 figures per scope, as the gauges docs/operations.md lists."""
+    gauges: dict[str, Callable[[KpiFigures], float]] = {
+        "microdcs.alarms.rate": lambda f: f.rate,
+        "microdcs.alarms.flood_percent": lambda f: f.flood_percent,
+        "microdcs.alarms.standing": lambda f: f.standing,
+        "microdcs.alarms.stale": lambda f: f.stale,
+        "microdcs.alarms.chattering": lambda f: f.chattering,
+        "microdcs.alarms.shelved": lambda f: f.shelved,
+        "microdcs.alarms.out_of_service": lambda f: f.out_of_service,
+    }
+    for name, pick in gauges.items():
+        metrics.observe_many(name, lambda pick=pick: kpis.reading(pick))  # type: ignore[misc]
+    metrics.observe_many("microdcs.alarms.frequent", kpis.frequent)
