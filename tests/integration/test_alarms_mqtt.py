@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from microdcs.alarms.contract import AlarmState
 from microdcs.alarms.options import AlarmsConfig
 from microdcs.app.config import AppConfig
 from microdcs.app.runtime import Runtime
+from microdcs.core.errors import ConfigurationError
 from microdcs.plantdata.contract import Quality, TagChange, TagSample
 from tests.conftest import running
 from tests.mesclient import MesClient, Received, ce_properties, next_message
@@ -139,3 +142,36 @@ async def test_a_malformed_alarm_config_is_an_error_and_stores_nothing(config: A
         )
         assert garbage.attributes["mdcserrorkind"] == "invalid_payload"
         assert await runtime.alarms.alarms(SCOPE) == []
+
+
+async def test_alarm_file_is_stored_at_start_up_and_changes_nothing_when_unchanged(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    path = tmp_path / "alarms.json"
+    low = {**HIGH, "ID": "TI-101.L", "Kind": "L", "Setpoint": 10}
+    path.write_bytes(orjson.dumps({SCOPE: [HIGH, low]}))
+    config = alarms_config(config)
+    config = replace(config, alarms=replace(config.alarms, file=str(path)))
+    async with running(config) as runtime:
+        async with asyncio.timeout(5):
+            while len(await runtime.alarms.alarms(SCOPE)) < 2:
+                await asyncio.sleep(0.02)
+        version, _ = await runtime.alarms.store.definitions(SCOPE)
+    async with running(config) as runtime:  # a restart with the same file
+        await asyncio.sleep(0.3)
+        assert (await runtime.alarms.store.definitions(SCOPE))[0] == version
+        assert {v.alarm for v in await runtime.alarms.alarms(SCOPE)} == {"TI-101.H", "TI-101.L"}
+
+
+async def test_a_bad_alarm_file_stops_the_start_naming_each_entry(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    path = tmp_path / "alarms.json"
+    path.write_bytes(orjson.dumps({SCOPE: [{**HIGH, "Deadband": -1}, {"ID": "x"}]}))
+    config = alarms_config(config)
+    config = replace(config, alarms=replace(config.alarms, file=str(path)))
+    with pytest.raises(ConfigurationError) as raised:
+        async with running(config):
+            pass
+    assert "APP_ALARMS_FILE" in str(raised.value)
+    assert "[0]" in str(raised.value) and "[1]" in str(raised.value)

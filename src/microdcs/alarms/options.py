@@ -60,6 +60,14 @@ class AlarmsConfig:
         "alarms changes (a tag with alarms checks the definitions' version on every "
         "change, in the same round trip as the alarm versions).",
     )
+    file: str | None = setting(
+        "APP_ALARMS_FILE",
+        None,
+        "JSON file of alarm definitions stored at start-up: an object mapping each scope "
+        "to a list of alarm objects with the wire names of ``...config.alarm.v1``. It adds "
+        "and updates definitions, never deletes; a bad file stops the start naming each "
+        "bad entry.",
+    )
     kpi_interval_seconds: float = setting(
         "APP_ALARMS_KPI_INTERVAL_SECONDS",
         10.0,

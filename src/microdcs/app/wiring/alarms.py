@@ -11,6 +11,7 @@ from microdcs.alarms.manager import AlarmManager
 from microdcs.alarms.options import AlarmsConfig
 from microdcs.alarms.processor import AlarmProcessor
 from microdcs.alarms.retained import AlarmListPublisher
+from microdcs.alarms.startup_file import AlarmFileLoader, read_alarm_file
 from microdcs.alarms.store import AlarmStore
 from microdcs.alarms.timers import AlarmTimers
 from microdcs.app.binder import Binder
@@ -59,6 +60,9 @@ def wire_alarms(
     if not options.enabled:
         return manager
     binder.bind(processor, prefix=options.topic_prefix)
+    if options.file is not None:
+        loader = AlarmFileLoader(alarm_store, read_alarm_file(options.file))
+        binder.add_task("alarm-file", loader.run)
     if add_listener is not None:
         add_listener(manager)
     if config.is_processor_instance:
