@@ -224,13 +224,17 @@ def compare_step_events(rounds: int, jobs: int, steps: int) -> int:
         "off": {"APP_SFC_STEP_EVENTS": "false"},
         "on": {"APP_SFC_STEP_EVENTS": "true"},
         "on, QoS 1": {"APP_SFC_STEP_EVENTS": "true", "APP_SFC_STEP_EVENTS_QOS": "1"},
+        "on, every state": {
+            "APP_SFC_STEP_EVENTS": "true",
+            "APP_SFC_STEP_STATE_INTERVAL_SECONDS": "0",
+        },
     }
     rates: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(rounds):
         for name, extra in configs.items():
             rate = measure(1, jobs, steps, extra)
             rates[name].append(rate)
-            print(f"step events {name:9}: {rate:.0f} SFC steps/s")
+            print(f"step events {name:15}: {rate:.0f} SFC steps/s")
     off = statistics.median(rates["off"])
     print(f"median: {off:.0f} steps/s without step events", end="")
     for name in list(configs)[1:]:

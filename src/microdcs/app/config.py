@@ -154,6 +154,13 @@ class AppConfig:
         "the broker, the cheaper choice for a stream the job's retained step state and "
         "status events back up; 1: queued across reconnects until acknowledged.",
     )
+    sfc_step_state_interval_seconds: float = setting(
+        "APP_SFC_STEP_STATE_INTERVAL_SECONDS",
+        0.1,
+        "Least time between two publications of a job's retained step state "
+        "(``{jobs prefix}/{scope}/steps/{job}``): steps passed meanwhile are coalesced into "
+        "the latest state (the step events carry each one); 0 publishes every change.",
+    )
     sfc_scope_scan_seconds: float = setting(
         "APP_SFC_SCOPE_SCAN_SECONDS", 1.0, "How often the engine looks for new scopes."
     )
@@ -306,6 +313,11 @@ def validate(config: AppConfig) -> None:
         ),
         ("APP_MQTT_WILL_QOS", config.mqtt.will_qos in (0, 1, 2), "must be 0, 1 or 2"),
         ("APP_SFC_STEP_EVENTS_QOS", config.sfc_step_events_qos in (0, 1), "must be 0 or 1"),
+        (
+            "APP_SFC_STEP_STATE_INTERVAL_SECONDS",
+            config.sfc_step_state_interval_seconds >= 0,
+            "must be >= 0",
+        ),
         ("APP_MQTT_WILL_DELAY", 0 <= config.mqtt.will_delay < 2**32, "must be 0..4294967295"),
         (
             "APP_MQTT_AUTH_METHOD",

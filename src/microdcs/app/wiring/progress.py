@@ -6,6 +6,12 @@ so that the events can go at QoS 0 (``APP_SFC_STEP_EVENTS_QOS``): no PUBACK from
 broker, and none from each subscriber either (they get at most the publish QoS). That
 halves the packets a step costs the broker and an MES; the status events and the retained
 step state, which an MES must not miss, stay at QoS 1.
+
+The retained step state is a state, not a stream: a job that moves through several steps
+within ``APP_SFC_STEP_STATE_INTERVAL_SECONDS`` has only its latest state published at the
+end of that interval (the events carry every step). The state of a job that left its
+last step (the topic's removal) goes out at once, replacing any state still waiting, so
+a replica that stops right after a job ended never leaves a stale state behind.
 """
 
 from __future__ import annotations
@@ -38,14 +44,20 @@ class JobProgress:
         *,
         qos: int = 0,
         retained_expiry: int | None = None,
+        state_interval: float = 0.1,
     ) -> None:
         self.jobs = jobs
         self.mqtt = mqtt
         self.layout = layout  # the job processor's: its events topic, its retained topics
         self.qos = qos
         self.retained_expiry = retained_expiry
+        self.state_interval = state_interval
         self.published = 0
         self.lost_states = 0
+        self.coalesced_states = 0
+        #: topic -> the latest step state not yet published; flushed by one timer handle.
+        self._pending: dict[str, StepState] = {}
+        self._flush: asyncio.TimerHandle | None = None
 
     async def progress(self, subject: str | None, event: SfcProgressEvent, trace: Carried) -> None:
         extensions: dict[str, ExtensionValue] | None = None
@@ -67,12 +79,30 @@ class JobProgress:
         """Retained ``{prefix}/{scope}/steps/{job}``: the active steps; removed once none
         is active (the recipe ended: ``order/`` and ``result/`` say how)."""
         topic = self.steps_topic(subject, state.job_id)
-        if state.active:
-            done = self.mqtt.publish_retained_nowait(
-                topic, state.payload(), expiry=self.retained_expiry
-            )
-        else:
-            done = self.mqtt.delete_retained_nowait(topic)
+        if not state.active:
+            self._pending.pop(topic, None)
+            self.mqtt.delete_retained_nowait(topic).add_done_callback(self._settled)
+            return
+        if self.state_interval <= 0:
+            self._publish_state(topic, state)
+            return
+        if self._pending.get(topic) is not None:
+            self.coalesced_states += 1
+        self._pending[topic] = state
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(self.state_interval, self._publish_pending)
+
+    def _publish_pending(self) -> None:
+        self._flush = None
+        pending, self._pending = self._pending, {}
+        for topic, state in pending.items():
+            self._publish_state(topic, state)
+
+    def _publish_state(self, topic: str, state: StepState) -> None:
+        done = self.mqtt.publish_retained_nowait(
+            topic, state.payload(), expiry=self.retained_expiry
+        )
         done.add_done_callback(self._settled)
 
     def steps_topic(self, subject: str | None, job_id: str) -> str:

@@ -73,6 +73,7 @@ def wire_engine(
             TopicLayout(config.jobs_prefix, config.scope_levels),
             qos=config.sfc_step_events_qos,
             retained_expiry=config.jobs_retained_expiry,
+            state_interval=config.sfc_step_state_interval_seconds,
         )
     engine = SfcEngine(
         EngineStore(store, maxlen=config.sfc_work_maxlen),
