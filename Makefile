@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCHEMAS := $(wildcard schemas/*.schema.json)
 
-.PHONY: install toolchain services test run lint format bench generate clean chaos
+.PHONY: install toolchain services asyncapi-deps test run lint format bench generate clean chaos
 
 # The modules setup.py compiles with mypyc: rebuilt whenever one of them changes, so an
 # edited module never hides behind its stale compiled twin.
@@ -61,10 +61,24 @@ services:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
+# The official AsyncAPI parser (tests/asyncapi, pinned by its package-lock.json) that the
+# tests validate the generated documents with; Node.js and npm come from apt when missing.
+ASYNCAPI_DIR := tests/asyncapi
+asyncapi-deps: $(ASYNCAPI_DIR)/node_modules/.package-lock.json
+
+$(ASYNCAPI_DIR)/node_modules/.package-lock.json: $(ASYNCAPI_DIR)/package-lock.json
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing nodejs and npm with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; \
+	fi
+	cd $(ASYNCAPI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # The whole suite, then the integration tests that use Redis again against a 3-primary
 # Redis Cluster, then the MQTT-facing integration tests against ejabberd (a second MQTT v5
 # broker, one without shared subscriptions): tests/conftest.py and tests/brokers.py.
-test: install
+test: install asyncapi-deps
 	$(PY) -m pytest -q
 	MICRODCS_TEST_REDIS=cluster $(PY) -m pytest -q tests/integration
 	MICRODCS_TEST_BROKER=ejabberd $(PY) -m pytest -q -m second_broker tests/integration
