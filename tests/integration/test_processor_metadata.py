@@ -17,6 +17,7 @@ from microdcs.models import Model
 from microdcs.processing.metadata import METADATA_TYPE
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs_models.machinery_jobs import ISA95JobOrderStatusEventType, StoreRequest
+from microdcs_models.sfc_step_event import SfcProgressEvent
 from tests.conftest import make_config, running
 from tests.mesclient import MesClient, Received
 
@@ -128,7 +129,10 @@ async def test_job_management_metadata_is_a_processor_metadata_event(config: App
     store = handled[StoreRequest.__ce_type__]
     assert store["dataschema"] == StoreRequest.__ce_dataschema__
     assert store["response_dataschema"].endswith("#/$defs/StoreResponse")
-    assert [e["type"] for e in data["emits"]] == [ISA95JobOrderStatusEventType.__ce_type__]
+    assert [e["type"] for e in data["emits"]] == [
+        ISA95JobOrderStatusEventType.__ce_type__,
+        SfcProgressEvent.__ce_type__,
+    ]
     described = equipment.json()
     assert described["direction"] == "southbound"
     assert described["handles_any_type"] is True

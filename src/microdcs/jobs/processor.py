@@ -67,6 +67,7 @@ from microdcs_models.machinery_jobs import (
     UpdateRequest,
     UpdateResponse,
 )
+from microdcs_models.sfc_step_event import SfcProgressEvent
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,13 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
 
     direction: ClassVar[Direction] = Direction.NORTHBOUND
     default_prefix: ClassVar[str] = "app/jobs"
-    #: Every state change of a job, on ``{prefix}/{scope}/events`` (its retained metadata).
-    emitted: ClassVar[tuple[type[Model], ...]] = (ISA95JobOrderStatusEventType,)
+    #: On ``{prefix}/{scope}/events``: every state change of a job, and the SFC engine's
+    #: step progress of its recipe (published in this processor's name by the app's
+    #: progress sink), so both are in its retained metadata and the AsyncAPI document.
+    emitted: ClassVar[tuple[type[Model], ...]] = (
+        ISA95JobOrderStatusEventType,
+        SfcProgressEvent,
+    )
 
     def __init__(
         self,
