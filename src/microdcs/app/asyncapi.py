@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import microdcs
-from microdcs.app.schemacatalog import SchemaCatalog
+from microdcs.app.binder import ProcessorFactory
+from microdcs.app.config import AppConfig
+from microdcs.app.schemacatalog import SchemaCatalog, default_directories
 from microdcs.core.contenttypes import JSON
 from microdcs.models.base import Model
 from microdcs.processing.processor import ERROR_EVENT_TYPE, CloudEventProcessor
 from microdcs.processing.routing import Intent
 from microdcs.transports.mqtt.topics import TopicLayout
 from microdcs_models.processor_metadata import ProcessorMetadata
+
+if TYPE_CHECKING:
+    from microdcs.app.runtime import Runtime
 
 ASYNCAPI_VERSION = "3.0.0"
 MQTT_BINDING_VERSION = "0.2.0"
@@ -83,6 +89,41 @@ def asyncapi_document(
     return document
 
 
+def asyncapi_for_runtime(
+    runtime: Runtime, schema_directories: Sequence[Path] = ()
+) -> dict[str, Any]:
+    """The document of what ``runtime`` has bound over MQTT, with its broker as server.
+
+    What the HTTP endpoint serves (``/asyncapi.json``) and ``microdcs asyncapi`` prints.
+    Schemas are looked up in ``schema_directories``, then in :func:`default_directories`.
+    Pure and offline (reads local schema files only), so it can be built per request.
+    """
+    catalog = SchemaCatalog(default_directories(schema_directories))
+    mqtt = runtime.config.mqtt
+    return asyncapi_document(
+        runtime.mqtt.bindings,
+        catalog,
+        title=f"microdcs ({runtime.config.resolved_source})",
+        server=(mqtt.hostname, mqtt.port, mqtt.tls),
+    )
+
+
+async def asyncapi_for_config(
+    config: AppConfig,
+    factories: Sequence[ProcessorFactory] = (),
+    schema_directories: Sequence[Path] = (),
+) -> dict[str, Any]:
+    """The document of what ``microdcs run`` would bind with ``config`` and ``factories``.
+
+    Wires a replica without running it: nothing is subscribed or published, and Redis
+    being down does not matter (only a refused login would be a configuration error).
+    """
+    from microdcs.app.assembly import open_runtime  # assembly wires the HTTP server: no cycle
+
+    async with open_runtime(config, factories) as runtime:
+        return asyncapi_for_runtime(runtime, schema_directories)
+
+
 class _Builder:
     """Collects channels, operations and messages; each model becomes one message."""
 
@@ -92,6 +133,7 @@ class _Builder:
         self.operations: dict[str, Any] = {}
         self.messages: dict[str, Any] = {}
         self._keys: dict[tuple[object, ...], str] = {}
+        self._addresses: dict[str, str] = {}  # channel address -> its key
 
     def add(self, processor: CloudEventProcessor, layout: TopicLayout) -> None:
         slug = _key(layout.prefix)
@@ -219,12 +261,22 @@ class _Builder:
     def _channel(
         self, slug: str, layout: TopicLayout, intent: Intent, *, scoped: bool = True
     ) -> str:
+        scoped = scoped and layout.max_levels > 0
+        address = (
+            f"{layout.prefix}/{{scope}}/{intent.value}" if scoped else layout.topic(None, intent)
+        )
+        known = self._addresses.get(address)
+        if known is not None:
+            return known
+        # A processor subscribing to metadata (southbound) has both the scoped channel
+        # and its own retained root topic: two addresses, so two channels.
         key = f"{slug}_{intent.value}"
         if key in self.channels:
-            return key
-        if scoped and layout.max_levels > 0:
+            key = f"{key}_root"
+        self._addresses[address] = key
+        if scoped:
             channel: dict[str, Any] = {
-                "address": f"{layout.prefix}/{{scope}}/{intent.value}",
+                "address": address,
                 "parameters": {
                     "scope": {
                         "description": (
@@ -236,7 +288,7 @@ class _Builder:
                 },
             }
         else:
-            channel = {"address": f"{layout.prefix}/{intent.value}"}
+            channel = {"address": address}
         channel["title"] = f"{layout.prefix} {intent.value}"
         channel["messages"] = {}
         self.channels[key] = channel

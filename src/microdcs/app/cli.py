@@ -35,6 +35,34 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_asyncapi(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from pathlib import Path
+
+    import orjson
+
+    from microdcs.app.asyncapi import asyncapi_for_config
+    from microdcs.app.config import load_config
+    from microdcs.app.runner import load_factory
+    from microdcs.core.errors import ConfigurationError
+
+    try:
+        config = load_config(os.environ)
+        factories = [load_factory(spec) for spec in args.processor or ()]
+        schemas = [Path(directory) for directory in args.schemas or ()]
+        document = asyncio.run(asyncapi_for_config(config, factories, schemas))
+    except ConfigurationError as exc:
+        print(f"microdcs asyncapi: configuration error: {exc}", file=sys.stderr)
+        return 2
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    if args.output == "-":
+        sys.stdout.buffer.write(text)
+    else:
+        Path(args.output).write_bytes(text)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -69,6 +97,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("directory", nargs="?", default=".", help="a new or empty directory")
     init.set_defaults(handler=_cmd_init)
+
+    asyncapi = commands.add_parser(
+        "asyncapi", help="print the AsyncAPI 3.0 document of what `run` would bind (JSON)"
+    )
+    asyncapi.add_argument(
+        "--processor",
+        action="append",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="as for run: a processor factory bound besides the built-in ones (repeatable)",
+    )
+    asyncapi.add_argument(
+        "--schemas",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="where the models' JSON Schemas are, by $id (repeatable; ./schemas is searched)",
+    )
+    asyncapi.add_argument("-o", "--output", default="-", help="a file instead of stdout")
+    asyncapi.set_defaults(handler=_cmd_asyncapi)
 
     from microdcs.codegen.command import add_parser as add_dataclassgen
 
