@@ -55,6 +55,39 @@ def test_short_form_is_kept(project: Path) -> None:
     assert (project / "out" / "hello.py").is_file()
 
 
+def test_short_form_defaults_outdir_to_generated(project: Path) -> None:
+    code, out, _ = dataclassgen("hello.schema.json")
+    assert code == 0
+    assert (project / "generated" / "hello.py").is_file()
+    assert out.startswith("wrote generated/hello.py from schemas/hello.schema.json\n")
+
+
+def test_index_form_defaults_outdir_to_generated(project: Path) -> None:
+    dataclassgen("hello.schema.json")
+    code, out, _ = dataclassgen("index")
+    assert code == 0
+    assert (project / "generated" / "index.py").is_file()
+    assert "import it as: from generated.index import MODELS, ...\n" in out
+
+
+def test_the_design_forms_work_through_the_command_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dataclassgen", "dataclasses", "hello.schema.json", "cli"]) == 0
+    assert main(["dataclassgen", "index", "cli"]) == 0
+    assert {p.name for p in (project / "cli").iterdir()} >= {"hello.py", "index.py"}
+    assert "wrote cli/index.py" in capsys.readouterr().out
+
+
+def test_help_lists_every_form(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["dataclassgen", "--help"])
+    assert exited.value.code == 0
+    usage = capsys.readouterr().out
+    for form in ("dataclasses SCHEMA [OUTDIR]", "index [OUTDIR]", "dataclassgen SCHEMA [OUTDIR]"):
+        assert form in usage
+
+
 def test_src_layout_import_path_starts_below_src(project: Path) -> None:
     _, out, _ = dataclassgen("hello.schema.json", "src/plant/models")
     assert "from plant.models.hello import" in out
