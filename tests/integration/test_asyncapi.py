@@ -205,3 +205,36 @@ def test_the_cli_names_a_processor_it_cannot_load(project: Path) -> None:
     )
     assert result.returncode == 2
     assert b"nosuchmodule:bind" in result.stderr
+
+
+def test_a_new_project_documents_its_processor_with_payloads_from_its_schemas(
+    tmp_path: Path,
+) -> None:
+    """What ``make asyncapi`` of a ``microdcs init`` project runs."""
+    from microdcs.app.cli import main
+
+    project = tmp_path / "my-cell"
+    assert main(["init", str(project)]) == 0
+    command = "microdcs asyncapi --processor my_cell.processor:bind -o asyncapi.json"
+    assert command in (project / "Makefile").read_text()
+    env = {**os.environ, "APP_REDIS_PORT": str(free_port())}
+    microdcs = Path(sys.executable).with_name("microdcs")
+    result = subprocess.run(
+        [str(microdcs), *command.split()[1:]],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    document = orjson.loads((project / "asyncapi.json").read_bytes())
+    validate(document)
+    messages = document["components"]["messages"]
+    assert messages["StartBatchRequest"]["payload"] == {
+        "$ref": "#/components/schemas/batches.StartBatch"
+    }
+    quantity = document["components"]["schemas"]["batches.StartBatch"]["properties"]["Quantity"]
+    assert quantity["minimum"] == 1
+    sent = [op["summary"] for op in document["operations"].values() if op["action"] == "send"]
+    assert any("batchstarted.v1" in summary for summary in sent)

@@ -163,7 +163,7 @@ MICRODCS ?= {{microdcs}}
 # 1 compiles microdcs's hot path with mypyc (slower to install, faster to run).
 export MICRODCS_COMPILE ?= 0
 
-.PHONY: install models test run clean
+.PHONY: install models test run asyncapi clean
 
 install: $(VENV)/.installed
 
@@ -183,6 +183,11 @@ test: models
 
 run: models
 \t$(VENV)/bin/microdcs run --processor {{package}}.processor:bind
+
+# The AsyncAPI 3.0 document of what run binds (no broker or Redis needed).
+asyncapi: models
+\t$(VENV)/bin/microdcs asyncapi --processor {{package}}.processor:bind -o asyncapi.json
+\t@echo "wrote asyncapi.json"
 
 clean:
 \trm -rf $(VENV) .pytest_cache
@@ -340,10 +345,13 @@ A microdcs processor project, made by `microdcs init`.
 project, regenerates the models and runs the tests; Mosquitto and Redis must be installed
 (`apt-get install mosquitto redis-server`). `make run` serves the processor on
 `{{prefix}}/...` against the broker and Redis in `APP_MQTT_*` / `APP_REDIS_*`.
+`make asyncapi` writes `asyncapi.json`, the AsyncAPI 3.0 document of its topics and
+messages (payloads from `schemas/`).
 """
 
 _GITIGNORE = """\
 .venv/
+asyncapi.json
 __pycache__/
 .pytest_cache/
 *.egg-info/
