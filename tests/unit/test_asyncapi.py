@@ -273,3 +273,14 @@ def test_the_broker_is_the_server(catalog: SchemaCatalog) -> None:
         "protocolVersion": "5",
         "description": doc["servers"]["broker"]["description"],
     }
+
+
+def test_the_job_processor_declares_the_sfc_step_progress_it_emits() -> None:
+    from microdcs.jobs.processor import JobManagementProcessor
+    from microdcs_models.machinery_jobs import ISA95JobOrderStatusEventType
+    from microdcs_models.sfc_step_event import SfcProgressEvent
+
+    assert JobManagementProcessor.emitted_models() == (
+        ISA95JobOrderStatusEventType,
+        SfcProgressEvent,
+    )
