@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -41,7 +42,20 @@ def load_factory(spec: str) -> ProcessorFactory:
         factory: ProcessorFactory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError("--processor", f"cannot load {spec!r}: {exc}") from None
+    except Exception as exc:  # the module's own bug: say where, without a traceback
+        raise ConfigurationError(
+            "--processor", f"cannot load {spec!r}: {type(exc).__name__}: {exc}{_where(exc)}"
+        ) from None
     return factory
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at path:line)`` of the innermost frame of the failed import, if any."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if not f.filename.startswith("<frozen")]
+    if not ours:
+        return ""
+    return f" (at {ours[-1].filename}:{ours[-1].lineno})"
 
 
 async def serve(
