@@ -40,7 +40,7 @@ class TagCurrentValue(Model):
     """
 
     tag: str = field(metadata={"alias": "Tag"})
-    #: null for a tag that never received a value.
+    #: Absent for a tag that never received a value.
     value: float | int | bool | str | None = field(default=None, metadata={"alias": "Value"})
     #: good, uncertain or bad.
     quality: str = field(metadata={"alias": "Quality"})
