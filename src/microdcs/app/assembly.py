@@ -24,6 +24,7 @@ from microdcs.app.wiring.alarms import wire_alarms
 from microdcs.app.wiring.ingress import ingress_lease, ingress_task, observe_ingress
 from microdcs.app.wiring.jobs import wire_jobs
 from microdcs.app.wiring.metadata import wire_metadata
+from microdcs.app.wiring.plantdata import wire_plantdata
 from microdcs.app.wiring.sfc import wire_engine
 from microdcs.core.tracing import Tracing
 from microdcs.examples.greeting import GreetingProcessor
@@ -95,11 +96,12 @@ async def open_runtime(
             factory(binder)
         predicates: dict[str, Predicate] = binder.predicates  # what factories registered
         jobs = wire_jobs(config, store, mqtt, binder, metrics, RecipeValidation(predicates))
+        plantdata = wire_plantdata(config, store, mqtt, binder, metrics)
         engine = wire_engine(
-            config, store, mqtt, jobs, binder, metrics, predicates, tracing, rpc=rpc
-        )
-        # Plant data's tag changes feed it: the lead joins wire_plantdata's add_listener here.
-        alarms = wire_alarms(config, store, mqtt, binder, metrics, None)
+            config, store, mqtt, jobs, binder, metrics, predicates, tracing, rpc=rpc,
+            tags=plantdata, add_tag_listener=plantdata.add_listener,
+        )  # fmt: skip
+        alarms = wire_alarms(config, store, mqtt, binder, metrics, plantdata.add_listener)
         wire_metadata(config, store, mqtt, app)  # every processor is bound by now
         app.add_handler(mqtt)
         if rpc is not None:
@@ -118,6 +120,7 @@ async def open_runtime(
             predicates=predicates,
             binder=binder,
             alarms=alarms,
+            plantdata=plantdata,
         )
         if telemetry:
             add_telemetry_server(runtime)

@@ -18,6 +18,7 @@ from microdcs.alarms.options import AlarmsConfig as AlarmsConfig
 from microdcs.core.errors import ConfigurationError
 from microdcs.core.limits import LimitsConfig as LimitsConfig
 from microdcs.core.settings import setting
+from microdcs.plantdata.options import PlantDataConfig as PlantDataConfig
 from microdcs.storage.options import RedisConfig as RedisConfig
 from microdcs.transports.mqtt.auth import METHODS as AUTH_METHODS
 from microdcs.transports.mqtt.options import MqttConfig as MqttConfig
@@ -197,6 +198,7 @@ class AppConfig:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    plantdata: PlantDataConfig = field(default_factory=PlantDataConfig)
 
     @property
     def resolved_instance_id(self) -> str:
@@ -293,6 +295,17 @@ def _valid_topic_filter(pattern: str) -> bool:
         elif "+" in level or "#" in level or "\x00" in level:
             return False
     return True
+
+
+def _disjoint(prefix: str, others: tuple[str, ...]) -> bool:
+    """Neither ``prefix`` nor any of ``others`` lies below (or is) the other: their
+    ``{prefix}/{scope}/{intent}`` subscriptions never take each other's messages."""
+    return all(
+        prefix != other
+        and not prefix.startswith(other + "/")
+        and not other.startswith(prefix + "/")
+        for other in others
+    )
 
 
 def validate(config: AppConfig) -> None:
@@ -413,6 +426,7 @@ def validate(config: AppConfig) -> None:
         ("APP_JOBS_TOPIC_PREFIX", config.jobs_prefix),
         ("APP_EQUIPMENT_TOPIC_PREFIX", config.equipment_prefix),
         ("APP_GREETING_TOPIC_PREFIX", config.greeting_prefix),
+        ("APP_PLANT_TOPIC_PREFIX", config.plantdata.topic_prefix),
         ("APP_MQTT_RESPONSE_TOPIC_BASE", config.mqtt.response_topic_base),
     ):
         checks.append(
@@ -438,6 +452,26 @@ def validate(config: AppConfig) -> None:
         ("APP_LIMIT_NESTING_DEPTH", 0 < config.limits.nesting_depth <= 250, "must be 1..250"),
         ("APP_LIMIT_LOG_VALUE_CHARS", config.limits.log_value_chars >= 16, "must be >= 16"),
     ]
+    checks.append(
+        (
+            "APP_PLANT_TOPIC_PREFIX",
+            _disjoint(
+                config.plantdata.topic_prefix,
+                (config.alarms.topic_prefix, config.jobs_prefix, config.equipment_prefix),
+            ),
+            "must not equal or contain (or lie below) the alarm, job or equipment prefix",
+        )
+    )
+    checks.append(
+        (
+            "APP_PLANT_CVT_PUBLISH_INTERVAL_SECONDS",
+            config.plantdata.cvt_publish_interval_seconds >= 0,
+            "must be >= 0",
+        )
+    )
+    checks.append(
+        ("APP_PLANT_STALE_RESCAN_SECONDS", config.plantdata.stale_rescan_seconds > 0, "must be > 0")
+    )
     for env, ok, message in checks:
         if not ok:
             raise ConfigurationError(env, message)

@@ -16,6 +16,7 @@ from microdcs.app.config import AppConfig
 from microdcs.app.telemetry.metrics import Metrics
 from microdcs.core.tracing import Tracing
 from microdcs.jobs.processor import JobManagementProcessor
+from microdcs.plantdata.table import CurrentValueTable
 from microdcs.sfc import Predicate
 from microdcs.sfc.engine.engine import SfcEngine
 from microdcs.storage.redis import RedisStore
@@ -44,3 +45,5 @@ class Runtime:
     binder: Binder
     #: Alarm evaluation, actions and reading (an AlarmReader and AlarmActions).
     alarms: AlarmManager
+    #: Plant data's current value table (a TagReader; ``add_listener`` for changes).
+    plantdata: CurrentValueTable
