@@ -105,8 +105,8 @@ async def test_bad_samples_give_one_error_event_naming_each_and_store_nothing(
         assert refused.attributes["mdcserrorkind"] == "invalid_request"
         message = refused.attributes["mdcserrormessage"]
         assert "Samples[1] (tag 'nope'): no such tag" in message
-        assert "Samples[2] (tag 'SI-7'): a int tag, got a number" in message
-        assert "Samples[3] (tag 'SI-7'): a int tag, got a string" in message
+        assert "Samples[2] (tag 'SI-7'): an int tag, got a number" in message
+        assert "Samples[3] (tag 'SI-7'): an int tag, got a string" in message
         assert "Samples[0]" not in message
         await send(
             mes, config,

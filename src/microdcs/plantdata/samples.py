@@ -74,5 +74,7 @@ def describe_refusals(tags: Sequence[str], refusals: Sequence[tuple[int, str]]) 
             words.append(f"{where}: no such tag in the scope")
         else:
             declared = data_type_of(code[0]).value
-            words.append(f"{where}: a {declared} tag, got {_KIND_NAMES.get(code[1], code[1])}")
+            article = "an" if declared == "int" else "a"
+            got = _KIND_NAMES.get(code[1], code[1])
+            words.append(f"{where}: {article} {declared} tag, got {got}")
     return words
