@@ -195,14 +195,17 @@ async def test_deleting_a_tag_drops_its_value_and_later_samples_are_refused(
     config = plant_config(config)
     async with running(config) as runtime, MesClient(config.mqtt.port) as mes:
         await define(mes, config, runtime, TEMP)
+        cvt = await mes.watch(topic(config, "cvt") + "/TI-101")
         await send(mes, config, {"Tag": "TI-101", "Value": 1.0})
         await until_sample(runtime, "TI-101", lambda s: s.value == 1.0)
+        assert (await next_message(cvt)).json()["Value"] == 1.0
         events = await mes.watch(topic(config, "events"))
         props = ce_properties(TAG_CONFIG, subject=SCOPE, extra={"method": "DELETE"})
         await mes.publish(topic(config, "commands"), orjson.dumps({"Name": "TI-101"}), props)
         async with asyncio.timeout(5):
             while await runtime.plantdata.read(SCOPE, ["TI-101"]):
                 await asyncio.sleep(0.01)
+        assert (await next_message(cvt)).payload == b""  # the retained value removed
         await send(mes, config, {"Tag": "TI-101", "Value": 2.0})
         assert "no such tag" in (await next_message(events)).attributes["mdcserrormessage"]
         assert await runtime.store.execute("HGETALL", runtime.plantdata.store.keys(SCOPE).cvt) in (

@@ -13,3 +13,7 @@ class RetainedOutlet(Protocol):
         """Queue retained ``payload`` (QoS 1); what it returns completes on the broker's
         acknowledgement."""
         ...
+
+    def delete_nowait(self, topic: str) -> Awaitable[None]:
+        """Queue the removal of the retained message on ``topic``."""
+        ...

@@ -65,6 +65,12 @@ class CvtPublisher:
         if fresh:
             self._wake.set()
 
+    async def removed(self, scope: str, tag: str) -> None:
+        """The tag was deleted: its retained message goes too (and nothing is pending)."""
+        self._dirty.discard((scope, tag))
+        self._last.pop((scope, tag), None)
+        await self.outlet.delete_nowait(self.topic(scope, tag))
+
     async def run(self, shutdown: asyncio.Event) -> None:
         while not shutdown.is_set():
             self._wake.clear()

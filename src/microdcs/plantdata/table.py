@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from microdcs.core.errors import InvalidRequestError
@@ -46,6 +46,8 @@ class CurrentValueTable:
         self.listeners: list[TagChangeListener] = []
         #: Told the scope and tags of every stored change (the retained cvt publisher).
         self.on_change: Callable[[str, Sequence[TagChange]], None] | None = None
+        #: Awaited with the scope and name of a deleted tag (its retained topic goes).
+        self.on_delete: Callable[[str, str], Awaitable[None]] | None = None
         #: Told the earliest stale deadline an ingest set (the stale task's wake-up).
         self.on_deadline: Callable[[float], None] | None = None
         #: Counters for the metrics endpoint.
@@ -63,6 +65,8 @@ class CurrentValueTable:
 
     async def delete_definition(self, scope: str, tag: str) -> None:
         await self.store.delete_definition(scope, tag)
+        if self.on_delete is not None:
+            await self.on_delete(scope, tag)
 
     # -- data -----------------------------------------------------------------------------
     async def ingest(self, scope: str, payload: Any) -> list[TagChange]:

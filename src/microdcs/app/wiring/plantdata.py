@@ -43,6 +43,7 @@ def wire_plantdata(
         interval=options.cvt_publish_interval_seconds,
     )
     table.on_change = publisher.changed
+    table.on_delete = publisher.removed
     binder.add_task("plant-cvt", publisher.run)
     if config.is_processor_instance:
         timers = StaleTimers(table, rescan=options.stale_rescan_seconds)
