@@ -115,25 +115,30 @@ def value_kind(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _value(code: str, text: str) -> TagValue:
+def _value(code: str, text: bytes) -> TagValue:
     if code == "f":
         return float(text)
     if code == "i":
         return int(text)
     if code == "b":
-        return text == "1"
-    return text
+        return text == b"1"
+    return text.decode()
+
+
+#: A stored sample's first byte (its quality) -> the quality.
+_QUALITY_BYTES = {ord(code): q for code, q in _QUALITIES.items()}
+_STALE = ord("1")
 
 
 def decode_sample(tag: str, type_code: str, stored: bytes | str | None) -> TagSample | None:
     """A stored sample (``None`` when nothing is stored)."""
     if not stored:
         return None
-    raw = stored.decode() if isinstance(stored, bytes) else stored
-    head, source, receive, text = raw.split(" ", 3)
+    raw = stored.encode() if isinstance(stored, str) else stored
+    head, source, receive, text = raw.split(b" ", 3)
     return TagSample(
-        tag, _value(type_code, text), _QUALITIES[head[0]], float(source), float(receive),
-        stale=head[1] == "1",
+        tag, _value(type_code, text), _QUALITY_BYTES[head[0]], float(source), float(receive),
+        head[1] == _STALE,
     )  # fmt: skip
 
 
