@@ -5,8 +5,9 @@ script), so the deadlines live in Redis, not in a replica's memory, and survive 
 Every replica runs one :class:`StaleTimers` task: it sleeps until the earliest deadline it
 knows of, or until its own replica set an earlier one (:meth:`wake`), or at most
 ``rescan`` seconds (for deadlines other replicas set); it never polls faster. A due
-deadline is removed by the same script that marks the tag stale, so exactly one replica
-reports each staleness to the listeners.
+deadline is leased by the same script that marks the tag stale, so one replica reports
+each staleness to the listeners and then removes the deadline; a replica that died in
+between leaves it to be reported again by another once the lease ends (at least once).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ class StaleTimers:
         table: CurrentValueTable,
         *,
         rescan: float = 1.0,
+        lease: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table = table
         self.rescan = rescan
+        self.lease = lease
         self.clock = clock
         self._next = math.inf
         self._wake = asyncio.Event()
@@ -66,7 +69,16 @@ class StaleTimers:
         now = self.clock()
         due = [scope for scope, at in earliest.items() if at <= now]
         if due:
-            await asyncio.gather(*(self.table.expire(scope, now) for scope in due))
+            results = await asyncio.gather(
+                *(self.table.expire(scope, now, self.lease) for scope in due),
+                return_exceptions=True,
+            )
+            for scope, result in zip(due, results, strict=True):
+                if isinstance(result, StorageUnavailableError):
+                    raise result  # leased: reported again after the lease, here or elsewhere
+                if isinstance(result, BaseException):
+                    logger.error("stale tags of scope %s: a listener failed (reported again "
+                                 "after the lease)", scope, exc_info=result)  # fmt: skip
             return 0.0
         soonest = min(earliest.values(), default=math.inf)
         self._next = soonest

@@ -75,6 +75,7 @@ class PlantDataStore:
         self._define = Script.load(store, "plant.define", _LUA / "define.lua", int)
         # Called by every replica's stale task: without a span (like the alarm timers).
         self._stale = Script.load(store, "plant.stale", _LUA / "stale.lua", list, traced=False)
+        self._stale_done = Script.load(store, "plant.stale_done", _LUA / "stale_done.lua", int)
 
     def keys(self, scope: str) -> PlantKeys:
         return PlantKeys.of(self.redis, scope)
@@ -137,10 +138,17 @@ class PlantDataStore:
         return result
 
     # -- stale deadlines ------------------------------------------------------------------
-    async def claim_stale(self, scope: str, now: float, *, limit: int = 500) -> list[TagChange]:
+    async def claim_stale(
+        self, scope: str, now: float, lease_until: float, *, limit: int = 500
+    ) -> list[TagChange]:
+        """Mark the due tags stale and lease their deadlines until ``lease_until``."""
         k = self.keys(scope)
-        reply = await self._stale([k.specs, k.cvt, k.stale], [repr(now), limit])
+        reply = await self._stale([k.specs, k.cvt, k.stale], [repr(now), limit, repr(lease_until)])
         return _changes(scope, reply, 0)
+
+    async def stale_reported(self, scope: str, lease_until: float, tags: Sequence[str]) -> None:
+        """The listeners heard these tags' staleness: their leased deadlines go."""
+        await self._stale_done([self.keys(scope).stale], [repr(lease_until), *tags])
 
     async def next_due(self, scopes: Sequence[str]) -> Mapping[str, float]:
         """The earliest stale deadline of each scope (``inf``: none), in one write."""

@@ -89,12 +89,16 @@ class CurrentValueTable:
             await self._tell(scope, changes)
         return changes
 
-    async def expire(self, scope: str, now: float) -> list[TagChange]:
-        """Turn the scope's tags whose stale deadline passed bad and stale."""
-        changes = await self.store.claim_stale(scope, now)
+    async def expire(self, scope: str, now: float, lease: float = 5.0) -> list[TagChange]:
+        """Turn the scope's tags whose stale deadline passed bad and stale; tell the
+        listeners, then release the deadlines (a replica dying in between leaves them to
+        be reported again by another once the ``lease`` ends)."""
+        lease_until = now + lease
+        changes = await self.store.claim_stale(scope, now, lease_until)
         if changes:
-            self.stale += len(changes)
+            self.stale += sum(1 for c in changes if c.sample != c.previous)
             await self._tell(scope, changes)
+            await self.store.stale_reported(scope, lease_until, [c.sample.tag for c in changes])
         return changes
 
     async def _tell(self, scope: str, changes: Sequence[TagChange]) -> None:
