@@ -10,8 +10,9 @@ thread of its own) to real Mosquitto; one ``microdcs run`` (then two) against re
 - **latency**: at half that rate, every tenth event also moves one alarmed tag across its
   setpoint (up, then back down), and each alarm event on ``app/alarms/{scope}/events`` is
   matched with the data event that caused it: p50 / p99 from publish to alarm event;
-- **memory**: Redis ``used_memory`` after the tags hold values, less before the runtime
-  started, per tag (tag and alarm definitions, the table, stale deadlines, alarm records);
+- **memory**: ``MEMORY USAGE`` of the plant data keys per tag (definitions, specs, values,
+  stale deadlines), of the alarm keys per alarm, of a dedupe record per data event, and
+  Redis ``used_memory`` growth over the run per tag (everything, dedupe records included);
 - **2 replicas**: the throughput phase again with two runtimes sharing the subscription.
 
     python bench/bench_tags.py [--events 20000] [--json bench/results/bench_tags.json]
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import queue
+import socket
 import statistics
 import subprocess
 import sys
@@ -112,6 +114,11 @@ class Publisher:
         self.received: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
+        # Nagle off, as the runtime and the shipped broker config have it: small publishes
+        # would otherwise wait for the broker's delayed ACK (tens of ms).
+        sock = self.client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
         self.topic = f"{PLANT_PREFIX}/{SCOPE}/data"
 
@@ -250,7 +257,8 @@ def run(count: int) -> dict[str, Any]:
                 row = throughput(pub, ports, pids, count)
                 if replicas == 1:
                     used = int(client.info("memory")["used_memory"]) - memory_before
-                    results["redis_bytes_per_tag"] = round(used / TAGS)
+                    results["redis_used_memory_bytes_per_tag"] = round(used / TAGS)
+                    results.update(key_memory(client, key_prefix, count))
                     half = row["samples_per_second"] / 2
                     results["latency_at_half_rate"] = latency(pub, half, 10.0)
                 results[f"{replicas}_replica"] = row
@@ -261,6 +269,27 @@ def run(count: int) -> dict[str, Any]:
                 for p in procs:
                     p.wait(30)
     return results
+
+
+def key_memory(client: redis.Redis, key_prefix: str, events: int) -> dict[str, int]:
+    """``MEMORY USAGE`` of the plant data and alarm keys per tag, and of the dedupe
+    records per data event (they expire after ``APP_REDIS_DEDUPE_TTL``)."""
+    plant = alarms = dedupe = dedupe_keys = 0
+    for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
+        size = int(client.memory_usage(key) or 0)
+        part = key.decode().split(":")[1]
+        if part == "plant":
+            plant += size
+        elif part == "alarms":
+            alarms += size
+        elif part == "dedupe":
+            dedupe += size
+            dedupe_keys += 1
+    return {
+        "redis_plant_bytes_per_tag": round(plant / TAGS),
+        "redis_alarm_bytes_per_alarm": round(alarms / ALARMS),
+        "redis_dedupe_bytes_per_event": round(dedupe / max(1, dedupe_keys)),
+    }
 
 
 def wait_ready(pub: Publisher, ports: list[int], timeout: float = 60.0) -> None:
@@ -293,7 +322,11 @@ def main() -> int:
     print(f"data event -> alarm event at {lat['rate_samples_per_second']} samples/s: "
           f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
           f"({lat['alarm_events']} of {lat['alarm_events_expected']} alarm events)")  # fmt: skip
-    print(f"Redis memory per tag: {results['redis_bytes_per_tag']} B")
+    print(f"Redis per tag (definition, spec, value, stale deadline): "
+          f"{results['redis_plant_bytes_per_tag']} B; per alarm: "
+          f"{results['redis_alarm_bytes_per_alarm']} B; used_memory growth per tag, "
+          f"all keys: {results['redis_used_memory_bytes_per_tag']} B; dedupe record per data "
+          f"event (until it expires): {results['redis_dedupe_bytes_per_event']} B")  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
