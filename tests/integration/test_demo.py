@@ -83,3 +83,8 @@ def test_the_demo_prints_each_step_of_a_job_as_it_happens(tmp_path: Path) -> Non
     entered = [i for i, line in enumerate(out) if f"job {job}: step" in line and "entered" in line]
     ended = next(i for i, line in enumerate(out) if "Ended/Completed" in line)
     assert len(entered) >= 2 and entered[-1] < ended, "\n".join(out)
+
+
+def test_the_demo_dryer_goes_into_alarm(tmp_path: Path) -> None:
+    out = _demo_until(tmp_path / "run", "[alarm] dryer.temp.H raised")
+    assert "-> unacknowledged (high" in out, out

@@ -2,13 +2,17 @@
 
 Everything is started as child processes in ``.run/`` and stopped on Ctrl-C, so ``make
 run`` works on a fresh machine with nothing configured. The MES client configures a work
-master with an SFC recipe, stores and starts jobs, and prints every state change.
+master with an SFC recipe, stores and starts jobs, and prints every state change. The
+dryer of the simulated line reports three tags (its temperature, humidity and whether the
+saw runs) as plant data events twice a second; the temperature swings through its high
+and high-high alarm limits, and every alarm transition is printed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -31,6 +35,21 @@ JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 WORK_MASTER_CONFIG = "com.github.aschamberger.ISA95-JOBCONTROL_V2.config.workmaster.v1"
 DRIED = "com.example.wood.dried.v1"
 SCOPE = "woodworking"
+DATA = "com.github.aschamberger.microdcs.tag.data.v1"
+#: The dryer's tags and alarms (written to the start-up files of the runtime).
+TAGS: list[dict[str, Any]] = [
+    {"Name": "dryer.temp", "DataType": "float", "Unit": "degC", "Deadband": 0.2,
+     "StaleTimeout": 10, "Description": "Dryer air temperature"},
+    {"Name": "dryer.humidity", "DataType": "float", "Unit": "%", "Deadband": 0.5,
+     "StaleTimeout": 10, "Description": "Dryer relative humidity"},
+    {"Name": "saw.running", "DataType": "bool", "Description": "The saw is cutting"},
+]  # fmt: skip
+ALARMS: list[dict[str, Any]] = [
+    {"ID": "dryer.temp.H", "Tag": "dryer.temp", "Kind": "H", "Setpoint": 80, "Deadband": 2,
+     "OnDelay": 1, "Priority": "high", "Group": "dryer", "Message": "Dryer temperature high"},
+    {"ID": "dryer.temp.HH", "Tag": "dryer.temp", "Kind": "HH", "Setpoint": 90, "Deadband": 2,
+     "Priority": "critical", "Group": "dryer", "Message": "Dryer overheating"},
+]  # fmt: skip
 
 
 def _action(name: str, step: str, type_id: str, **extra: Any) -> dict[str, Any]:
@@ -148,6 +167,62 @@ async def _follow(messages: Any, job: str, responses: str, stop: asyncio.Event) 
             return
 
 
+def dryer_sample(t: float) -> list[dict[str, Any]]:
+    """The dryer at ``t`` seconds: 40 s temperature cycles from 62 to 94 degC."""
+    temp = 78.0 + 16.0 * math.sin(2 * math.pi * t / 40.0)
+    humidity = 30.0 - 0.4 * (temp - 78.0)
+    return [
+        {"Tag": "dryer.temp", "Value": round(temp, 2)},
+        {"Tag": "dryer.humidity", "Value": round(humidity, 1)},
+        {"Tag": "saw.running", "Value": int(t) % 20 < 12},
+    ]
+
+
+async def plant_client(
+    port: int, plant_prefix: str, alarm_prefix: str, stop: asyncio.Event
+) -> None:
+    """Play the dryer's data feed and print every alarm transition."""
+    data_topic = f"{plant_prefix}/{SCOPE}/data"
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.subscribe(f"{alarm_prefix}/{SCOPE}/events", qos=1)
+        start = time.monotonic()
+
+        async def feed() -> None:
+            while not stop.is_set():
+                payload = orjson.dumps({"Samples": dryer_sample(time.monotonic() - start)})
+                await client.publish(data_topic, payload, qos=1, properties=_properties(DATA))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+
+        async def alarms() -> None:
+            async for message in client.messages:
+                event = orjson.loads(message.payload)
+                value = event.get("Value")
+                print(f"[alarm] {event.get('Alarm')} {event.get('Event')} -> "
+                      f"{event.get('State')} ({event.get('Priority')}, value {value}): "
+                      f"{event.get('Message', '')}", flush=True)  # fmt: skip
+
+        async with asyncio.TaskGroup() as group:
+            watcher = group.create_task(alarms())
+            await feed()
+            watcher.cancel()
+
+
+async def demo_clients(port: int, stop: asyncio.Event) -> None:
+    """The MES and the dryer's data feed, until Ctrl-C."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(recipe_client(port, "app/jobs", stop))
+        group.create_task(plant_client(port, "app/plant", "app/alarms", stop))
+
+
+def _start_up_files(workdir: Path) -> dict[str, str]:
+    """The dryer's tags and alarms as the runtime's start-up files."""
+    tags, alarms = workdir / "tags.json", workdir / "alarms.json"
+    tags.write_bytes(orjson.dumps({SCOPE: TAGS}, option=orjson.OPT_INDENT_2))
+    alarms.write_bytes(orjson.dumps({SCOPE: ALARMS}, option=orjson.OPT_INDENT_2))
+    return {"APP_PLANT_TAGS_FILE": str(tags), "APP_ALARMS_FILE": str(alarms)}
+
+
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # Out of the terminal's process group: Ctrl-C reaches only the demo, which then stops
     # runtime, simulator, Redis and broker in order (the runtime drains while the broker
@@ -173,6 +248,7 @@ def run_demo(workdir: Path) -> int:
         APP_REDIS_PORT=str(redis.port),
         APP_INSTANCE_ID=env.get("APP_INSTANCE_ID", "demo-replica-1"),
         APP_HTTP_PORT=str(_port_or_free(int(env.get("APP_HTTP_PORT", "8080")))),
+        **_start_up_files(workdir),
     )
     print(f"[demo] health and metrics on http://127.0.0.1:{env['APP_HTTP_PORT']}")
     children = [
@@ -187,7 +263,9 @@ def run_demo(workdir: Path) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print("[demo] runtime and equipment simulator started; Ctrl-C stops everything")
-        loop.run_until_complete(recipe_client(broker.port, "app/jobs", stop))
+        print("[demo] plant data: app/plant/woodworking/cvt/+ (retained), alarms: "
+              "app/alarms/woodworking/alarms (retained) and .../events")  # fmt: skip
+        loop.run_until_complete(demo_clients(broker.port, stop))
         loop.close()
     finally:
         for child in children:
