@@ -203,9 +203,7 @@ async def test_kpis_follow_the_journal(config: AppConfig) -> None:
         await a.put_definition(SCOPE, high())
         for value in (60.0, 40.0, 61.0, 39.0, 62.0):  # three activations within a minute
             await a.tags_changed(SCOPE, [change("TI-101", value)])
-        kpis = KpiTask(
-            a.journal_reader, a.alarms, a.store.scopes, interval=10.0, window=86_400.0
-        )
+        kpis = KpiTask(a.journal_reader, a.alarms, a.store.scopes, interval=10.0, window=86_400.0)
         await kpis.update()
         figures = kpis.figures[SCOPE]
         assert figures.rate == 3 and figures.chattering == 1

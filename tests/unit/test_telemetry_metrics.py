@@ -1,4 +1,5 @@
-"""Metrics: transport counters read at scrape time, latency histograms, Prometheus text."""
+"""Metrics: transport counters read at scrape time, latency histograms, and their
+Prometheus text as prometheus-client writes it from the replica's own registry."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from microdcs.app.telemetry.metrics import LatencyHistogram, Metrics
-from microdcs.app.telemetry.prometheus import render
+from microdcs.app.telemetry.prometheus import exposition, registry_of
 from microdcs.processing.pipeline import TransportStats
 
 
@@ -20,7 +21,7 @@ def metrics() -> Iterator[Metrics]:
 
 
 def scrape(metrics: Metrics) -> str:
-    return render(metrics.collect(), metrics.histograms)
+    return exposition(registry_of(metrics)).decode()
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -59,6 +60,7 @@ def test_counters_are_typed_counter_and_gauges_gauge(metrics: Metrics) -> None:
     metrics.observe_transport("mqtt", TransportStats(), queue_depth=lambda: 0)
     text = scrape(metrics)
     assert "# TYPE microdcs_messages_received_total counter" in text
+    assert sample(text, "microdcs_messages_received_total", transport="mqtt") == 0
     assert "# TYPE microdcs_queue_depth gauge" in text
 
 

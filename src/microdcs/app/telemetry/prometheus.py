@@ -1,19 +1,31 @@
-"""Prometheus text exposition (format 0.0.4) of the OpenTelemetry data and histograms.
+"""The replica's metrics in Prometheus form, through prometheus-client.
 
-Small enough to write here instead of pulling in prometheus-client: counters become
-``*_total``, gauges stay as they are, and latency histograms expose cumulative
-``_bucket{le=...}``, ``_sum`` and ``_count`` series.
+The instruments stay OpenTelemetry's (:class:`~microdcs.app.telemetry.metrics.Metrics`,
+read at scrape time) plus the latency histograms the pipeline feeds directly; this module
+only translates them into prometheus-client metric families at each scrape, on a registry
+of the replica's own (no process-global state): counters are exposed as ``*_total``,
+gauges as they are, histograms as cumulative ``_bucket{le=...}``, ``_sum`` and ``_count``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator
 
-from opentelemetry.sdk.metrics.export import Gauge, MetricsData, NumberDataPoint, Sum
+from opentelemetry.sdk.metrics.export import Gauge, MetricsData, Sum
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
-from microdcs.app.telemetry.metrics import HistogramPoint, LatencyHistogram
+from microdcs.app.telemetry.metrics import LatencyHistogram, Metrics
 
+__all__ = ["CONTENT_TYPE", "MetricsCollector", "exposition", "metric_name", "registry_of"]
+
+#: The text exposition format prometheus-client writes.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -22,66 +34,71 @@ def metric_name(name: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _bound(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _labels(attributes: Mapping[str, object], extra: str = "") -> str:
-    parts = [f'{metric_name(k)}="{_escape(str(v))}"' for k, v in sorted(attributes.items())]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+class MetricsCollector(Collector):
+    """Turns one replica's :class:`Metrics` into metric families when scraped."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.metrics.collect(), self.metrics.histograms)
 
 
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-def _family(lines: list[str], name: str, kind: str, description: str) -> None:
-    lines.append(f"# HELP {name} {_escape(description)}")
-    lines.append(f"# TYPE {name} {kind}")
-
-
-def render(data: MetricsData | None, histograms: Iterable[LatencyHistogram] = ()) -> str:
-    """The exposition text of everything collected, metric families in a stable order."""
-    lines: list[str] = []
+def families(data: MetricsData | None, histograms: Iterable[LatencyHistogram]) -> Iterator[Metric]:
+    """Counter and gauge families in name order, then the histograms."""
     metrics = (
         [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
         if data is not None
         else []
     )
     for metric in sorted(metrics, key=lambda m: m.name):
-        points: list[NumberDataPoint]
-        name = metric_name(metric.name)
-        if isinstance(metric.data, Sum) and metric.data.is_monotonic:
-            name += "_total"
-            kind = "counter"
-        elif isinstance(metric.data, Sum | Gauge):
-            kind = "gauge"
-        else:
-            continue  # no other kinds are created by Metrics
-        points = list(metric.data.data_points)
+        points = list(getattr(metric.data, "data_points", ()))
         if not points:
             continue
-        _family(lines, name, kind, metric.description or "")
+        name = metric_name(metric.name)
+        labels = sorted({str(k) for p in points for k in (p.attributes or {})})
+        family: CounterMetricFamily | GaugeMetricFamily
+        if isinstance(metric.data, Sum) and metric.data.is_monotonic:
+            family = CounterMetricFamily(name, metric.description or "", labels=labels)
+        elif isinstance(metric.data, Sum | Gauge):
+            family = GaugeMetricFamily(name, metric.description or "", labels=labels)
+        else:
+            continue  # no other kinds are created by Metrics
         for point in points:
-            lines.append(f"{name}{_labels(dict(point.attributes or {}))} {_number(point.value)}")
-    by_name: dict[str, list[tuple[str, HistogramPoint]]] = {}
+            attributes = point.attributes or {}
+            family.add_metric([str(attributes.get(k, "")) for k in labels], float(point.value))
+        yield family
+    by_name: dict[str, list[LatencyHistogram]] = {}
     for histogram in histograms:
-        for hp in histogram.points():
-            by_name.setdefault(histogram.name, []).append((histogram.description, hp))
-    for name, entries in sorted(by_name.items()):
-        _family(lines, name, "histogram", entries[0][0])
-        for _, hp in entries:
-            for bound, count in hp.cumulative:
-                le = f'le="{_number(bound)}"'
-                lines.append(f"{name}_bucket{_labels(hp.attributes, le)} {count}")
-            lines.append(f"{name}_sum{_labels(hp.attributes)} {_number(hp.total)}")
-            lines.append(f"{name}_count{_labels(hp.attributes)} {hp.count}")
-    return "\n".join(lines) + "\n" if lines else ""
+        by_name.setdefault(histogram.name, []).append(histogram)
+    for name, group in sorted(by_name.items()):
+        series = [point for histogram in group for point in histogram.points()]
+        if not series:
+            continue
+        labels = sorted({k for point in series for k in point.attributes})
+        hist = HistogramMetricFamily(name, group[0].description, labels=labels)
+        for point in series:
+            buckets = [(_bound(bound), float(count)) for bound, count in point.cumulative]
+            hist.add_metric(
+                [point.attributes.get(k, "") for k in labels], buckets, sum_value=point.total
+            )
+        yield hist
+
+
+def registry_of(metrics: Metrics) -> CollectorRegistry:
+    """A registry of this replica's metrics only (``auto_describe`` off: described when
+    scraped, since what is registered changes until the replica is wired)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsCollector(metrics))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition of everything in ``registry``."""
+    return generate_latest(registry)
