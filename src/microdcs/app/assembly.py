@@ -13,12 +13,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
-from microdcs.app.application import AdditionalTask, Application
+from microdcs.app.application import Application
 from microdcs.app.binder import Binder, ProcessorFactory
 from microdcs.app.config import AppConfig
 from microdcs.app.runtime import Runtime
-from microdcs.app.telemetry.health import Readiness
-from microdcs.app.telemetry.http import TelemetryServer
 from microdcs.app.telemetry.metrics import Metrics
 from microdcs.app.wiring.alarms import wire_alarms
 from microdcs.app.wiring.ingress import ingress_lease, ingress_task, observe_ingress
@@ -26,6 +24,7 @@ from microdcs.app.wiring.jobs import wire_jobs
 from microdcs.app.wiring.metadata import wire_metadata
 from microdcs.app.wiring.plantdata import wire_plantdata
 from microdcs.app.wiring.sfc import wire_engine
+from microdcs.app.wiring.web import add_http_server
 from microdcs.core.tracing import Tracing
 from microdcs.examples.greeting import GreetingProcessor
 from microdcs.processing.processor import CloudEventProcessor
@@ -123,7 +122,7 @@ async def open_runtime(
             plantdata=plantdata,
         )
         if telemetry:
-            add_telemetry_server(runtime)
+            add_http_server(runtime)
         try:
             yield runtime
         finally:
@@ -163,18 +162,3 @@ def observe_transports(
     metrics.observe("microdcs.rpc.closed", lambda: stats.idle_timeouts, reason="idle_timeout")
     metrics.observe("microdcs.rpc.auth_failures", lambda: stats.auth_failures, reason="token")
     metrics.observe("microdcs.rpc.auth_failures", lambda: stats.auth_throttled, reason="throttled")
-
-
-def add_telemetry_server(runtime: Runtime) -> TelemetryServer | None:
-    """Serve /healthz, /readyz and /metrics as a task of the app (None when turned off)."""
-    config = runtime.config
-    if config.http_port == 0:
-        return None
-    readiness = Readiness(runtime.app.handlers, runtime.store.ping, tasks=runtime.app.task_health)
-    runtime.metrics.observe("microdcs.redis.errors", lambda: readiness.ping_failures, where="ping")
-    runtime.metrics.observe("microdcs.ready", lambda: int(readiness.last))
-    server = TelemetryServer(
-        config.http_host, config.http_port, metrics=runtime.metrics, readiness=readiness
-    )
-    runtime.app.add_task(AdditionalTask("http", server.run))
-    return server

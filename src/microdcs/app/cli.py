@@ -71,6 +71,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workdir))
 
 
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    """A password hash for APP_WEB_USERS_FILE: from stdin, or asked twice on a terminal
+    (never an argument: it would stay in the shell history and the process list)."""
+    import getpass
+
+    from microdcs.web.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("microdcs hash-password: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("microdcs hash-password: an empty password", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def _cmd_config_docs(args: argparse.Namespace) -> int:
     from microdcs.app.configdocs import render
 
@@ -130,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     from microdcs.app.simcli import add_parser as add_simulator
 
     add_simulator(commands)
+
+    hashing = commands.add_parser(
+        "hash-password", help="print a password hash for APP_WEB_USERS_FILE (from stdin)"
+    )
+    hashing.set_defaults(handler=_cmd_hash_password)
 
     docs = commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
     docs.set_defaults(handler=_cmd_config_docs)

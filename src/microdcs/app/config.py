@@ -23,6 +23,7 @@ from microdcs.storage.options import RedisConfig as RedisConfig
 from microdcs.transports.mqtt.auth import METHODS as AUTH_METHODS
 from microdcs.transports.mqtt.options import MqttConfig as MqttConfig
 from microdcs.transports.msgpack_rpc.options import RpcConfig as RpcConfig
+from microdcs.web.options import WebConfig as WebConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,7 @@ class AppConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     plantdata: PlantDataConfig = field(default_factory=PlantDataConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def resolved_instance_id(self) -> str:
@@ -471,6 +473,15 @@ def validate(config: AppConfig) -> None:
     )
     checks.append(
         ("APP_PLANT_STALE_RESCAN_SECONDS", config.plantdata.stale_rescan_seconds > 0, "must be > 0")
+    )
+    web = config.web
+    checks.append(("APP_WEB_SESSION_HOURS", web.session_hours > 0, "must be > 0"))
+    checks.append(
+        (
+            "APP_WEB_SESSION_SECRET",
+            web.session_secret is None or len(web.session_secret) >= 32,
+            "must be at least 32 characters",
+        )
     )
     for env, ok, message in checks:
         if not ok:

@@ -186,6 +186,8 @@ class Metrics:
         gauge("microdcs.alarms.frequent", "1", "Activations of the ten most frequent alarms.")
         gauge("microdcs.alarms.shelved", "1", "Shelved alarms, by scope.")
         gauge("microdcs.alarms.out_of_service", "1", "Alarms out of service, by scope.")
+        counter("microdcs.web.login_failures", "1", "Web logins refused, by reason.")
+        counter("microdcs.web.csrf_refused", "1", "Web requests refused for their CSRF token.")
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         sources = self._sources.setdefault(name, [])
