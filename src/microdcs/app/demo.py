@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 
 from microdcs.app.devstack import LocalMosquitto, LocalRedis, free_port, wait_for_port
 from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
+from microdcs.web.passwords import hash_password
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
 WORK_MASTER_CONFIG = "com.github.aschamberger.ISA95-JOBCONTROL_V2.config.workmaster.v1"
@@ -215,12 +216,24 @@ async def demo_clients(port: int, stop: asyncio.Event) -> None:
         group.create_task(plant_client(port, "app/plant", "app/alarms", stop))
 
 
+#: The demo's web users (name, role, password): for a demo on a laptop, never a plant.
+DEMO_USERS = (("operator", "operator", "demo-operator"), ("viewer", "viewer", "demo-viewer"))
+
+
 def _start_up_files(workdir: Path) -> dict[str, str]:
-    """The dryer's tags and alarms as the runtime's start-up files."""
-    tags, alarms = workdir / "tags.json", workdir / "alarms.json"
+    """The dryer's tags and alarms and the web users as the runtime's start-up files."""
+    tags, alarms, users = workdir / "tags.json", workdir / "alarms.json", workdir / "users.json"
     tags.write_bytes(orjson.dumps({SCOPE: TAGS}, option=orjson.OPT_INDENT_2))
     alarms.write_bytes(orjson.dumps({SCOPE: ALARMS}, option=orjson.OPT_INDENT_2))
-    return {"APP_PLANT_TAGS_FILE": str(tags), "APP_ALARMS_FILE": str(alarms)}
+    if not users.exists():  # hashing takes a moment: once per work directory
+        entries = [{"name": name, "role": role, "password_hash": hash_password(password)}
+                   for name, role, password in DEMO_USERS]  # fmt: skip
+        users.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2))
+    return {
+        "APP_PLANT_TAGS_FILE": str(tags),
+        "APP_ALARMS_FILE": str(alarms),
+        "APP_WEB_USERS_FILE": str(users),
+    }
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -250,7 +263,10 @@ def run_demo(workdir: Path) -> int:
         APP_HTTP_PORT=str(_port_or_free(int(env.get("APP_HTTP_PORT", "8080")))),
         **_start_up_files(workdir),
     )
-    print(f"[demo] health and metrics on http://127.0.0.1:{env['APP_HTTP_PORT']}")
+    url = f"http://127.0.0.1:{env['APP_HTTP_PORT']}"
+    print(f"[demo] operator pages on {url}/ (health {url}/healthz, metrics {url}/metrics)")
+    logins = ", ".join(f"{name} / {password}" for name, _, password in DEMO_USERS)
+    print(f"[demo] log in as {logins} (demo users, {workdir / 'users.json'})")
     children = [
         _spawn(["run"], env),
         _spawn(["simulate-equipment", "--delay-ms", "300", "--emit", f"{DRIED}:1",

@@ -158,7 +158,7 @@ class TelemetryServer:
         # uvicorn warns once per malformed request: a hostile client would flood the log.
         logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
         server = _EmbeddedServer(config, self.listening)
-        logger.info("HTTP on http://%s:%d", self.host, self.port)
+        logger.info("health and metrics on http://%s:%d", self.host, self.port)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(server.serve(sockets=[sock]))
