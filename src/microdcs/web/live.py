@@ -119,24 +119,35 @@ class _Topic:
 class LiveHub:
     """The topics the pages watch; used as ``async with`` inside the web server's life."""
 
-    def __init__(self, *, interval: float = 0.1, queue_size: int = 32) -> None:
+    def __init__(
+        self, *, interval: float = 0.1, queue_size: int = 32, start_wait: float = 5.0
+    ) -> None:
         if interval <= 0 or queue_size < 1:
             raise ValueError("interval must be > 0 and queue_size >= 1")
         self.interval = interval
         self.queue_size = queue_size
+        self.start_wait = start_wait
         self.stats = HubStats()
         self._topics: dict[Hashable, _Topic] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._running = asyncio.Event()
+
+    async def run(self, shutdown: asyncio.Event) -> None:
+        """The hub as an application task: running until ``shutdown`` is set."""
+        async with self:
+            await shutdown.wait()
 
     async def __aenter__(self) -> LiveHub:
         if self._group is not None:
             raise RuntimeError("LiveHub is already running")
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
+        self._running.set()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         group, self._group = self._group, None
+        self._running.clear()
         for topic in self._topics.values():
             for sub in list(topic.subscribers):
                 sub.drop()

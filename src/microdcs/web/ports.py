@@ -14,16 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from microdcs.alarms.contract import AlarmActions, AlarmReader, AlarmView
 from microdcs.jobs.contract import JobStatus
 
 __all__ = [
     "ActionRunView",
+    "AlarmService",
     "JobChanges",
     "JobDetail",
     "JobList",
     "JobReader",
     "JobRow",
     "RecipeProgress",
+    "ReplicaDirectory",
+    "ReplicaStatus",
     "StatusChange",
     "StepTimer",
     "StepVisit",
@@ -201,3 +205,48 @@ class TagDirectory(Protocol):
     async def scopes(self) -> Sequence[str]: ...
 
     async def tags(self, scope: str) -> Sequence[TagInfo]: ...
+
+
+class AlarmService(AlarmReader, AlarmActions, Protocol):
+    """The alarm contract's reader and actions, plus what the pages need to find and
+    follow them: the scopes that have alarms, and a change counter per scope."""
+
+    async def scopes(self) -> Sequence[str]:
+        """Every scope with alarm definitions, sorted."""
+        ...
+
+    async def snapshot(self, scope: str) -> tuple[int, Sequence[AlarmView]]:
+        """The scope's alarm change counter and every alarm (one counter per change, so
+        a live page refetches only when it moved)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """One replica as the overview shows it."""
+
+    name: str
+    ready: bool
+    #: Holds the retained-topic publisher's lease.
+    publisher_leader: bool = False
+    #: Age of the oldest unpublished job change (s), ``None`` where unknown.
+    publisher_lag: float | None = None
+    sfc_active: int | None = None
+    #: Seconds since the replica last reported (0 for this replica).
+    seen_ago: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ready": self.ready,
+            "leader": self.publisher_leader,
+            "lag": self.publisher_lag,
+            "sfcActive": self.sfc_active,
+            "seenAgo": self.seen_ago,
+        }
+
+
+class ReplicaDirectory(Protocol):
+    """The replicas serving this plant and their health."""
+
+    async def replicas(self) -> Sequence[ReplicaStatus]: ...

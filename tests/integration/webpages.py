@@ -1,0 +1,146 @@
+"""A runtime with its real HTTP server and web view for the page tests: real Mosquitto
+and Redis, a users file with one operator and one viewer, logins through the login form."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlencode
+
+import orjson
+
+from microdcs.alarms.options import AlarmsConfig
+from microdcs.app.config import AppConfig
+from microdcs.app.devstack import free_port
+from microdcs.app.runtime import Runtime
+from microdcs.web.options import WebConfig
+from microdcs.web.passwords import hash_password
+from microdcs.web.sessions import COOKIE
+from tests.conftest import running
+
+PASSWORDS = {"olga": "operator-pw", "vic": "viewer-pw"}
+ROLES = {"olga": "operator", "vic": "viewer"}
+
+
+def web_config(config: AppConfig, tmp: Path) -> AppConfig:
+    users = tmp / "users.json"
+    users.write_bytes(orjson.dumps([
+        {"name": n, "role": ROLES[n], "password_hash": hash_password(p)}
+        for n, p in PASSWORDS.items()
+    ]))  # fmt: skip
+    prefix = config.jobs_prefix.rsplit("/", 1)[0]
+    return replace(
+        config,
+        http_host="127.0.0.1",
+        http_port=free_port(),
+        web=WebConfig(users_file=str(users), session_secret="s" * 40),
+        alarms=AlarmsConfig(topic_prefix=f"{prefix}/alarms", publish_interval_seconds=0.1),
+    )
+
+
+@contextlib.asynccontextmanager
+async def web_runtime(config: AppConfig) -> AsyncIterator[Runtime]:
+    async with running(config, telemetry=True) as runtime:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", config.http_port)
+                    writer.close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+        yield runtime
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: str
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+async def request(
+    port: int, method: str, path: str, *, cookie: str | None = None,
+    form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+) -> Reply:  # fmt: skip
+    body = urlencode(form).encode() if form is not None else b""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
+             f"Content-Length: {len(body)}"]  # fmt: skip
+    if form is not None:
+        lines.append("Content-Type: application/x-www-form-urlencoded")
+    if cookie is not None:
+        lines.append(f"Cookie: {COOKIE}={cookie}")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, content = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    pairs = [tuple(line.split(": ", 1)) for line in header_lines]
+    text = content.decode()
+    if any(k.lower() == "transfer-encoding" and v == "chunked" for k, v in pairs):
+        text = _unchunk(content).decode()
+    return Reply(int(status_line.split(" ")[1]), pairs, text)  # type: ignore[arg-type]
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2 :]
+    return out
+
+
+async def login(port: int, name: str) -> tuple[str, str]:
+    """The session cookie of ``name`` and the CSRF token its pages carry."""
+    reply = await request(port, "POST", "/login",
+                          form={"name": name, "password": PASSWORDS[name]})  # fmt: skip
+    assert reply.status == 303, reply
+    match = re.search(rf"{COOKIE}=([^;]*)", reply.header("set-cookie") or "")
+    assert match
+    page = await request(port, "GET", "/", cookie=match.group(1))
+    token = re.search(r'name="csrf" value="([^"]*)"', page.body)
+    assert token, page.body
+    return match.group(1), token.group(1)
+
+
+async def sse_events(
+    port: int, path: str, cookie: str, count: int, timeout: float = 5.0
+) -> list[tuple[str, object]]:
+    """The first ``count`` events of a live stream, as (event, data)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    events: list[tuple[str, object]] = []
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+            f"Cookie: {COOKIE}={cookie}\r\n\r\n".encode()
+        )
+        buffer = b""
+        async with asyncio.timeout(timeout):
+            while len(events) < count:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                events = [
+                    (m.group(1).decode(), orjson.loads(m.group(2)))
+                    for m in re.finditer(rb"event: (\w+)\ndata: (.*)\n\n", buffer)
+                ]
+        return events
+    finally:
+        writer.close()
