@@ -4,10 +4,22 @@ stream, and the alarm actions with their access rules."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from microdcs.alarms.contract import AlarmState
 from microdcs.app.config import AppConfig
-from tests.integration.webpages import login, request, sse_events, web_config, web_runtime
+from tests.integration.test_jobs_helpers import SCOPE, Station
+from tests.integration.webpages import (
+    configure_alarm,
+    login,
+    request,
+    sse_events,
+    temperature,
+    web_config,
+    web_runtime,
+)
+from tests.mesclient import MesClient
 
 
 async def test_the_overview_lists_this_replica_for_a_logged_in_viewer(
@@ -21,3 +33,87 @@ async def test_the_overview_lists_this_replica_for_a_logged_in_viewer(
     assert page.status == 200
     assert "<h1>Overview</h1>" in page.body and config.resolved_instance_id in page.body
     assert events[0][0] == "snapshot"
+
+
+async def test_a_job_stored_by_the_mes_reaches_the_jobs_stream_and_page(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    config = web_config(config, tmp_path)
+    async with web_runtime(config) as runtime, MesClient(config.mqtt.port) as mes:
+        station = Station(mes, config.jobs_prefix, runtime)
+        await station.configure("workmaster", {"ID": "WM-1"})
+        cookie, _ = await login(config.http_port, "vic")
+        path = f"/live/scopes/{SCOPE}/jobs"
+        listening = asyncio.create_task(sse_events(config.http_port, path, cookie, 2))
+        await asyncio.sleep(0.3)
+        assert await station.store("J-web-1", WorkMasterID=[{"ID": "WM-1"}]) == 1
+        events = await listening
+        page = await request(config.http_port, "GET", f"/scopes/{SCOPE}/jobs", cookie=cookie)
+    assert events[0] == ("snapshot", {"rows": [], "removed": []})
+    kind, update = events[1]
+    assert kind == "update"
+    assert isinstance(update, dict)
+    (row,) = update["rows"]
+    assert (row["id"], row["workMaster"], row["state"]) == ("J-web-1", "WM-1", "NotAllowedToStart")
+    assert 'id="job-J-web-1"' in page.body and "NotAllowedToStart" in page.body
+
+
+async def test_an_operator_acknowledges_through_the_page_and_a_viewer_may_not(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    config = web_config(config, tmp_path)
+    async with web_runtime(config) as runtime, MesClient(config.mqtt.port) as mes:
+        port = config.http_port
+        await configure_alarm(mes, config, runtime, SCOPE)
+        await temperature(mes, config, SCOPE, 55.0)
+        async with asyncio.timeout(5):
+            while (await runtime.alarms.alarms(SCOPE))[0].state is not AlarmState.UNACKNOWLEDGED:
+                await asyncio.sleep(0.02)
+        path = f"/scopes/{SCOPE}/alarms"
+        viewer, viewer_token = await login(port, "vic")
+        operator, operator_token = await login(port, "olga")
+        seen_by_viewer = await request(port, "GET", path, cookie=viewer)
+        seen_by_operator = await request(port, "GET", path, cookie=operator)
+        forged = await request(port, "POST", f"{path}/TI-101.H/acknowledge", cookie=viewer,
+                               form={"csrf": viewer_token})  # fmt: skip
+        after_forgery = (await runtime.alarms.alarms(SCOPE))[0]
+        done = await request(port, "POST", f"{path}/TI-101.H/acknowledge", cookie=operator,
+                             form={"csrf": operator_token, "comment": "seen"})  # fmt: skip
+        after = (await runtime.alarms.alarms(SCOPE))[0]
+        journal = await request(port, "GET", path, cookie=operator)
+    assert "Reactor temperature high" in seen_by_viewer.body
+    assert "btn-acknowledge" not in seen_by_viewer.body.split("<template")[0]
+    assert "btn-acknowledge" in seen_by_operator.body
+    assert forged.status == 403 and after_forgery.state is AlarmState.UNACKNOWLEDGED
+    assert done.status == 303 and "acknowledge+done" in (done.header("location") or "")
+    assert after.state is AlarmState.ACKNOWLEDGED and after.operator == "olga"
+    assert "<td>acknowledge</td>" in journal.body and "<td>olga</td>" in journal.body
+
+
+async def test_the_tags_stream_sends_each_new_value_with_its_trend(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    config = web_config(config, tmp_path)
+    async with web_runtime(config) as runtime, MesClient(config.mqtt.port) as mes:
+        await configure_alarm(mes, config, runtime, SCOPE)
+        await temperature(mes, config, SCOPE, 20.0)
+        async with asyncio.timeout(5):
+            while (await runtime.plantdata.read(SCOPE, ["TI-101"]))["TI-101"].value != 20.0:
+                await asyncio.sleep(0.02)
+        cookie, _ = await login(config.http_port, "vic")
+        listening = asyncio.create_task(
+            sse_events(config.http_port, f"/live/scopes/{SCOPE}/tags", cookie, 3)
+        )
+        await asyncio.sleep(0.3)
+        await temperature(mes, config, SCOPE, 21.0)
+        await asyncio.sleep(0.3)
+        await temperature(mes, config, SCOPE, 22.5)
+        events = await listening
+        page = await request(config.http_port, "GET", f"/scopes/{SCOPE}/tags", cookie=cookie)
+    assert [kind for kind, _ in events] == ["snapshot", "update", "update"]
+    last = events[-1][1]
+    assert isinstance(last, dict)
+    (tag,) = last["tags"]
+    assert tag["tag"] == "TI-101" and tag["value"] == 22.5 and tag["quality"] == "good"
+    assert tag["trend"] == [20.0, 21.0, 22.5]
+    assert 'id="tag-TI-101"' in page.body and "degC" in page.body and "22.5" in page.body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from microdcs.web.options import WebConfig
 from microdcs.web.passwords import hash_password
 from microdcs.web.sessions import COOKIE
 from tests.conftest import running
+from tests.integration.test_plantdata_helpers import DATA, TAG_CONFIG, TEMP, plant_config
+from tests.mesclient import MesClient, ce_properties
 
 PASSWORDS = {"olga": "operator-pw", "vic": "viewer-pw"}
 ROLES = {"olga": "operator", "vic": "viewer"}
@@ -34,12 +37,39 @@ def web_config(config: AppConfig, tmp: Path) -> AppConfig:
     ]))  # fmt: skip
     prefix = config.jobs_prefix.rsplit("/", 1)[0]
     return replace(
-        config,
+        plant_config(config),
         http_host="127.0.0.1",
         http_port=free_port(),
         web=WebConfig(users_file=str(users), session_secret="s" * 40),
         alarms=AlarmsConfig(topic_prefix=f"{prefix}/alarms", publish_interval_seconds=0.1),
     )
+
+
+HIGH = {"ID": "TI-101.H", "Tag": "TI-101", "Kind": "H", "Setpoint": 50, "Deadband": 5,
+        "Priority": "high", "Message": "Reactor temperature high"}  # fmt: skip
+ALARM_CONFIG = "com.github.aschamberger.microdcs.config.alarm.v1"
+
+
+async def configure_alarm(mes: MesClient, config: AppConfig, runtime: Runtime, scope: str) -> None:
+    """The TI-101 tag (plant data) and its high alarm, over MQTT as an engineering tool would."""
+    plant = config.plantdata.topic_prefix
+    await mes.publish(f"{plant}/{scope}/commands", orjson.dumps(TEMP),
+                      ce_properties(TAG_CONFIG, subject=scope))  # fmt: skip
+    props = ce_properties(ALARM_CONFIG, subject=scope)
+    await mes.publish(f"{config.alarms.topic_prefix}/{scope}/commands", orjson.dumps(HIGH), props)
+    async with asyncio.timeout(5):
+        while HIGH["ID"] not in {v.alarm for v in await runtime.alarms.alarms(scope)}:
+            await asyncio.sleep(0.02)
+        while not await runtime.plantdata.read(scope, ["TI-101"]):
+            await asyncio.sleep(0.02)
+
+
+async def temperature(mes: MesClient, config: AppConfig, scope: str, value: float) -> None:
+    """One data event of TI-101 from the plant."""
+    sample = {"Tag": "TI-101", "Value": value, "Quality": "good", "Timestamp": time.time()}
+    await mes.publish(f"{config.plantdata.topic_prefix}/{scope}/data",
+                      orjson.dumps({"Samples": [sample]}),
+                      ce_properties(DATA, subject=scope))  # fmt: skip
 
 
 @contextlib.asynccontextmanager

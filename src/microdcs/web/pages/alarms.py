@@ -8,7 +8,7 @@ MQTT command, with the logged-in user's name as the operator id.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -44,6 +44,13 @@ def _time_param(text: str | None, default: float) -> float:
         return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise HTTPException(400, f"not a time: {text!r}") from None
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (first value of each; the pages post no files)."""
+    if len(body := await request.body()) > 16_384:
+        raise HTTPException(413, "form too large")
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
 class AlarmPages:
@@ -84,12 +91,12 @@ class AlarmPages:
             raise HTTPException(404, f"no action {name!r}")
         action, role = PAGE_ACTIONS[name]
         user = require(request, role)
-        form = await request.form()
-        comment = str(form.get("comment", "") or "")[:500]
+        form = await _form(request)
+        comment = form.get("comment", "")[:500]
         shelve_seconds = None
         if action is AlarmAction.SHELVE:
             try:
-                minutes = float(str(form.get("minutes", "") or "0"))
+                minutes = float(form.get("minutes", "") or "0")
             except ValueError:
                 raise HTTPException(400, "minutes must be a number") from None
             if not 0 < minutes <= MAX_SHELVE_MINUTES:
