@@ -26,6 +26,7 @@ from microdcs.core.cloudevent import ERROR_KIND, ERROR_MESSAGE, CloudEvent
 from microdcs.core.errors import InvalidRequestError
 from microdcs.core.wiretext import sanitize_text
 from microdcs.jobs.contract import scope_name, subject_of_scope
+from microdcs.processing.configevents import config_method
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.processing.routing import Direction, Intent
 from microdcs_models.alarm_action import AlarmActionRequest, AlarmActionResult, AlarmOutcome
@@ -41,15 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: Default time range of a journal query without ``Start``.
 DEFAULT_RANGE_SECONDS = 3600.0
-
-
-def config_method(context: MessageContext) -> str:
-    """``PUT`` or ``DELETE`` from the CloudEvent ``method`` extension (PUT when absent)."""
-    value = context.event.extensions.get("method")
-    method = "PUT" if value is None else str(value).upper()
-    if method not in ("PUT", "DELETE"):
-        raise InvalidRequestError(f"method must be PUT or DELETE, not {value!r}")
-    return method
 
 
 class AlarmProcessor(CloudEventProcessor):

@@ -15,14 +15,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-
-import orjson
 
 from microdcs.alarms.codec import definition_bytes
 from microdcs.alarms.definitions import AlarmDefinition, definitions_from_data
 from microdcs.alarms.store import AlarmStore
-from microdcs.core.errors import ConfigurationError, InputError, MicroDCSError
+from microdcs.core.errors import MicroDCSError
+from microdcs.core.startupfile import read_scoped_file
 from microdcs.storage.outage import OutageLog
 
 __all__ = ["AlarmFileLoader", "read_alarm_file"]
@@ -33,27 +31,7 @@ VARIABLE = "APP_ALARMS_FILE"
 
 def read_alarm_file(path: str) -> dict[str, list[AlarmDefinition]]:
     """The definitions per scope; a :class:`ConfigurationError` names every problem."""
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise ConfigurationError(VARIABLE, f"cannot read {path}: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
-        raise ConfigurationError(VARIABLE, f"{path} is not JSON: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise ConfigurationError(VARIABLE, f"{path}: an object of scope -> list of alarms")
-    scopes: dict[str, list[AlarmDefinition]] = {}
-    problems: list[str] = []
-    for scope, entries in data.items():
-        if not scope.strip("/"):
-            problems.append("a scope name must not be empty")
-            continue
-        try:
-            scopes[scope.strip("/")] = definitions_from_data(entries)
-        except InputError as exc:
-            problems.append(f"scope {scope!r}: {exc}")
-    if problems:
-        raise ConfigurationError(VARIABLE, f"{path}: " + "; ".join(problems))
-    return scopes
+    return read_scoped_file(path, VARIABLE, definitions_from_data, "alarms")
 
 
 class AlarmFileLoader:

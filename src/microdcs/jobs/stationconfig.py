@@ -15,6 +15,7 @@ import orjson
 
 from microdcs.core.errors import InvalidRequestError
 from microdcs.jobs.contract import SFC_RECIPE_SCHEMA, scope_name
+from microdcs.processing.configevents import config_method
 from microdcs.processing.processor import MessageContext, handles
 from microdcs_models.machinery_jobs import (
     DispatchConfig,
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
 MAX_JOB_LIMIT = 65535
 #: Station configuration hash of a scope: equipment ID -> its EquipmentBinding JSON.
 BINDINGS = "equipmentbinding"
-
-
-def config_method(context: MessageContext) -> str:
-    """``PUT`` or ``DELETE`` from the CloudEvent ``method`` extension (PUT when absent)."""
-    value = context.event.extensions.get("method")
-    method = "PUT" if value is None else str(value).upper()
-    if method not in ("PUT", "DELETE"):
-        raise InvalidRequestError(f"method must be PUT or DELETE, not {value!r}")
-    return method
 
 
 def _required_id(value: str) -> str:

@@ -22,25 +22,17 @@ import orjson
 
 from microdcs.core.cloudevent import CloudEvent
 from microdcs.core.contenttypes import is_json, is_msgpack
-from microdcs.core.errors import InvalidRequestError, PayloadDecodeError
+from microdcs.core.errors import PayloadDecodeError
 from microdcs.jobs.contract import scope_name
 from microdcs.plantdata.samples import DATA_TYPE
 from microdcs.plantdata.table import CurrentValueTable
 from microdcs.plantdata.tags import check_tag_name, definition_from_config, sample_raw
+from microdcs.processing.configevents import config_method
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.processing.routing import Direction, Intent
 from microdcs_models.plant_data import PlantData
 from microdcs_models.plant_read import TagCurrentValue, TagReadRequest, TagReadResponse
 from microdcs_models.plant_tag_config import PlantTagConfig
-
-
-def config_method(context: MessageContext) -> str:
-    """``PUT`` or ``DELETE`` from the CloudEvent ``method`` extension (PUT when absent)."""
-    value = context.event.extensions.get("method")
-    method = "PUT" if value is None else str(value).upper()
-    if method not in ("PUT", "DELETE"):
-        raise InvalidRequestError(f"method must be PUT or DELETE, not {value!r}")
-    return method
 
 
 def decode_payload(data: bytes | None, content_type: str | None) -> Any:

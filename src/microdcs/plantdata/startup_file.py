@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import orjson
 
-from microdcs.core.errors import ConfigurationError, InputError, MicroDCSError
+from microdcs.core.errors import InputError, InvalidRequestError, MicroDCSError
+from microdcs.core.startupfile import read_scoped_file
 from microdcs.plantdata.store import PlantDataStore
 from microdcs.plantdata.tags import TagDefinition, definition_from_config
 from microdcs.storage.outage import OutageLog
@@ -31,9 +31,10 @@ logger = logging.getLogger(__name__)
 VARIABLE = "APP_PLANT_TAGS_FILE"
 
 
-def _definitions(entries: object) -> tuple[list[TagDefinition], list[str]]:
+def _definitions(entries: object) -> list[TagDefinition]:
+    """The tags of one scope's list; an :class:`InputError` names each bad entry."""
     if not isinstance(entries, list):
-        return [], ["a list of tags is required"]
+        raise InvalidRequestError("a list of tags is required")
     definitions: list[TagDefinition] = []
     problems: list[str] = []
     for i, entry in enumerate(entries):
@@ -41,31 +42,14 @@ def _definitions(entries: object) -> tuple[list[TagDefinition], list[str]]:
             definitions.append(definition_from_config(PlantTagConfig.from_raw(entry)))
         except InputError as exc:
             problems.append(f"[{i}]: {exc}")
-    return definitions, problems
+    if problems:
+        raise InvalidRequestError("; ".join(problems))
+    return definitions
 
 
 def read_tag_file(path: str) -> dict[str, list[TagDefinition]]:
     """The definitions per scope; a :class:`ConfigurationError` names every problem."""
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise ConfigurationError(VARIABLE, f"cannot read {path}: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
-        raise ConfigurationError(VARIABLE, f"{path} is not JSON: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise ConfigurationError(VARIABLE, f"{path}: an object of scope -> list of tags")
-    scopes: dict[str, list[TagDefinition]] = {}
-    problems: list[str] = []
-    for scope, entries in data.items():
-        if not scope.strip("/"):
-            problems.append("a scope name must not be empty")
-            continue
-        definitions, bad = _definitions(entries)
-        scopes[scope.strip("/").replace("/", ".")] = definitions
-        problems += (f"scope {scope!r} {p}" for p in bad)
-    if problems:
-        raise ConfigurationError(VARIABLE, f"{path}: " + "; ".join(problems))
-    return scopes
+    return read_scoped_file(path, VARIABLE, _definitions, "tags")
 
 
 class TagFileLoader:

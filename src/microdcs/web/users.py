@@ -12,11 +12,9 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-
-import orjson
 
 from microdcs.core.errors import ConfigurationError
+from microdcs.core.startupfile import read_json_file
 from microdcs.web.identity import Role, User
 from microdcs.web.passwords import hash_password, verify_password
 
@@ -45,12 +43,7 @@ class LoginRefused(Exception):
 
 def read_users_file(path: str) -> dict[str, tuple[User, str]]:
     """name -> (user, password hash); a :class:`ConfigurationError` names each problem."""
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise ConfigurationError(VARIABLE, f"cannot read {path}: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
-        raise ConfigurationError(VARIABLE, f"{path} is not JSON: {exc}") from None
+    data = read_json_file(path, VARIABLE)
     if not isinstance(data, list):
         raise ConfigurationError(VARIABLE, f"{path}: a list of users")
     users: dict[str, tuple[User, str]] = {}
