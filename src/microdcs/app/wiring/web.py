@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 from typing import Any
@@ -18,10 +17,12 @@ from microdcs.app.asyncapi import asyncapi_for_runtime
 from microdcs.app.runtime import Runtime
 from microdcs.app.telemetry.health import Readiness
 from microdcs.app.telemetry.http import TelemetryServer
+from microdcs.app.wiring.webdata import page_deps
 from microdcs.web.auth import AccessCounters, AccessMiddleware
 from microdcs.web.identity import AccessDenied
 from microdcs.web.login import login_routes
 from microdcs.web.options import WebConfig
+from microdcs.web.pages import page_routes
 from microdcs.web.sessions import SessionSigner
 from microdcs.web.users import UserDirectory, read_users_file
 
@@ -95,14 +96,8 @@ def web_access(runtime: Runtime, web: WebConfig) -> WebAccess:
 
 
 def page_routes_of(runtime: Runtime) -> list[BaseRoute]:
-    """The operator pages (microdcs.web.pages), built on the runtime's read interfaces."""
-    try:
-        deps = importlib.import_module("microdcs.app.wiring.webdata").page_deps(runtime)
-        routes = importlib.import_module("microdcs.web.pages").page_routes(deps)
-    except (ImportError, AttributeError):  # the pages are not part of this build yet
-        logger.warning("the operator pages are not installed; only the login is served")
-        return []
-    return list(routes)
+    """The operator pages, built on the runtime's read interfaces."""
+    return page_routes(page_deps(runtime))
 
 
 def asyncapi_route(runtime: Runtime) -> Route:
