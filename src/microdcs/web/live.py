@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Hashable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -162,7 +162,13 @@ class LiveHub:
         self, key: Hashable, make_feed: Callable[[], Feed]
     ) -> AsyncIterator[tuple[Subscription, Feed]]:
         """Watch topic ``key`` (its feed built by ``make_feed`` if no page watches it
-        yet); yields the page's subscription and the feed to take its snapshot from."""
+        yet); yields the page's subscription and the feed to take its snapshot from.
+
+        A page that arrives while the hub is starting waits for it up to ``start_wait``
+        seconds (the server and the hub start side by side as two tasks)."""
+        if self._group is None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._running.wait(), self.start_wait)
         if self._group is None:
             raise RuntimeError("LiveHub is used outside its 'async with'")
         topic = self._topics.get(key)
