@@ -32,7 +32,12 @@ async def test_the_overview_lists_this_replica_for_a_logged_in_viewer(
         events = await sse_events(config.http_port, "/live", cookie, 1)
     assert page.status == 200
     assert "<h1>Overview</h1>" in page.body and config.resolved_instance_id in page.body
+    assert '<td class="ok">ready</td>' in page.body
     assert events[0][0] == "snapshot"
+    snapshot = events[0][1]
+    assert isinstance(snapshot, dict)
+    (replica,) = snapshot["replicas"]
+    assert replica["name"] == config.resolved_instance_id and replica["ready"] is True
 
 
 async def test_a_job_stored_by_the_mes_reaches_the_jobs_stream_and_page(

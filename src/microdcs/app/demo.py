@@ -265,6 +265,10 @@ def run_demo(workdir: Path) -> int:
     )
     url = f"http://127.0.0.1:{env['APP_HTTP_PORT']}"
     print(f"[demo] operator pages on {url}/ (health {url}/healthz, metrics {url}/metrics)")
+    print(
+        f"[demo] the demo jobs, step by step: {url}/scopes/{SCOPE}/jobs (click a job for its "
+        f"recipe chart); alarms {url}/scopes/{SCOPE}/alarms, tags {url}/scopes/{SCOPE}/tags"
+    )
     logins = ", ".join(f"{name} / {password}" for name, _, password in DEMO_USERS)
     print(f"[demo] log in as {logins} (demo users, {workdir / 'users.json'})")
     children = [

@@ -242,7 +242,9 @@ def _gauges(data: MetricsData | None) -> dict[str, float]:
 
 
 class LocalReplica:
-    """This replica's health from its own metrics (readiness, publisher lease and lag)."""
+    """This replica's health: its transports connected and no task in a crash loop (as
+    /readyz has it, without the Redis ping: the pages read Redis anyway), and from its
+    metrics the publisher lease and lag."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -252,7 +254,7 @@ class LocalReplica:
         return [
             ReplicaStatus(
                 name=self.runtime.config.resolved_instance_id,
-                ready=gauges.get("microdcs.ready", 0.0) >= 1.0,
+                ready=self.runtime.app.ready and all(self.runtime.app.task_health().values()),
                 publisher_leader=gauges.get("microdcs.publisher.leader", 0.0) >= 1.0,
                 publisher_lag=gauges.get("microdcs.publisher.lag_seconds"),
                 sfc_active=int(gauges.get("microdcs.sfc.active_executions", 0)),

@@ -125,6 +125,7 @@
         g.classList.toggle("visited", visited.has(g.dataset.step) && !active.has(g.dataset.step));
       }
       for (const t of chart.querySelectorAll("tspan.timer")) t.textContent = "";
+      for (const a of chart.querySelectorAll("text.action")) delete a.dataset.status;
       for (const run of p.runs) {
         const text = document.getElementById(`action-${run.step}-${run.action}`.replace(/\s/g, "_"));
         if (text) text.dataset.status = run.status;
