@@ -95,7 +95,7 @@ async def test_an_operator_acknowledges_through_the_page_and_a_viewer_may_not(
     assert "<td>acknowledge</td>" in journal.body and "<td>olga</td>" in journal.body
 
 
-async def test_the_tags_stream_sends_each_new_value_with_its_trend(
+async def test_the_tags_stream_sends_the_trend_first_then_each_new_value(
     config: AppConfig, tmp_path: Path
 ) -> None:
     config = web_config(config, tmp_path)
@@ -120,5 +120,6 @@ async def test_the_tags_stream_sends_each_new_value_with_its_trend(
     assert isinstance(last, dict)
     (tag,) = last["tags"]
     assert tag["tag"] == "TI-101" and tag["value"] == 22.5 and tag["quality"] == "good"
-    assert tag["trend"] == [20.0, 21.0, 22.5]
+    assert events[0][1]["tags"][0]["trend"] == [20.0]  # type: ignore[index]
+    assert [e[1]["tags"][0]["value"] for e in events[1:]] == [21.0, 22.5]  # type: ignore[index]
     assert 'id="tag-TI-101"' in page.body and "degC" in page.body and "22.5" in page.body

@@ -79,7 +79,7 @@ async def test_the_job_table_gets_changed_rows_and_the_ids_of_jobs_that_left() -
     assert update["removed"] == ["B", "C"]
 
 
-async def test_the_tag_trend_keeps_the_last_values_and_unchanged_tags_are_not_sent() -> None:
+async def test_the_snapshot_has_the_trend_of_the_last_values_and_updates_only_new_values() -> None:
     tags = FakeTags()
     feed = TagsFeed(deps(tags=tags, tag_reader=tags), "s")
     await feed.start()
@@ -89,6 +89,7 @@ async def test_the_tag_trend_keeps_the_last_values_and_unchanged_tags_are_not_se
         tags.value = value
         sent.append(await feed.poll())
     assert sent[-1] == {"tags": [{"tag": "TI", "value": 4.0, "quality": "good", "stale": False,
-                                  "time": 4.0, "trend": [2.0, 3.0, 4.0]}]}  # fmt: skip
+                                  "time": 4.0}]}  # fmt: skip
     snapshot = await feed.snapshot()
+    assert snapshot["points"] == 3
     assert snapshot["tags"][0]["trend"] == [2.0, 3.0, 4.0]

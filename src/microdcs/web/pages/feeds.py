@@ -231,7 +231,7 @@ class TagsFeed:
         self._tags: Sequence[TagInfo] = ()
         self._last: dict[str, tuple[Any, ...]] = {}
         self._samples: dict[str, dict[str, Any]] = {}
-        self._trends: dict[str, deque[tuple[float, float]]] = {}
+        self._trends: dict[str, deque[float]] = {}
 
     async def start(self) -> None:
         self._tags = await self.deps.tags.tags(self.scope)
@@ -250,21 +250,27 @@ class TagsFeed:
             self._last[name] = key
             entry = {"tag": name, **sample_json(sample)}
             value = sample.value
-            if isinstance(value, int | float):
+            if isinstance(value, int | float) and not isinstance(value, bool):
                 trend = self._trends.get(name)
                 if trend is None:
                     trend = self._trends[name] = deque(maxlen=self.deps.trend_points)
-                trend.append((sample.source_time, float(value)))
-                entry["trend"] = [v for _, v in trend]
+                trend.append(float(value))
             self._samples[name] = entry
             changed.append(entry)
         return changed
 
     async def snapshot(self) -> Any:
+        """Every tag with its whole trend; updates then carry only new values, which the
+        page appends to its trend (so a busy scope's update stays small)."""
         return {
+            "points": self.deps.trend_points,
             "tags": [
-                self._samples.get(t.name, {"tag": t.name, **sample_json(None)}) for t in self._tags
-            ]
+                {
+                    **self._samples.get(t.name, {"tag": t.name, **sample_json(None)}),
+                    "trend": list(self._trends.get(t.name, ())),
+                }
+                for t in self._tags
+            ],
         }
 
     async def poll(self) -> Any | None:

@@ -207,19 +207,28 @@
       line.setAttribute("points", values.map((v, i) =>
         `${(1 + i * step).toFixed(1)},${(22 - ((v - lo) / span) * 20).toFixed(1)}`).join(" "));
     }
-    function apply(data) {
+    const trends = {};
+    let points = 60;
+    function apply(data, snapshot) {
+      if (snapshot) points = data.points || points;
       for (const t of data.tags) {
         const tr = document.getElementById(`tag-${t.tag}`);
         if (!tr) continue;
+        if (snapshot) trends[t.tag] = t.trend || [];
+        else if (typeof t.value === "number") {
+          const trend = (trends[t.tag] = trends[t.tag] || []);
+          trend.push(t.value);
+          if (trend.length > points) trend.splice(0, trend.length - points);
+        }
         tr.querySelector(".value").textContent = t.value ?? "";
         const q = tr.querySelector(".quality");
         q.textContent = t.quality + (t.stale ? " (stale)" : "");
         q.className = `quality q-${t.quality}`;
         tr.querySelector(".time").textContent = when(t.time);
-        if (t.trend) spark(tr.querySelector("svg.spark"), t.trend);
+        spark(tr.querySelector("svg.spark"), trends[t.tag]);
       }
     }
-    connect(body.dataset.live, { snapshot: apply, update: apply });
+    connect(body.dataset.live, { snapshot: (d) => apply(d, true), update: (d) => apply(d, false) });
   }
 
   const pages = {
