@@ -5,10 +5,12 @@ stream, and the alarm actions with their access rules."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from microdcs.alarms.contract import AlarmState
 from microdcs.app.config import AppConfig
+from microdcs.app.devstack import free_port
 from tests.integration.test_jobs_helpers import SCOPE, Station
 from tests.integration.webpages import (
     configure_alarm,
@@ -123,3 +125,26 @@ async def test_the_tags_stream_sends_the_trend_first_then_each_new_value(
     assert events[0][1]["tags"][0]["trend"] == [20.0]  # type: ignore[index]
     assert [e[1]["tags"][0]["value"] for e in events[1:]] == [21.0, 22.5]  # type: ignore[index]
     assert 'id="tag-TI-101"' in page.body and "degC" in page.body and "22.5" in page.body
+
+
+async def test_the_overview_lists_every_replica_and_forgets_one_that_stopped(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    first = web_config(config, tmp_path)
+    second = replace(first, instance_id=first.instance_id + "-b", http_port=free_port())
+    async with web_runtime(first):
+        cookie, _ = await login(first.http_port, "vic")
+        async with web_runtime(second):
+            async with asyncio.timeout(10):
+                while (page := await overview(first, cookie)).count(READY) < 2:
+                    await asyncio.sleep(0.2)
+        after = await overview(first, cookie)
+    assert first.instance_id in page and second.instance_id in page
+    assert second.instance_id not in after and first.instance_id in after
+
+
+READY = '<td class="ok">ready</td>'
+
+
+async def overview(config: AppConfig, cookie: str) -> str:
+    return (await request(config.http_port, "GET", "/", cookie=cookie)).body

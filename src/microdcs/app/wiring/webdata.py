@@ -8,16 +8,22 @@ one :class:`~microdcs.web.pages.deps.PageDeps` from :func:`page_deps`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from opentelemetry.sdk.metrics.export import Gauge, MetricsData
+from redis.exceptions import RedisError
 
 from microdcs.alarms.contract import AlarmAction, AlarmView
 from microdcs.alarms.manager import AlarmManager
 from microdcs.app.application import AdditionalTask
 from microdcs.app.runtime import Runtime
+from microdcs.core.errors import UnavailableError
 from microdcs.jobs.changefeed import ChangeEntry, ChangeFeed, stream_reply
 from microdcs.jobs.contract import SFC_RECIPE_SCHEMA
 from microdcs.jobs.records import JobRecord
@@ -42,6 +48,8 @@ from microdcs.web.ports import (
     TagInfo,
 )
 from microdcs_models.plant_tag_config import PlantTagConfig
+
+logger = logging.getLogger(__name__)
 
 #: How far back a job's status history is searched in its scope's change stream.
 HISTORY_SCAN = 5000
@@ -241,25 +249,83 @@ def _gauges(data: MetricsData | None) -> dict[str, float]:
     return values
 
 
-class LocalReplica:
-    """This replica's health: its transports connected and no task in a crash loop (as
-    /readyz has it, without the Redis ping: the pages read Redis anyway), and from its
-    metrics the publisher lease and lag."""
+class ReplicaBoard:
+    """Every replica's health for the overview: each replica writes its own status into
+    one Redis hash every ``interval`` seconds (as a task of the runtime), and reads all
+    of them; one that has not written for ``forget_after`` seconds is dropped from it.
 
-    def __init__(self, runtime: Runtime) -> None:
+    This replica's own status is read fresh (transports connected and no task in a crash
+    loop, as /readyz has it without the Redis ping; the publisher lease and lag from its
+    metrics); the others' are as old as their last report (``seen_ago``), and one that
+    is late by more than three intervals is shown not ready.
+    """
+
+    def __init__(
+        self, runtime: Runtime, *, interval: float = 2.0, forget_after: float = 60.0
+    ) -> None:
         self.runtime = runtime
+        self.interval = interval
+        self.forget_after = forget_after
+        self.key = runtime.store.key("web", "replicas")
+        self.name = runtime.config.resolved_instance_id
+
+    def own(self) -> ReplicaStatus:
+        gauges = _gauges(self.runtime.metrics.collect())
+        app = self.runtime.app
+        return ReplicaStatus(
+            name=self.name,
+            ready=app.ready and all(app.task_health().values()),
+            publisher_leader=gauges.get("microdcs.publisher.leader", 0.0) >= 1.0,
+            publisher_lag=gauges.get("microdcs.publisher.lag_seconds"),
+            sfc_active=int(gauges.get("microdcs.sfc.active_executions", 0)),
+        )
+
+    async def report(self) -> None:
+        entry = {**self.own().to_json(), "at": time.time()}
+        await self.runtime.store.execute("HSET", self.key, self.name, orjson.dumps(entry))
+
+    async def run(self, shutdown: asyncio.Event) -> None:
+        """The reporting task: until shutdown, then this replica's entry is removed."""
+        while not shutdown.is_set():
+            try:
+                await self.report()
+            except (OSError, RedisError, UnavailableError) as error:  # report again later
+                logger.debug("replica report failed: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shutdown.wait(), self.interval)
+        with contextlib.suppress(OSError, RedisError, UnavailableError):
+            await self.runtime.store.execute("HDEL", self.key, self.name)
 
     async def replicas(self) -> Sequence[ReplicaStatus]:
-        gauges = _gauges(self.runtime.metrics.collect())
-        return [
-            ReplicaStatus(
-                name=self.runtime.config.resolved_instance_id,
-                ready=self.runtime.app.ready and all(self.runtime.app.task_health().values()),
-                publisher_leader=gauges.get("microdcs.publisher.leader", 0.0) >= 1.0,
-                publisher_lag=gauges.get("microdcs.publisher.lag_seconds"),
-                sfc_active=int(gauges.get("microdcs.sfc.active_executions", 0)),
+        now = time.time()
+        stored = await self.runtime.store.execute("HGETALL", self.key) or ()
+        pairs = (
+            list(stored.items())
+            if isinstance(stored, dict)
+            else list(zip(stored[::2], stored[1::2], strict=True))
+        )
+        out = {self.name: self.own()}
+        gone = []
+        for raw_name, raw in pairs:
+            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+            if name == self.name:
+                continue
+            entry = orjson.loads(raw)
+            age = now - float(entry.get("at", 0))
+            if age > self.forget_after:
+                gone.append(name)
+                continue
+            out[name] = ReplicaStatus(
+                name=name,
+                ready=bool(entry.get("ready")) and age <= 3 * self.interval,
+                publisher_leader=bool(entry.get("leader")),
+                publisher_lag=entry.get("lag"),
+                sfc_active=entry.get("sfcActive"),
+                seen_ago=round(age, 1),
             )
-        ]
+        if gone:
+            await self.runtime.store.execute("HDEL", self.key, *gone)
+        return [out[name] for name in sorted(out)]
 
 
 def page_deps(
@@ -268,14 +334,16 @@ def page_deps(
     """The pages' ports over ``runtime``; with ``serve_hub`` the live hub runs as one of
     the runtime's tasks (call this while wiring, before the runtime runs)."""
     hub = hub or LiveHub()
+    board = ReplicaBoard(runtime)
     if serve_hub:
         runtime.app.add_task(AdditionalTask("web-live", hub.run))
+        runtime.app.add_task(AdditionalTask("web-replicas", board.run))
     return PageDeps(
         jobs=StoreJobReader(runtime.jobs.jobs, runtime.sfc_engine.store),
         alarms=ManagerAlarms(runtime.alarms),
         tags=PlantTagDirectory(runtime.plantdata.store),
         tag_reader=runtime.plantdata,
-        replicas=LocalReplica(runtime),
+        replicas=board,
         hub=hub,
         title=title or f"microdcs - {runtime.config.resolved_instance_id}",
     )
