@@ -148,3 +148,27 @@ READY = '<td class="ok">ready</td>'
 
 async def overview(config: AppConfig, cookie: str) -> str:
     return (await request(config.http_port, "GET", "/", cookie=cookie)).body
+
+
+async def test_an_engineer_takes_an_alarm_out_of_service_and_an_operator_may_not(
+    config: AppConfig, tmp_path: Path
+) -> None:
+    config = web_config(config, tmp_path)
+    async with web_runtime(config) as runtime, MesClient(config.mqtt.port) as mes:
+        port = config.http_port
+        await configure_alarm(mes, config, runtime, SCOPE)
+        path = f"/scopes/{SCOPE}/alarms"
+        engineer, engineer_token = await login(port, "erik")
+        operator, operator_token = await login(port, "olga")
+        seen_by_operator = await request(port, "GET", path, cookie=operator)
+        refused = await request(port, "POST", f"{path}/TI-101.H/remove_from_service",
+                                cookie=operator, form={"csrf": operator_token})  # fmt: skip
+        seen_by_engineer = await request(port, "GET", path, cookie=engineer)
+        done = await request(port, "POST", f"{path}/TI-101.H/remove_from_service",
+                             cookie=engineer, form={"csrf": engineer_token})  # fmt: skip
+        after = (await runtime.alarms.alarms(SCOPE))[0]
+    assert "Every configured alarm" not in seen_by_operator.body
+    assert refused.status == 403 and "engineer role needed" in refused.body
+    assert 'id="configured-TI-101.H"' in seen_by_engineer.body
+    assert done.status == 303
+    assert after.state is AlarmState.OUT_OF_SERVICE and after.operator == "erik"

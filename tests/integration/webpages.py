@@ -25,8 +25,8 @@ from tests.conftest import running
 from tests.integration.test_plantdata_helpers import DATA, TAG_CONFIG, TEMP, plant_config
 from tests.mesclient import MesClient, ce_properties
 
-PASSWORDS = {"olga": "operator-pw", "vic": "viewer-pw"}
-ROLES = {"olga": "operator", "vic": "viewer"}
+PASSWORDS = {"olga": "operator-pw", "vic": "viewer-pw", "erik": "engineer-pw"}
+ROLES = {"olga": "operator", "vic": "viewer", "erik": "engineer"}
 
 
 def web_config(config: AppConfig, tmp: Path) -> AppConfig:

@@ -26,6 +26,10 @@ PAGE_ACTIONS: dict[str, tuple[AlarmAction, Role]] = {
     "shelve": (AlarmAction.SHELVE, Role.OPERATOR),
     "unshelve": (AlarmAction.UNSHELVE, Role.OPERATOR),
     "reset": (AlarmAction.RESET, Role.OPERATOR),
+    "suppress": (AlarmAction.SUPPRESS, Role.ENGINEER),
+    "unsuppress": (AlarmAction.UNSUPPRESS, Role.ENGINEER),
+    "remove_from_service": (AlarmAction.REMOVE_FROM_SERVICE, Role.ENGINEER),
+    "return_to_service": (AlarmAction.RETURN_TO_SERVICE, Role.ENGINEER),
 }
 MAX_SHELVE_MINUTES = 24 * 60
 
@@ -71,6 +75,7 @@ class AlarmPages:
             {
                 "scope": scope,
                 "alarms": [alarm_json(v) for v in listed_alarms(views)],
+                "configured": [alarm_json(v) for v in views],
                 "journal": list(reversed(journal)),
                 "start": when(start).replace(" ", "T")[:16],
                 "end": when(end).replace(" ", "T")[:16],

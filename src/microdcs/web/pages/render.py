@@ -79,6 +79,7 @@ class Renderer:
             title=self.title,
             user=user,
             operator=user is not None and user.may(Role.OPERATOR),
+            engineer=user is not None and user.may(Role.ENGINEER),
             csrf=csrf_of(request),
             csrf_field=CSRF_FIELD,
             root=request.scope.get("root_path", ""),
