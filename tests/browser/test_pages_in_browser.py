@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from microdcs.alarms.contract import AlarmState
 from microdcs.app.config import AppConfig
 from tests.browser.browser import Browser
-from tests.integration.sfc_helpers import configure_and_start, scenario_recipe, simulator
+from tests.integration.sfc_helpers import action, configure_and_start, scenario_recipe, simulator
 from tests.integration.test_jobs_helpers import SCOPE, Station
 from tests.integration.webpages import configure_alarm, temperature, web_config, web_runtime
 from tests.mesclient import MesClient
@@ -127,3 +128,46 @@ async def test_an_operator_acknowledges_by_click_and_a_viewer_has_no_actions(
         )
         assert forged == 403
         assert (await runtime.alarms.alarms(SCOPE))[0].state is AlarmState.ACKNOWLEDGED
+
+
+def delayed_recipe() -> dict[str, Any]:
+    """Heat's action waits 2 s (qualifier D) before it is sent; then Cool."""
+    return {
+        "Steps": [{"Name": "Heat", "Initial": True}, {"Name": "Cool"}],
+        "Actions": [action("heat", "Heat", "com.example.heat.v1", "D", Time=2.0),
+                    action("cool", "Cool", "com.example.cool.v1")],
+        "Transitions": [{"Source": "Heat", "Target": "Cool", "Condition": "done"}],
+    }  # fmt: skip
+
+
+async def test_a_delayed_action_counts_down_on_the_chart_until_it_runs(
+    config: AppConfig, tmp_path: Path, driver: WebDriver
+) -> None:
+    config = web_config(config, tmp_path)
+    async with (
+        web_runtime(config) as runtime,
+        MesClient(config.mqtt.port) as mes,
+        simulator(config, emit=None) as _,
+    ):
+        browser = Browser(driver, config.http_port)
+        await browser.login("vic")
+        station = Station(mes, config.jobs_prefix, runtime)
+        await configure_and_start(station, "D1", delayed_recipe())
+        await browser.open(f"{JOBS}/D1")
+        timer = await browser.until(
+            "const t = document.querySelector('#action-Heat-heat tspan.timer');"
+            "return t && t.textContent.startsWith(' delay') && t.textContent"
+        )
+        listed = await browser.js("return document.getElementById('timers').textContent")
+        assert "delay Heat/heat" in listed
+        assert 0.0 < float(timer.removeprefix(" delay").removesuffix("s")) <= 2.0
+        await browser.until(
+            "return document.getElementById('job-state').textContent.startsWith('Ended')", 10
+        )
+        assert await browser.js("return document.getElementById('timers').children.length") == 0
+        assert (
+            await browser.js(
+                "return document.querySelector('#action-Heat-heat tspan.timer').textContent"
+            )
+            == ""
+        )
