@@ -49,6 +49,13 @@ async def test_a_job_from_the_mes_appears_and_runs_its_chart_live(
         await browser.until(f"{row_state('J1')} === 'Running'")
         assert await browser.js("return window.notReloaded") is True
         await browser.screenshot("jobs")
+        choose = "const f = document.getElementById('state-filter'); f.value = arguments[0];"
+        choose += "f.dispatchEvent(new Event('change'));"
+        await browser.js(choose, "Ended")
+        assert await browser.js("return document.getElementById('job-J1').hidden") is True
+        assert "state=Ended" in await browser.js("return location.search")
+        await browser.js(choose, "Running")
+        assert await browser.js("return document.getElementById('job-J1').hidden") is False
         await browser.click("#job-J1 a")
         await browser.until("return document.body.dataset.page === 'job'")
         await browser.until("return document.querySelector('#step-Cut.active') !== null")
