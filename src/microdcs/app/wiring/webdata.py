@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: How far back a job's status history is searched in its scope's change stream.
 HISTORY_SCAN = 5000
+#: How many jobs' histories are kept between reads (the jobs pages are open on).
+HISTORY_CACHE = 256
 
 
 def _work_master(order: dict[str, Any]) -> str:
@@ -109,6 +111,8 @@ class StoreJobReader:
         self.store = jobs
         self.engine = engine
         self.feed = ChangeFeed(jobs.redis)
+        #: (scope, job) -> (last stream id read, the job's status changes), newest last.
+        self._histories: dict[tuple[str, str], tuple[str, list[StatusChange]]] = {}
 
     async def scopes(self) -> Sequence[str]:
         return sorted(await self.store.scopes())
@@ -134,15 +138,33 @@ class StoreJobReader:
         return [job_row(r) for r in records if r is not None]
 
     async def _history(self, scope: str, job_id: str) -> list[StatusChange]:
-        reply = await self.store.redis.execute(
-            "XREVRANGE", self.store.keys(scope).changes, "+", "-", "COUNT", HISTORY_SCAN
-        )
-        entries = stream_reply([[b"", reply]]) if reply else []
-        return [
-            StatusChange(e.time, e.status)
-            for e in reversed(entries)
-            if e.job_id == job_id and not e.removed
+        """The job's status changes in the scope's change stream: the last
+        :data:`HISTORY_SCAN` entries the first time, then only the entries added since
+        (a job page asks ten times a second)."""
+        key = self.store.keys(scope).changes
+        cached = self._histories.pop((scope, job_id), None)
+        if cached is None:
+            reply = await self.store.redis.execute(
+                "XREVRANGE", key, "+", "-", "COUNT", HISTORY_SCAN
+            )
+            entries = list(reversed(stream_reply([[b"", reply]]) if reply else []))
+            changes: list[StatusChange] = []
+            last = "0"
+        else:
+            last, changes = cached
+            reply = await self.store.redis.execute(
+                "XRANGE", key, f"({last}", "+", "COUNT", HISTORY_SCAN
+            )
+            entries = stream_reply([[b"", reply]]) if reply else []
+        if entries:
+            last = entries[-1].entry_id
+        changes = changes + [
+            StatusChange(e.time, e.status) for e in entries if e.job_id == job_id and not e.removed
         ]
+        self._histories[(scope, job_id)] = (last, changes)
+        while len(self._histories) > HISTORY_CACHE:
+            del self._histories[next(iter(self._histories))]
+        return changes
 
     async def _recipe(self, scope: str, order: dict[str, Any]) -> bytes | None:
         for wm in order.get("WorkMasterID") or ():
