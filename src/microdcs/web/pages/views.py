@@ -87,7 +87,7 @@ class Views:
                 "detail": detail_json(detail, progress),
                 "order": detail.order,
                 "chart": chart,
-                "live": f"/live/scopes/{scope_url(scope)}/jobs/{job_id}",
+                "live": f"/live/scopes/{scope_url(scope)}/jobs/{scope_url(job_id)}",
             },
         )
 
