@@ -273,7 +273,7 @@ def run_demo(workdir: Path) -> int:
     print(f"[demo] log in as {logins} (demo users, {workdir / 'users.json'})")
     children = [
         _spawn(["run"], env),
-        _spawn(["simulate-equipment", "--delay-ms", "300", "--emit", f"{DRIED}:1",
+        _spawn(["simulate-equipment", "--delay-ms", "800", "--emit", f"{DRIED}:1",
                 "--scope", SCOPE], env),
     ]  # fmt: skip
     stop = asyncio.Event()
