@@ -54,6 +54,12 @@
       ...["critical", "high", "medium", "low"].map((p) =>
         el("td", { class: `num prio-${p}`, "data-priority": p }, row.byPriority[p])),
       el("td", { class: "num unacked" }, row.unacknowledged))));
+    const tags = document.getElementById("tag-scopes");
+    if (data.tags.length) {
+      tags.replaceChildren(...data.tags.map((row) => el("li", {},
+        el("a", { href: `${root}/scopes/${scopeUrl(row.scope)}/tags` }, row.scope),
+        ` (${row.count} tags)`)));
+    }
     const reps = document.querySelector("#replicas tbody");
     reps.replaceChildren(...data.replicas.map((r) => el("tr", { "data-name": r.name },
       el("td", {}, r.name),
