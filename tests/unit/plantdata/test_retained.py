@@ -91,3 +91,45 @@ async def test_a_removed_tag_loses_its_retained_message_and_its_pending_value() 
     shutdown.set()
     await publisher.run(shutdown)
     assert outlet.messages == [("line1/a", b"")]
+
+
+async def test_a_burst_of_many_tags_is_published_in_chunks_that_let_other_tasks_run() -> None:
+    outlet, table = Outlet(), Table()
+    publisher = CvtPublisher(outlet, lambda s, t: f"{s}/{t}", table.read, interval=10.0)
+    for n in range(1000):
+        table.store(publisher, f"T{n}", float(n))
+    seen: list[int] = []
+    shutdown = asyncio.Event()
+
+    async def other() -> None:  # e.g. the alarm path, sharing the loop
+        while not shutdown.is_set():
+            seen.append(len(outlet.messages))
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other())
+    task = asyncio.create_task(publisher.run(shutdown))
+    await asyncio.sleep(0.05)
+    shutdown.set()
+    await asyncio.gather(task, ticker)
+    assert len(outlet.messages) == 1000 and table.reads == 10
+    assert {100, 500, 900} <= set(seen)  # it ran between the chunks
+
+
+async def test_changes_of_waiting_tags_do_not_wake_the_task() -> None:
+    outlet, table = Outlet(), Table()
+    publisher = CvtPublisher(outlet, lambda s, t: f"{s}/{t}", table.read, interval=0.2)
+    shutdown = asyncio.Event()
+    task = asyncio.create_task(publisher.run(shutdown))
+    for n in range(100):
+        table.store(publisher, f"T{n}", 1.0)
+    await asyncio.sleep(0.02)  # all published once: now each waits for its interval
+    table.store(publisher, "T0", 2.0)  # the first to wait: the task sleeps until it is due
+    publisher._wake.clear()
+    for n in range(1, 100):
+        table.store(publisher, f"T{n}", 2.0)
+    assert not publisher._wake.is_set()  # the same bucket, due then: nothing to do now
+    await asyncio.sleep(0.3)
+    shutdown.set()
+    await task
+    values = [orjson.loads(p)["Value"] for _, p in outlet.messages]
+    assert values == [1.0] * 100 + [2.0] * 100 and table.reads == 2
