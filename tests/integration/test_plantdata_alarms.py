@@ -25,7 +25,7 @@ async def test_a_data_event_crossing_a_setpoint_raises_an_alarm_and_a_return_cle
         events = await mes.watch(f"{alarms}/{SCOPE}/events")
         await define(mes, config, runtime, TEMP)
         await configure(mes, config, runtime, HIGH)  # TI-101 high at 50, deadband 5
-        await send(mes, config, {"Tag": "TI-101", "Value": 45.0})
+        await send(mes, config, {"Tag": "TI-101", "Value": 45.0, "Timestamp": 999.0})
         await send(mes, config, {"Tag": "TI-101", "Value": 55.0, "Timestamp": 1000.0})
         raised = await next_message(events)
         assert raised.attributes["type"] == ALARM_TYPE

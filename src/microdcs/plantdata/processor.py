@@ -70,10 +70,12 @@ class PlantDataProcessor(CloudEventProcessor):
             return []
         return await super().dispatch(event, context)
 
-    @handles(PlantData)
+    @handles(PlantData, deduplicate=False)
     async def data(self, message: PlantData, context: MessageContext) -> None:
         """Declared for the metadata and the AsyncAPI document; :meth:`dispatch` takes
-        data events before they reach it (a direct call still stores them)."""
+        data events before they reach it (a direct call still stores them). No dedupe:
+        storing is idempotent (``ingest.lua`` never lets an older or repeated sample
+        replace the stored one), so a redelivered copy stores and tells nothing."""
         await self.table.ingest(scope_name(context.subject), message.to_raw())
 
     @handles(PlantTagConfig)

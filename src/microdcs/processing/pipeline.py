@@ -205,7 +205,9 @@ class EventPipeline:
         that ends without a record (an error not recorded, cancellation) is released.
         """
         deadline = time.monotonic() + self._retry_seconds
-        dedupe = self._dedupe
+        # A type declared idempotent (``handles(..., deduplicate=False)``): no claim, no
+        # record. A transport does not prefetch a claim for it either.
+        dedupe = self._dedupe if processor.deduplicates(event.type) else None
         claim: Prefetched | None = None  # ours (or maybe ours): released unless recorded
         handled = False  # True: the processor's own responses, to record for dedupe
         try:

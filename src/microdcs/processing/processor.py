@@ -173,14 +173,22 @@ def _is_decorated(member: object) -> bool:
     return hasattr(member, "_mdcs_handles") or hasattr(member, "_mdcs_handles_response")
 
 
-def handles(model: type[M], *, event_type: str | None = None) -> Callable[[Any], Any]:
-    """Declare the decorated method the handler of incoming events of ``model``'s type."""
+def handles(
+    model: type[M], *, event_type: str | None = None, deduplicate: bool = True
+) -> Callable[[Any], Any]:
+    """Declare the decorated method the handler of incoming events of ``model``'s type.
+
+    ``deduplicate=False`` skips the transport's dedupe claim and record for this type:
+    for a handler whose effect is idempotent (storing a sample that never replaces a
+    newer one), where a redelivered copy is harmless and a Redis write per event is not.
+    """
     resolved = event_type or model.__ce_type__
     if not resolved:
         raise TypeError(f"{model.__name__} has no __ce_type__; pass event_type=")
 
     def decorate(func: Any) -> Any:
         func._mdcs_handles = (resolved, model)
+        func._mdcs_deduplicate = deduplicate
         return func
 
     return decorate
@@ -226,6 +234,8 @@ class CloudEventProcessor:
     response_expiry_seconds: ClassVar[int | None] = None
 
     _mdcs_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
+    #: Handled types declared with ``handles(..., deduplicate=False)``.
+    _mdcs_undeduplicated: ClassVar[frozenset[str]] = frozenset()
     _mdcs_response_handlers: ClassVar[dict[str, _HandlerSpec]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -234,6 +244,7 @@ class CloudEventProcessor:
         # for another type drops the old type, and an undecorated override keeps it.
         incoming: dict[str, tuple[str, type[Model]]] = {}
         responses: dict[str, tuple[str, type[Model]]] = {}
+        undeduplicated: set[str] = set()  # method names
         for klass in reversed(cls.__mro__):
             for name, member in vars(klass).items():
                 for attribute, table in (
@@ -243,8 +254,16 @@ class CloudEventProcessor:
                     spec = getattr(member, attribute, None)
                     if spec is not None:
                         table[name] = spec
+                        if table is incoming:
+                            if getattr(member, "_mdcs_deduplicate", True):
+                                undeduplicated.discard(name)
+                            else:
+                                undeduplicated.add(name)
                     elif name in table and _is_decorated(member):
                         del table[name]
+        cls._mdcs_undeduplicated = frozenset(
+            incoming[name][0] for name in undeduplicated if name in incoming
+        )
         cls._mdcs_handlers = {
             t: _HandlerSpec(t, model, name) for name, (t, model) in incoming.items()
         }
@@ -286,6 +305,11 @@ class CloudEventProcessor:
 
     def handles_type(self, event_type: str) -> bool:
         return event_type in self._mdcs_handlers
+
+    def deduplicates(self, event_type: str) -> bool:
+        """False for a type its handler declared ``deduplicate=False``: the pipeline and
+        the transports then neither claim nor record its events for dedupe."""
+        return event_type not in self._mdcs_undeduplicated
 
     @property
     def default_intent(self) -> Intent:

@@ -230,7 +230,10 @@ class Inbox:
             return
         # Claim the whole batch in one write at the end of this loop iteration; the
         # workers get the items with their claims' replies (one wake-up less per message).
-        assert item.event is not None
+        assert item.event is not None and item.binding is not None
+        if not item.binding.processor.deduplicates(item.event.type):
+            self.queue.put(item)  # idempotent by declaration: no claim to make
+            return
         self.queue.reserve()
         prefetch.add(item, item.event)
 
