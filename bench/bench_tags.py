@@ -129,6 +129,8 @@ class Publisher:
         self.client.subscribe(topic, qos=1)
 
     def send(self, samples: list[dict[str, Any]]) -> None:
+        now = time.time()  # stamped when sent: the table refuses samples older than it holds
+        samples = [{**sample, "Timestamp": now} for sample in samples]
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.ContentType = "application/json"
         props.UserProperty = [("specversion", "1.0"), ("id", uuid.uuid4().hex),
