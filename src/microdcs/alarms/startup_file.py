@@ -12,16 +12,14 @@ in Redis, by a ``PUT`` over MQTT, are kept: the file adds and updates, it never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 
 from microdcs.alarms.codec import definition_bytes
 from microdcs.alarms.definitions import AlarmDefinition, definitions_from_data
 from microdcs.alarms.store import AlarmStore
-from microdcs.core.errors import MicroDCSError
 from microdcs.core.startupfile import read_scoped_file
-from microdcs.storage.outage import OutageLog
+from microdcs.storage.outage import OutageLog, retry_until_done
 
 __all__ = ["AlarmFileLoader", "read_alarm_file"]
 
@@ -44,15 +42,7 @@ class AlarmFileLoader:
         self.outage = OutageLog(logger, "storing the alarm file")
 
     async def run(self, shutdown: asyncio.Event) -> None:
-        while not shutdown.is_set():
-            try:
-                await self.store_all()
-                self.outage.recovered()
-                return
-            except MicroDCSError as exc:
-                delay = self.outage.failed(exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(shutdown.wait(), timeout=delay)
+        await retry_until_done(self.store_all, self.outage, shutdown)
 
     async def store_all(self) -> None:
         for scope, definitions in self.scopes.items():

@@ -12,17 +12,16 @@ the file adds and updates, it never deletes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 
 import orjson
 
-from microdcs.core.errors import InputError, InvalidRequestError, MicroDCSError
+from microdcs.core.errors import InputError, InvalidRequestError
 from microdcs.core.startupfile import read_scoped_file
 from microdcs.plantdata.store import PlantDataStore
 from microdcs.plantdata.tags import TagDefinition, definition_from_config
-from microdcs.storage.outage import OutageLog
+from microdcs.storage.outage import OutageLog, retry_until_done
 from microdcs_models.plant_tag_config import PlantTagConfig
 
 __all__ = ["TagFileLoader", "read_tag_file"]
@@ -64,15 +63,7 @@ class TagFileLoader:
         self.outage = OutageLog(logger, "storing the tag file")
 
     async def run(self, shutdown: asyncio.Event) -> None:
-        while not shutdown.is_set():
-            try:
-                await self.store_all()
-                self.outage.recovered()
-                return
-            except MicroDCSError as exc:
-                delay = self.outage.failed(exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(shutdown.wait(), timeout=delay)
+        await retry_until_done(self.store_all, self.outage, shutdown)
 
     async def store_all(self) -> None:
         for scope, definitions in self.scopes.items():

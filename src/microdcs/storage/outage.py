@@ -8,8 +8,13 @@ hands out the back-off delay to wait before the next attempt.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+
+from microdcs.core.errors import MicroDCSError
 
 
 class OutageLog:
@@ -58,3 +63,19 @@ class OutageLog:
                 "%s available again after %.1fs", self._what, time.monotonic() - self._since
             )
             self._since = None
+
+
+async def retry_until_done(
+    step: Callable[[], Awaitable[None]], outage: OutageLog, shutdown: asyncio.Event
+) -> None:
+    """Run ``step`` until it succeeds once (or shutdown), waiting out storage outages with
+    ``outage``'s back-off: start-up work such as storing a configuration file."""
+    while not shutdown.is_set():
+        try:
+            await step()
+            outage.recovered()
+            return
+        except MicroDCSError as exc:
+            delay = outage.failed(exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(shutdown.wait(), timeout=delay)
