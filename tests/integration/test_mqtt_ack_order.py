@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 
 from microdcs.core.limits import LimitsConfig
 from microdcs.transports.mqtt import codec
@@ -152,3 +153,31 @@ async def test_a_message_right_behind_the_connack_is_acknowledged_on_that_connec
         client.ack(*seen[0])
         acked = await conversation.expect(codec.PUBACK)
         assert codec.decode_ack(acked.body)[0] == 9
+
+
+def test_a_finished_message_waiting_for_an_earlier_one_is_not_kept() -> None:
+    """Under overload thousands of finished messages wait behind a slow one: the PUBACK
+    order keeps their packet ids, not the messages with their decoded events."""
+    import gc
+
+    from microdcs.transports.mqtt.inbox import _AckOrder, _Received
+
+    class Event:  # stands in for the decoded CloudEvent; a weak reference tells if kept
+        pass
+
+    order = _AckOrder()
+    wire = _Wire()
+    slow = _Received(codec.Publish("t", b"", 1, False, False, 1, 0), 2, 0.0)
+    order.enter(slow)
+    event = Event()
+    done = _Received(codec.Publish("t", b"x" * 1000, 1, False, False, 2, 0), 2, 0.0)
+    done.event = event  # type: ignore[assignment]
+    order.enter(done)
+    order.finish(done, wire)  # type: ignore[arg-type]
+    kept = weakref.ref(event)
+    del done, event
+    gc.collect()
+    assert kept() is None
+    assert len(order) == 2 and wire.acks == []
+    order.finish(slow, wire)  # type: ignore[arg-type]
+    assert wire.acks == [1, 2]

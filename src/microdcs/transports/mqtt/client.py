@@ -56,6 +56,10 @@ CONNACK_REASONS = {
 #: Entry of a QoS 2 message in ``_qos2`` once the application acknowledged it (PUBREC
 #: sent); before that the entry is the epoch of the connection it arrived on (>= 1).
 _ACCEPTED = 0
+#: While someone waits for PUBACKs, received PUBLISHes are held up to this many times
+#: ``max_held_bytes`` (the PUBACKs may sit behind them in the socket). A held message
+#: costs about twice its wire size in Python objects, so 4 MB held is some 10 MB.
+HELD_FACTOR_FOR_ACKS = 4
 
 
 class MqttConnectionError(BrokerUnavailableError):
@@ -243,6 +247,14 @@ class MqttClient:
         """Our QoS 1 publishes the broker has not acknowledged yet (sent or waiting)."""
         return len(self._inflight)
 
+    @property
+    def send_quota(self) -> int:
+        """The broker's Receive Maximum: how many of our QoS 1 publishes may be in flight.
+
+        Publishes beyond it only wait in our memory for a PUBACK to free a place.
+        """
+        return self._send_quota
+
     async def wait_closed(self) -> None:
         """Return when the current connection has ended."""
         await asyncio.shield(self._closed)
@@ -306,12 +318,14 @@ class MqttClient:
 
         Bounds what the application keeps sending when the broker acknowledges slowly.
         The PUBACKs may sit in the socket behind received messages held at their bound,
-        so the socket is read meanwhile up to 16 times that bound; beyond it callers wait
-        out a timeout of their own and then go on, which lets the held ones drain.
+        so the socket is read meanwhile up to ``HELD_FACTOR_FOR_ACKS`` times that bound;
+        beyond it callers wait out a timeout of their own and then go on, which lets the
+        held ones drain.
         """
         while len(self._inflight) >= count:
             self._ack_waiters += 1
-            self._read_socket()
+            if self._held_bytes < self.options.max_held_bytes * HELD_FACTOR_FOR_ACKS:
+                self._read_socket()
             self._below.clear()
             self._below_mark = count
             try:
@@ -763,8 +777,8 @@ class MqttClient:
                 else:
                     self._handle(packet)
             # Someone waits for PUBACKs that may sit behind the held messages: read on, to
-            # a bound 16 times higher (beyond it they wait out their timeout).
-            limit = self.options.max_held_bytes * (16 if self._ack_waiters else 1)
+            # a bound a few times higher (beyond it they wait out their timeout).
+            limit = self.options.max_held_bytes * (HELD_FACTOR_FOR_ACKS if self._ack_waiters else 1)
             if self._held_bytes >= limit and not self._socket_paused:
                 self._socket_paused = True
                 if self._transport is not None:

@@ -80,7 +80,22 @@ class _Received:
     binding: MqttBinding | None = None
     intent: Intent | None = None
     prefetched: Prefetched | None = None
-    #: Finished: its PUBACK may go once every earlier message's has (see _AckOrder).
+    #: Its place in the PUBACK order (QoS 1 and 2 only, see _AckOrder).
+    place: _Place | None = None
+
+
+@dataclass(slots=True)
+class _Place:
+    """What the PUBACK order keeps of a received message: not the message itself.
+
+    A finished message may wait long for an earlier one (and Mosquitto sends beyond our
+    Receive Maximum), so tens of thousands can wait under overload; a place is some 70
+    bytes where the message with its decoded event was some 2 KB.
+    """
+
+    packet_id: int
+    epoch: int
+    #: Finished: its PUBACK may go once every earlier message's has.
     finished: bool = False
 
 
@@ -124,7 +139,7 @@ class _AckOrder:
 
     def __init__(self) -> None:
         self._epoch = -1
-        self._places: deque[_Received] = deque()
+        self._places: deque[_Place] = deque()
 
     def __len__(self) -> int:
         return len(self._places)
@@ -133,17 +148,20 @@ class _AckOrder:
         if item.epoch != self._epoch:
             self._places.clear()
             self._epoch = item.epoch
-        self._places.append(item)
+        place = item.place = _Place(item.message.packet_id, item.epoch)
+        self._places.append(place)
 
     def finish(self, item: _Received, client: MqttClient) -> None:
         """Mark ``item`` finished and acknowledge every finished one at the head."""
-        item.finished = True
-        if item.epoch != self._epoch:
+        place = item.place
+        assert place is not None, "finish() of a message that never entered"
+        place.finished = True
+        if place.epoch != self._epoch:
             return  # of a closed connection: its PUBACK cannot go any more
         places = self._places
         while places and places[0].finished:
             done = places.popleft()
-            client.ack(done.message.packet_id, done.epoch)
+            client.ack(done.packet_id, done.epoch)
 
 
 class Inbox:
@@ -192,7 +210,6 @@ class Inbox:
         self._waiting = 0
         #: Our publishes awaiting a PUBACK at which workers stop taking new work.
         self._unacked_high = max_unacked_publishes
-        self._unacked_low = max(1, max_unacked_publishes // 2)
         self._rejections = RateLimitedLog(logger, value_chars=log_value_chars)
         self._prefetch = pipeline.prefetcher(self._looked_up)
         self._order = _AckOrder()
@@ -288,13 +305,14 @@ class Inbox:
             item = await self.queue.get()
             self._waiting -= 1
             client = self.client
-            if client is not None and client.pending_acks >= self._unacked_high:
+            if client is not None and client.pending_acks >= self._unacked_limit(client):
                 # The broker acknowledges our publishes slower than we produce them:
                 # take no new work until it caught up (responses stay bounded). Bounded
                 # wait: the PUBACKs may sit behind messages held at their own bound.
+                low = max(1, self._unacked_limit(client) // 2)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(UNACKED_WAIT_SECONDS):
-                        await client.wait_unacknowledged_below(self._unacked_low)
+                        await client.wait_unacknowledged_below(low)
             try:
                 await self._handle(item)
             except Exception:
@@ -305,6 +323,15 @@ class Inbox:
                 self.queue.done()
                 if self._waiting <= self._low_water and self.client is not None:
                     self.client.resume_delivery()
+
+    def _unacked_limit(self, client: MqttClient) -> int:
+        """Our unacknowledged publishes at which workers pause.
+
+        ``APP_MQTT_MAX_UNACKED_PUBLISHES``, but no more than twice the broker's Receive
+        Maximum: beyond its window a publish only waits in our memory (with the request
+        it answers), which under overload is what fills it.
+        """
+        return min(self._unacked_high, max(2 * client.send_quota, 64))
 
     async def _handle(self, item: _Received) -> None:
         message = item.message
