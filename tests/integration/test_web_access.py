@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlencode
 
 import orjson
 from starlette.middleware import Middleware
@@ -29,57 +27,13 @@ from microdcs.web.identity import AccessDenied, Role, User
 from microdcs.web.login import login_routes
 from microdcs.web.options import WebConfig
 from microdcs.web.passwords import hash_password
-from microdcs.web.sessions import COOKIE, SessionSigner
+from microdcs.web.sessions import SessionSigner
 from microdcs.web.users import UserDirectory
 from tests.conftest import running
 from tests.integration.test_telemetry_endpoint import eventually_status
+from tests.integration.webpages import request
 
 PASSWORDS = {"olga": "operator-pw", "vic": "viewer-pw"}
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: str
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name), None)
-
-    def cookie(self) -> str | None:
-        value = self.header("set-cookie")
-        match = re.match(rf"{COOKIE}=([^;]*)", value or "")
-        return match.group(1) if match else None
-
-
-async def request(
-    port: int,
-    method: str,
-    path: str,
-    *,
-    cookie: str | None = None,
-    form: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    body = urlencode(form).encode() if form is not None else b""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
-             f"Content-Length: {len(body)}"]  # fmt: skip
-    if form is not None:
-        lines.append("Content-Type: application/x-www-form-urlencoded")
-    if cookie is not None:
-        lines.append(f"Cookie: {COOKIE}={cookie}")
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), 5)
-    finally:
-        writer.close()
-    head, _, content = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    pairs = [tuple(line.split(": ", 1)) for line in header_lines]
-    return Reply(int(status_line.split(" ")[1]), pairs, content.decode())  # type: ignore[arg-type]
 
 
 def directory() -> UserDirectory:

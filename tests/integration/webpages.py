@@ -95,6 +95,12 @@ class Reply:
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
+    def cookie(self) -> str | None:
+        """The session cookie this reply sets, if any."""
+        value = self.header("set-cookie")
+        match = re.match(rf"{COOKIE}=([^;]*)", value or "")
+        return match.group(1) if match else None
+
 
 async def request(
     port: int, method: str, path: str, *, cookie: str | None = None,
