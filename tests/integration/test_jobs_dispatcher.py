@@ -296,8 +296,11 @@ async def test_a_stored_job_waits_while_a_resource_it_references_is_withdrawn(
     await station.configure("equipment", {"ID": "EQ-1"})
     await event_of(events, "J1", [1, 2])  # Ready again
     await station.configure("workmaster", {"ID": "WM-1"}, method="DELETE")
+    # Re-checked by the dispatcher after the configuration's answer, like the equipment's.
+    await event_of(events, "J1", [1, 1])
     assert await states_of(station.runtime, "J1", "J2") == [[1, 1], [1, 2]]
     await station.configure("workmaster", {"ID": "WM-1"})
+    await event_of(events, "J1", [1, 2])
     assert await states_of(station.runtime, "J1") == [[1, 2]]
 
 
