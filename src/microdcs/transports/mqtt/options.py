@@ -97,7 +97,8 @@ class MqttConfig:
         8192,
         "Publishes of ours awaiting the broker's PUBACK at which workers take no new "
         "request until half of them are acknowledged: responses to a slow broker stay "
-        "bounded (and below MQTT's 65,535 packet identifiers).",
+        "bounded (and below MQTT's 65,535 packet identifiers). At most twice the broker's "
+        "Receive Maximum applies: beyond its window a publish only waits in our memory.",
     )
     reconnect_max_seconds: float = setting(
         "APP_MQTT_RECONNECT_MAX_SECONDS", 10.0, "Upper bound of the reconnect back-off."
