@@ -11,7 +11,6 @@ topic always shows the latest stored state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +21,7 @@ import orjson
 from microdcs.alarms.contract import AlarmState, AlarmView
 from microdcs.alarms.ports import RetainedOutlet
 from microdcs.core.errors import MicroDCSError
+from microdcs.core.waiting import sleep_unless
 from microdcs.storage.outage import OutageLog
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class AlarmListPublisher:
                 delay = max(0.0, self.interval - (now - oldest))
             elif not self._dirty:
                 delay = 3600.0  # nothing to do until a change wakes it
-            await self._sleep(shutdown, delay)
+            await sleep_unless(delay, shutdown, self._wake)
 
     async def _publish(self, scope: str) -> None:
         seq, views = await self.views(scope)
@@ -118,10 +118,3 @@ class AlarmListPublisher:
         self.published += 1
         if await self.seq(scope) != seq:
             self._dirty.add(scope)  # another replica stored meanwhile: publish again
-
-    async def _sleep(self, shutdown: asyncio.Event, seconds: float) -> None:
-        waiters = [asyncio.ensure_future(shutdown.wait()), asyncio.ensure_future(self._wake.wait())]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()

@@ -19,7 +19,6 @@ recipe of a job the dispatcher moved to Running (it is told ``STARTED``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from microdcs.core.errors import StorageUnavailableError
+from microdcs.core.waiting import sleep_unless
 from microdcs.jobs.contract import JobControl, JobEvent, JobEventKind, scope_name
 from microdcs.jobs.keys import ID_KINDS
 from microdcs.jobs.records import JobRecord, status_of
@@ -225,13 +225,4 @@ class StationDispatcher:
             except StorageUnavailableError as exc:
                 delay = self.outage.failed(exc)
             self._wake_at = self.clock() + delay
-            await _sleep(shutdown, self._wake, delay)
-
-
-async def _sleep(shutdown: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` unless shutdown or ``wake`` comes first."""
-    waiters = [asyncio.ensure_future(shutdown.wait()), asyncio.ensure_future(wake.wait())]
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in waiters:
-        waiter.cancel()
+            await sleep_unless(delay, shutdown, self._wake)

@@ -16,7 +16,6 @@ retained messages does not hold up the alarm path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import time
@@ -25,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 import orjson
 
 from microdcs.core.errors import MicroDCSError
+from microdcs.core.waiting import sleep_unless
 from microdcs.plantdata.contract import TagChange, TagSample
 from microdcs.plantdata.ports import RetainedOutlet
 from microdcs.plantdata.tags import sample_raw
@@ -178,8 +178,4 @@ class CvtPublisher:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        waiters = [asyncio.ensure_future(shutdown.wait()), asyncio.ensure_future(self._wake.wait())]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
+        await sleep_unless(seconds, shutdown, self._wake)

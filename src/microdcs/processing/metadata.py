@@ -25,6 +25,7 @@ from typing import Protocol
 from microdcs.core.cloudevent import CloudEvent, now_timestamp
 from microdcs.core.contenttypes import JSON
 from microdcs.core.errors import UnavailableError
+from microdcs.core.waiting import sleep_unless
 from microdcs.processing.capabilities import EventTypeInfo
 from microdcs.processing.processor import CloudEventProcessor
 from microdcs_models.processor_metadata import (
@@ -201,14 +202,7 @@ class MetadataAnnouncer:
 
     async def _pause(self, shutdown: asyncio.Event, seconds: float, failing: bool) -> None:
         """``seconds``, or less: shutdown, or a republish asked for (unless backing off)."""
-        waiters = [asyncio.ensure_future(shutdown.wait())]
-        if not failing:
-            waiters.append(asyncio.ensure_future(self._wake.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await sleep_unless(seconds, shutdown, None if failing else self._wake)
 
     async def _leave(self) -> None:
         """Leave each prefix's roster; the last replica removes that prefix's metadata."""

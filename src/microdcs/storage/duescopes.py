@@ -12,7 +12,6 @@ firing it means (a leasing script each), is the subclass's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
 from microdcs.core.errors import StorageUnavailableError
+from microdcs.core.waiting import sleep_unless
 from microdcs.storage.outage import OutageLog
 
 
@@ -64,7 +64,7 @@ class DueScopesTask(ABC):
             except StorageUnavailableError as exc:
                 delay = self.outage.failed(exc)
             if delay > 0:
-                await self._sleep(shutdown, delay)
+                await sleep_unless(delay, shutdown, self._wake)
 
     async def step(self) -> float:
         """Fire what is due; the seconds until the next look."""
@@ -78,10 +78,3 @@ class DueScopesTask(ABC):
         soonest = min(earliest.values(), default=math.inf)
         self.next_at = soonest
         return min(max(soonest - now, 0.0), self.rescan)
-
-    async def _sleep(self, shutdown: asyncio.Event, seconds: float) -> None:
-        waiters = [asyncio.ensure_future(shutdown.wait()), asyncio.ensure_future(self._wake.wait())]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()

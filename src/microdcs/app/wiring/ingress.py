@@ -21,6 +21,7 @@ import time
 from microdcs.app.application import AdditionalTask
 from microdcs.app.telemetry.metrics import Metrics
 from microdcs.core.errors import UnavailableError
+from microdcs.core.waiting import sleep_unless
 from microdcs.publisher.lease import Lease
 from microdcs.storage.redis import RedisStore
 from microdcs.transports.mqtt.handler import MqttHandler
@@ -153,15 +154,7 @@ class IngressLease:
 
     async def _pause(self, shutdown: asyncio.Event, seconds: float | None) -> None:
         """Until ``seconds`` passed, :meth:`campaign` asked for an attempt, or shutdown."""
-        waiters = {
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(shutdown.wait()),
-        }
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await sleep_unless(seconds, self._wake, shutdown)
 
 
 def ingress_lease(store: RedisStore, instance_id: str, seconds: float) -> IngressLease:

@@ -15,7 +15,6 @@ replica, is a span in the job's trace, and so are the commands and job moves it 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -28,6 +27,7 @@ import orjson
 
 from microdcs.core.errors import InputError, InvalidRequestError, StorageUnavailableError
 from microdcs.core.tracing import Tracing
+from microdcs.core.waiting import sleep_unless
 from microdcs.equipment.contract import Cancel, Command, EquipmentMessage
 from microdcs.jobs.contract import (
     JobControl,
@@ -181,7 +181,7 @@ class SfcEngine:
                 except TRANSIENT as exc:
                     self.redis_outage.failed(exc)
                 self._wake.clear()
-                await _wait_any(shutdown, self._wake, self.scope_scan)
+                await sleep_unless(self.scope_scan, shutdown, self._wake)
 
     async def _read_loop(self, scope: str, shutdown: asyncio.Event) -> None:
         while not shutdown.is_set():
@@ -194,7 +194,7 @@ class SfcEngine:
     async def _claim_loop(self, scope: str, shutdown: asyncio.Event) -> None:
         idle_ms = int(self.claim_idle * 1000)
         while not shutdown.is_set():
-            await _wait_any(shutdown, None, max(self.claim_idle / 3, 0.05))
+            await sleep_unless(max(self.claim_idle / 3, 0.05), shutdown)
             entries: list[Entry] = await self._guard(
                 self.store.claim(scope, self.consumer, min_idle_ms=idle_ms, count=self.batch), []
             )
@@ -205,7 +205,7 @@ class SfcEngine:
     async def _timer_loop(self, scope: str, shutdown: asyncio.Event) -> None:
         while not shutdown.is_set():
             await self._guard(self.store.claim_timers(scope, self.clock()), 0)
-            await _wait_any(shutdown, None, self.timer_poll)
+            await sleep_unless(self.timer_poll, shutdown)
 
     async def _guard(self, operation: Awaitable[T], fallback: T) -> T:
         """Run a Redis operation; on an outage back off and return ``fallback``.
@@ -452,17 +452,6 @@ class SfcEngine:
 
 def _never() -> Any:
     raise AssertionError("a start item always has an event")
-
-
-async def _wait_any(shutdown: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
-    """Sleep ``seconds`` unless shutdown (or ``wake``) comes first."""
-    waiters = [asyncio.ensure_future(shutdown.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in waiters:
-        waiter.cancel()
 
 
 def _command(dispatch: DispatchAction) -> Command:
