@@ -181,3 +181,14 @@ def test_a_finished_message_waiting_for_an_earlier_one_is_not_kept() -> None:
     assert len(order) == 2 and wire.acks == []
     order.finish(slow, wire)  # type: ignore[arg-type]
     assert wire.acks == [1, 2]
+
+
+def test_workers_pause_at_twice_the_brokers_receive_maximum_of_unacknowledged_publishes() -> None:
+    """Beyond the broker's window our publishes only wait in memory: the pause comes at
+    twice it (Mosquitto's 1,000 -> 2,000), not at the configured 8,192."""
+    from microdcs.transports.mqtt.inbox import unacked_limit
+
+    assert unacked_limit(8192, 1000) == 2000
+    assert unacked_limit(8192, 65535) == 8192  # a broker without a limit: the setting
+    assert unacked_limit(100, 1000) == 100  # a lower setting wins
+    assert unacked_limit(8192, 1) == 64  # a one-message window still lets a batch go

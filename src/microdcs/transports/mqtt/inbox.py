@@ -99,6 +99,17 @@ class _Place:
     finished: bool = False
 
 
+def unacked_limit(configured: int, send_quota: int) -> int:
+    """Our unacknowledged publishes at which workers pause.
+
+    ``APP_MQTT_MAX_UNACKED_PUBLISHES`` (``configured``), but no more than twice the
+    broker's Receive Maximum (``send_quota``; at least 64): beyond its window a publish
+    only waits in our memory with the request it answers, which under overload is what
+    filled it.
+    """
+    return min(configured, max(2 * send_quota, 64))
+
+
 class _AckGate:
     """Acknowledges a received message when its last pending step completes.
 
@@ -305,11 +316,12 @@ class Inbox:
             item = await self.queue.get()
             self._waiting -= 1
             client = self.client
-            if client is not None and client.pending_acks >= self._unacked_limit(client):
+            limit = 0 if client is None else unacked_limit(self._unacked_high, client.send_quota)
+            if client is not None and client.pending_acks >= limit:
                 # The broker acknowledges our publishes slower than we produce them:
                 # take no new work until it caught up (responses stay bounded). Bounded
                 # wait: the PUBACKs may sit behind messages held at their own bound.
-                low = max(1, self._unacked_limit(client) // 2)
+                low = max(1, limit // 2)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(UNACKED_WAIT_SECONDS):
                         await client.wait_unacknowledged_below(low)
@@ -323,15 +335,6 @@ class Inbox:
                 self.queue.done()
                 if self._waiting <= self._low_water and self.client is not None:
                     self.client.resume_delivery()
-
-    def _unacked_limit(self, client: MqttClient) -> int:
-        """Our unacknowledged publishes at which workers pause.
-
-        ``APP_MQTT_MAX_UNACKED_PUBLISHES``, but no more than twice the broker's Receive
-        Maximum: beyond its window a publish only waits in our memory (with the request
-        it answers), which under overload is what fills it.
-        """
-        return min(self._unacked_high, max(2 * client.send_quota, 64))
 
     async def _handle(self, item: _Received) -> None:
         message = item.message
