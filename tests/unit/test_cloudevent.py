@@ -15,6 +15,7 @@ from microdcs.core.cloudevent import (
     canonical_string,
     is_attribute_name,
     new_event_id,
+    now_millis,
     now_timestamp,
     parse_extension,
 )
@@ -54,6 +55,16 @@ def test_now_timestamp_is_the_current_utc_time() -> None:
     stamp = datetime.fromisoformat(now_timestamp().replace("Z", "+00:00"))
     after = datetime.now(UTC)
     assert before - timedelta(microseconds=1) <= stamp <= after
+
+
+def test_now_millis_gives_the_same_moment_as_text_and_as_milliseconds() -> None:
+    before = datetime.now(UTC)
+    text, ms = now_millis()
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text)
+    stamp = datetime.fromtimestamp(ms / 1000, UTC)
+    assert stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z") == text
+    assert before - timedelta(milliseconds=1) <= stamp <= after
 
 
 def test_a_minimal_event_is_valid() -> None:

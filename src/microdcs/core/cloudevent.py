@@ -96,6 +96,14 @@ def now_timestamp() -> str:
     return f"{_utc_second(second)}.{micros:06d}Z"
 
 
+def now_millis() -> tuple[str, int]:
+    """The current time to the millisecond: RFC 3339 UTC text and milliseconds since the
+    epoch (what stored records keep), formatted as cheaply as :func:`now_timestamp`."""
+    ms = _time.time_ns() // 1_000_000
+    second, millis = divmod(ms, 1000)
+    return f"{_utc_second(second)}.{millis:03d}Z", ms
+
+
 def is_attribute_name(name: str) -> bool:
     """CloudEvents attribute names are lower-case ASCII letters and digits."""
     return bool(name) and name.isascii() and name.isalnum() and name.lower() == name

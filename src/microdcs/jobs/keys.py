@@ -36,6 +36,10 @@ class ScopeKeys:
     def archived(self, job_id: str) -> str:
         return f"{self.base}result:{job_id}"
 
+    def tombstone(self, job_id: str) -> str:
+        """The origin of a deleted job's Store, kept for the response retention."""
+        return f"{self.base}gone:{job_id}"
+
     @property
     def list(self) -> str:
         return f"{self.base}list"

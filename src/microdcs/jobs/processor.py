@@ -32,7 +32,7 @@ from microdcs.jobs.startpolicy import StartPolicy
 from microdcs.jobs.statemachine import STORED, STORED_AND_STARTED, Command
 from microdcs.jobs.states import COMPLETED, JobState, JobStatus, parse_state_filter
 from microdcs.jobs.stationconfig import RecipeValidator, StationConfigHandlers
-from microdcs.jobs.storage import Change, JobStore
+from microdcs.jobs.storage import Change, JobStore, origin_of
 from microdcs.models.base import Model
 from microdcs.processing.processor import CloudEventProcessor, MessageContext, handles
 from microdcs.processing.routing import Direction, Intent
@@ -190,12 +190,16 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         return job_id
 
     # -- Store, StoreAndStart, Update -------------------------------------------------------
-    @handles(StoreRequest)
+    # Store and StoreAndStart are idempotent by the job itself (it keeps the origin of the
+    # request that stored it, see JobStore.put_order): no dedupe claim and record, two
+    # Redis round trips less per Store. Update is not (a copy of an Update applied after a
+    # newer one would undo it) and keeps the registry.
+    @handles(StoreRequest, deduplicate=False)
     async def store(self, message: StoreRequest, context: MessageContext) -> Model:
         status = await self._put(message, context, Command.STORE)
         return StoreResponse(return_status=status)
 
-    @handles(StoreAndStartRequest)
+    @handles(StoreAndStartRequest, deduplicate=False)
     async def store_and_start(
         self, message: StoreAndStartRequest, context: MessageContext
     ) -> Model:
@@ -214,7 +218,14 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         self._checked_id(order.job_order_id)
         new = {Command.STORE: STORED, Command.STORE_AND_START: STORED_AND_STARTED}.get(command)
         scope = scope_name(context.subject)
-        change = await self.jobs.put_order(scope, order, orjson.dumps(order.to_raw()), new=new)
+        event = context.event
+        origin = b"" if new is None else origin_of(event.source, event.id)
+        change = await self.jobs.put_order(
+            scope, order, orjson.dumps(order.to_raw()), new=new, origin=origin
+        )
+        if change.again:
+            context.repeated = True  # answered as the first copy was; nothing to announce
+            return change.status
         if change.ok:
             await self._changed(context.subject, order.job_order_id, change, command, context.event)
         return change.status

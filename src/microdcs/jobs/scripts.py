@@ -25,7 +25,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class PutOrderReply:
-    """``put_order.lua``: ``{status}``, or ``{1, version, seq, recipe, state, substate}``."""
+    """``put_order.lua``: ``{status}``, ``{1, 'again'}`` (a Store of the origin that stored
+    the job), or ``{1, version, seq, recipe, state, substate}``."""
 
     status: ReturnStatus
     version: int = 0
@@ -33,12 +34,16 @@ class PutOrderReply:
     #: Recipe format (dataschema) of the job's work master, "" if it has none.
     recipe: str = ""
     job_status: JobStatus | None = None
+    #: The request was a copy of the Store that stored the job: nothing changed.
+    again: bool = False
 
     @classmethod
     def from_reply(cls, reply: Sequence[Any]) -> PutOrderReply:
         status = ReturnStatus(int(reply[0]))
         if status is not ReturnStatus.OK:
             return cls(status)
+        if len(reply) == 2:
+            return cls(status, again=True)
         return cls(
             status, int(reply[1]), int(reply[2]), text(reply[3]), status_of(reply[4], reply[5])
         )

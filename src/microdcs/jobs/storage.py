@@ -8,12 +8,12 @@ and a request costs one Redis round trip.
 
 from __future__ import annotations
 
-import time
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from microdcs.core.cloudevent import now_millis
 from microdcs.jobs.changefeed import ChangeFeed
 from microdcs.jobs.keys import ID_KINDS, ScopeKeys, scopes_key
 from microdcs.jobs.ranking import rank
@@ -26,13 +26,7 @@ from microdcs.storage.redis import RedisStore
 from microdcs.storage.replies import text
 from microdcs_models.machinery_jobs import ISA95JobOrderDataType
 
-__all__ = ["Change", "JobRecord", "JobStore", "Snapshot", "references"]
-
-
-def _now() -> tuple[str, int]:
-    now = time.time()
-    iso = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
-    return iso.replace("+00:00", "Z"), int(now * 1000)
+__all__ = ["Change", "JobRecord", "JobStore", "Snapshot", "origin_of", "references"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +40,18 @@ class Change:
     removed: bool = False
     #: Recipe format (dataschema) of the job's work master, "" if it has none.
     recipe: str = ""
+    #: A Store of the origin that stored the job, again: OK, and nothing changed.
+    again: bool = False
 
     @property
     def ok(self) -> bool:
         return self.status is ReturnStatus.OK
+
+
+def origin_of(source: str, event_id: str) -> bytes:
+    """What a job keeps of the Store that stored it: a digest of the CloudEvent's
+    ``source`` + ``id`` (bounded, whatever the two strings are)."""
+    return hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).digest()
 
 
 def references(order: ISA95JobOrderDataType) -> list[list[str]]:
@@ -108,23 +110,37 @@ class JobStore:
 
     # -- jobs -------------------------------------------------------------------
     async def put_order(
-        self, scope: str, order: ISA95JobOrderDataType, order_json: bytes, *, new: JobStatus | None
+        self,
+        scope: str,
+        order: ISA95JobOrderDataType,
+        order_json: bytes,
+        *,
+        new: JobStatus | None,
+        origin: bytes = b"",
     ) -> Change:
-        """Store (``new`` = the initial status) or Update (``new=None``) a job order."""
+        """Store (``new`` = the initial status) or Update (``new=None``) a job order.
+
+        ``origin`` (see :func:`origin_of`) makes a Store idempotent: a Store of the origin
+        that stored the job (or a deleted or archived job of that id) changes nothing and
+        returns ``Change(OK, again=True)``, the answer the first one got.
+        """
         await self.register_scope(scope)
         k = self.keys(scope)
         refs = references(order)
-        iso, ms = _now()
+        iso, ms = now_millis()
         initial = new or JobStatus(JobState.NOT_ALLOWED_TO_START, READY)
         priority, start_ms = rank(order)
         reply = await self._scripts.put_order(
             [k.job(order.job_order_id), k.list, k.changes, k.seq, k.config("max"),
-             k.config("workmaster"), k.config("recipe"), *(k.config(x) for x in ID_KINDS)],
+             k.config("workmaster"), k.config("recipe"), *(k.config(x) for x in ID_KINDS),
+             k.archived(order.job_order_id), k.tombstone(order.job_order_id)],
             ["store" if new is not None else "update", order.job_order_id, order_json,
              int(initial.state), initial.substate or 0, iso, ms, self._maxlen,
              *(len(r) for r in refs), *(i for r in refs for i in r),
-             k.base, priority, start_ms, self.max_jobs],
+             k.base, priority, start_ms, self.max_jobs, origin],
         )  # fmt: skip
+        if reply.again:
+            return Change(reply.status, again=True)
         if reply.job_status is None:
             return Change(reply.status)
         if self._replicated:
@@ -146,11 +162,12 @@ class JobStore:
         """Apply a command of the state machine to a stored job, atomically."""
         rule = RULES[command]
         k = self.keys(scope)
-        iso, ms = _now()
+        iso, ms = now_millis()
         allowed = "," + ",".join(str(int(s)) for s in rule.allowed_from) + ","
         target = rule.target
         reply = await self._scripts.transition(
-            [k.job(job_id), k.list, k.changes, k.seq, k.responses, k.archived(job_id)],
+            [k.job(job_id), k.list, k.changes, k.seq, k.responses, k.archived(job_id),
+             k.tombstone(job_id)],
             [job_id, allowed, int(target.state) if target else "",
              (target.substate or 0) if target else (rule.keep_substate or 0),
              rule.removal.value, iso, ms, self._maxlen, self._retention,
@@ -182,7 +199,7 @@ class JobStore:
     async def responses(self, scope: str) -> list[JobRecord]:
         """Every job of the scope that has a job response (listed or archived)."""
         k = self.keys(scope)
-        _, ms = _now()
+        _, ms = now_millis()
         return await self._scripts.responses([k.responses], [ms, k.base])
 
     # -- station configuration -----------------------------------------------------------

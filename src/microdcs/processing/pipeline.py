@@ -187,6 +187,13 @@ class EventPipeline:
             self._latency.record(event.type, time.perf_counter() - started, error_kind is not None)
         return responses
 
+    def _duplicate(self, event: CloudEvent) -> None:
+        """Count and log (bounded) a copy of an event already handled."""
+        self._stats.duplicates += 1
+        self._log.log(
+            logging.INFO, "duplicate", "duplicate %s %s from %s", event.type, event.id, event.source
+        )
+
     async def _process(
         self,
         event: CloudEvent,
@@ -222,15 +229,7 @@ class EventPipeline:
                         claim = None
                 # else the common case, a new event claimed by the batch: no coroutine more
             if previous is not None:
-                self._stats.duplicates += 1
-                self._log.log(
-                    logging.INFO,
-                    "duplicate",
-                    "duplicate %s %s from %s",
-                    event.type,
-                    event.id,
-                    event.source,
-                )
+                self._duplicate(event)
                 responses = previous
             else:
                 try:
@@ -240,6 +239,8 @@ class EventPipeline:
                         deadline, "handle", event, lambda: processor.dispatch(event, context), error
                     )
                 handled = True
+                if context.repeated:  # the handler's own state knew it: counted alike
+                    self._duplicate(event)
         except InputError as error:
             responses = [self.reject(event, error)]
         except StorageUnavailableError as error:

@@ -80,6 +80,10 @@ class MessageContext:
     destination: str | None = None
     #: Deepest payload nesting the transport accepts (``APP_LIMIT_NESTING_DEPTH``).
     max_depth: int = MAX_NESTING_DEPTH
+    #: Set by a handler whose own stored state showed the event to be a copy of one it
+    #: handled before (a Store whose job remembers the request that stored it): the
+    #: pipeline counts and logs it as a duplicate, like the copies its registry finds.
+    repeated: bool = False
 
     @property
     def subject(self) -> str | None:

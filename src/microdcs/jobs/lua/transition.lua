@@ -5,6 +5,8 @@
 -- KEYS[1] job hash   KEYS[2] job list (zset)   KEYS[3] change stream   KEYS[4] seq counter
 -- KEYS[5] responses index (zset: id -> expiry ms, +inf while listed)
 -- KEYS[6] archived response hash of this job
+-- KEYS[7] tombstone of this job: a deleted job leaves its Store's origin ('og') there
+--         for the response retention, so a late copy of that Store stays a copy
 -- ARGV[1] job order id
 -- ARGV[2] allowed current states as ",1,2,"
 -- ARGV[3] target state ("" keeps the state)    ARGV[4] target substate ("0" = none)
@@ -58,10 +60,11 @@ else
 end
 if gone then redis.call('ZREM', base .. 'dstarted', ARGV[1]) end
 
-local data = redis.call('HMGET', job, 'order', 'started', 'ended', 'rdata', 'rc')
+local data = redis.call('HMGET', job, 'order', 'started', 'ended', 'rdata', 'rc', 'og')
 local op = 'upsert'
 if ARGV[5] == 'delete' then
   redis.call('DEL', job)
+  if data[6] and data[6] ~= '' and tonumber(ARGV[9]) > 0 then redis.call('SET', KEYS[7], data[6], 'EX', ARGV[9]) end
   redis.call('ZREM', KEYS[2], ARGV[1])
   op = 'remove'
 elseif ARGV[5] == 'archive' then
