@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from microdcs.core.errors import OutgoingEventError
-from microdcs.core.wiretext import sanitize_text, wire_text_problem
+from microdcs.core.wiretext import all_wire_text, sanitize_text, wire_text_problem
 from microdcs.transports.mqtt.mapping import MqttEnvelope
 from microdcs.transports.mqtt.wirecheck import check_envelope, check_topic, topic_problem
 
@@ -50,3 +52,20 @@ def test_sanitized_error_text_is_one_wire_safe_line() -> None:
     assert wire_text_problem(text) is None
     assert len(text) <= 1024
     assert text.startswith("ERR line one line two")
+
+
+@given(st.lists(st.text(max_size=40), max_size=12))
+def test_the_one_pass_check_of_many_strings_agrees_with_the_check_of_each(
+    values: list[str],
+) -> None:
+    each_fine = all(wire_text_problem(value) is None for value in values)
+    if all_wire_text(values):
+        assert each_fine
+    else:  # False may only mean "look closer": here every string is short
+        assert not each_fine
+
+
+def test_the_one_pass_check_sends_long_strings_to_the_check_of_each() -> None:
+    long_but_fine = ["e" * 30_000, "f" * 30_000]
+    assert not all_wire_text(long_but_fine)
+    check_envelope(MqttEnvelope(payload=b"", user_properties=[("a", v) for v in long_but_fine]))

@@ -25,6 +25,14 @@ def wire_text_problem(value: str) -> str | None:
     return None
 
 
+def all_wire_text(values: list[str]) -> bool:
+    """True when every one of ``values`` can be an MQTT UTF-8 string (one regex pass over
+    them joined, for the many short attributes of every event sent); False means at least
+    one may not: ask :func:`wire_text_problem` of each for which and why."""
+    joined = " ".join(values)  # a space is allowed, so it hides no forbidden character
+    return FORBIDDEN.search(joined) is None and len(joined) * 3 <= MAX_STRING_BYTES
+
+
 def sanitize_text(value: str, limit: int = 1024) -> str:
     """Our own free text (error messages) made safe for the wire: controls become spaces."""
     cleaned = FORBIDDEN.sub(" ", value)

@@ -182,7 +182,10 @@ class MqttClient:
         self._writable.set()
         self._all_acked = asyncio.Event()
         self._connack: asyncio.Future[codec.ConnAck] | None = None
-        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: The loop the client lives on, looked up once: ``asyncio.get_running_loop()``
+        #: costs a ``getpid()`` system call on every call (CPython 3.11).
+        self.loop = asyncio.get_running_loop()
+        self._closed: asyncio.Future[None] = self.loop.create_future()
         self._closed.set_result(None)
         self._subacks: dict[int, asyncio.Future[list[int]]] = {}
         self._inflight: dict[int, _Outgoing] = {}
@@ -311,7 +314,7 @@ class MqttClient:
     def _read_socket(self) -> None:
         if self._socket_paused:
             self._socket_paused = False
-            self._last_received = asyncio.get_running_loop().time()
+            self._last_received = self.loop.time()
             if self._transport is not None and not self._transport.is_closing():
                 self._transport.resume_reading()
 
@@ -518,7 +521,7 @@ class MqttClient:
         self._out.append(packet)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -768,7 +771,7 @@ class MqttClient:
 
     # -- reading ----------------------------------------------------------------------------
     def _data_received(self, data: bytes) -> None:
-        now = self._last_received = asyncio.get_running_loop().time()
+        now = self._last_received = self.loop.time()
         try:
             for packet in self._reader.feed(data):
                 self.read_at = now

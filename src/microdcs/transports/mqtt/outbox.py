@@ -88,7 +88,7 @@ class Outbox:
         client = self._client()
         if retain and not client.retain_available:
             raise client.refuse_retain()  # the caller learns it now, not from a timeout
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[None] = client.loop.create_future()
         client.publish(
             topic, payload, properties, qos=qos, retain=retain, on_ack=partial(_resolve, done)
         )

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from microdcs.core.errors import OutgoingEventError
-from microdcs.core.wiretext import MAX_STRING_BYTES, wire_text_problem
+from microdcs.core.wiretext import MAX_STRING_BYTES, all_wire_text, wire_text_problem
 
 if TYPE_CHECKING:
     from microdcs.transports.mqtt.mapping import MqttEnvelope
@@ -45,16 +45,20 @@ def check_properties(
     correlation_data: bytes | None,
 ) -> None:
     """Raise :class:`OutgoingEventError` for metadata the broker would refuse."""
-    for name, value in user_properties:
-        problem = wire_text_problem(name) or wire_text_problem(value)
-        if problem is not None:
-            raise OutgoingEventError(
-                f"attribute {_show(name)} = {_show(value)} cannot be sent: {problem}"
-            )
+    texts = [text for pair in user_properties for text in pair]
     if content_type is not None:
-        problem = wire_text_problem(content_type)
-        if problem is not None:
-            raise OutgoingEventError(f"content type cannot be sent: {problem}")
+        texts.append(content_type)
+    if not all_wire_text(texts):  # rare: find the culprit and say why
+        for name, value in user_properties:
+            problem = wire_text_problem(name) or wire_text_problem(value)
+            if problem is not None:
+                raise OutgoingEventError(
+                    f"attribute {_show(name)} = {_show(value)} cannot be sent: {problem}"
+                )
+        if content_type is not None:
+            problem = wire_text_problem(content_type)
+            if problem is not None:
+                raise OutgoingEventError(f"content type cannot be sent: {problem}")
     if response_topic is not None:
         check_topic(response_topic, "response topic")
     if correlation_data is not None and len(correlation_data) > MAX_STRING_BYTES:
