@@ -27,7 +27,7 @@ from microdcs.storage.dedupe import Deduplicator
 from microdcs.storage.redis import RedisStore
 from tests.conftest import running
 from tests.integration.slow_processor import SLOW_TYPE
-from tests.integration.test_jobs_helpers import JC, Station
+from tests.integration.test_jobs_helpers import JC, two_replicas
 from tests.integration.test_scenario17_sidecar import RawRpc
 from tests.mesclient import MesClient, Received
 
@@ -89,13 +89,7 @@ async def test_two_copies_of_one_start_over_rpc_give_one_effect_and_the_same_res
 async def test_two_copies_of_one_start_to_two_replicas_give_one_effect_and_the_same_response(
     config: AppConfig,
 ) -> None:
-    other = replace(config, instance_id=config.instance_id + "-b")
-    async with (
-        running(config) as first,
-        running(other) as second,
-        MesClient(config.mqtt.port) as mes,
-    ):
-        station = Station(mes, config.jobs_prefix, None)
+    async with two_replicas(config) as (first, second, station):
         assert await station.store("J1") == 1
         before = [first.mqtt.stats.received, second.mqtt.stats.received]
         copies = await asyncio.gather(

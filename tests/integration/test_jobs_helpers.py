@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import orjson
 
 from microdcs.app.config import AppConfig, to_environment
 from microdcs.app.runtime import Runtime
+from tests.conftest import running
 from tests.mesclient import MesClient, Received, ce_properties, next_message
 
 JC = "org.opcfoundation.ISA95-JOBCONTROL_V2"
@@ -77,6 +81,18 @@ class Station:
 
     async def watch(self, tail: str) -> asyncio.Queue[Received]:
         return await self.mes.watch(f"{self.base}/{tail}")
+
+
+@asynccontextmanager
+async def two_replicas(config: AppConfig) -> AsyncIterator[tuple[Runtime, Runtime, Station]]:
+    """Two replicas in this loop on one shared subscription, and an MES station to both."""
+    other = replace(config, instance_id=config.instance_id + "-b")
+    async with (
+        running(config) as first,
+        running(other) as second,
+        MesClient(config.mqtt.port) as mes,
+    ):
+        yield first, second, Station(mes, config.jobs_prefix, None)
 
 
 async def next_json(queue: asyncio.Queue[Received]) -> Any:

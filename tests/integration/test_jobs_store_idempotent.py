@@ -16,7 +16,7 @@ from microdcs.app.config import AppConfig
 from microdcs.jobs.keys import ScopeKeys
 from microdcs.storage.redis import RedisStore
 from tests.conftest import running
-from tests.integration.test_jobs_helpers import STATUS_EVENT, Station
+from tests.integration.test_jobs_helpers import STATUS_EVENT, Station, two_replicas
 from tests.mesclient import MesClient, Received
 
 
@@ -49,13 +49,7 @@ async def _status_events(queue: asyncio.Queue[Received], job_id: str) -> int:
 async def test_two_copies_of_one_store_on_two_replicas_store_once_and_both_answer_good(
     config: AppConfig,
 ) -> None:
-    other = replace(config, instance_id=config.instance_id + "-b")
-    async with (
-        running(config) as first,
-        running(other) as second,
-        MesClient(config.mqtt.port) as mes,
-    ):
-        station = Station(mes, config.jobs_prefix, None)
+    async with two_replicas(config) as (first, second, station):
         events = await station.watch("events")
         before = [first.mqtt.stats.received, second.mqtt.stats.received]
         order = {"JobOrder": {"JobOrderID": "J1"}}
