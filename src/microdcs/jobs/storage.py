@@ -8,7 +8,6 @@ and a request costs one Redis round trip.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from microdcs.jobs.returnstatus import ReturnStatus
 from microdcs.jobs.scripts import JobScripts
 from microdcs.jobs.statemachine import RULES, Command, Removal
 from microdcs.jobs.states import READY, JobState, JobStatus
+from microdcs.storage.dedupe import event_digest
 from microdcs.storage.redis import RedisStore
 from microdcs.storage.replies import text
 from microdcs_models.machinery_jobs import ISA95JobOrderDataType
@@ -49,9 +49,9 @@ class Change:
 
 
 def origin_of(source: str, event_id: str) -> bytes:
-    """What a job keeps of the Store that stored it: a digest of the CloudEvent's
-    ``source`` + ``id`` (bounded, whatever the two strings are)."""
-    return hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).digest()
+    """What a job keeps of the Store that stored it: the event's digest, as the dedupe
+    registry names it."""
+    return event_digest(source, event_id)
 
 
 def references(order: ISA95JobOrderDataType) -> list[list[str]]:

@@ -42,6 +42,12 @@ CLAIM_PREFIX = b"\xc1claim:"
 RELEASE_SOURCE = (Path(__file__).parent / "dedupe_release.lua").read_text(encoding="utf-8")
 
 
+def event_digest(source: str, event_id: str) -> bytes:
+    """16 bytes naming one event (``source`` + ``id``): bounded and safe in a key or a
+    field, whatever the two strings are."""
+    return hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).digest()
+
+
 class Deduplicator:
     """Claims and remembers processed events (and their responses) in Redis.
 
@@ -68,8 +74,7 @@ class Deduplicator:
         # source and id are arbitrary strings: hash them so the key is bounded and safe
         # (and the tag brace-free).
         tag = hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
-        digest = hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).hexdigest()
-        return self._store.key("dedupe", f"{{{tag}}}", digest)
+        return self._store.key("dedupe", f"{{{tag}}}", event_digest(source, event_id).hex())
 
     def new_claim(self) -> bytes:
         """A claim marker unique to this process and this claim."""

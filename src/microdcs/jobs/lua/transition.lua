@@ -64,7 +64,9 @@ local data = redis.call('HMGET', job, 'order', 'started', 'ended', 'rdata', 'rc'
 local op = 'upsert'
 if ARGV[5] == 'delete' then
   redis.call('DEL', job)
-  if data[6] and data[6] ~= '' and tonumber(ARGV[9]) > 0 then redis.call('SET', KEYS[7], data[6], 'EX', ARGV[9]) end
+  if data[6] and data[6] ~= '' and tonumber(ARGV[9]) > 0 then
+    redis.call('SET', KEYS[7], data[6], 'EX', ARGV[9])
+  end
   redis.call('ZREM', KEYS[2], ARGV[1])
   op = 'remove'
 elseif ARGV[5] == 'archive' then
