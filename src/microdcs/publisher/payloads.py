@@ -15,8 +15,13 @@ def index_entry(job_id: str, path: str, has_result: bool) -> bytes:
 
     The index is the concatenation of these fragments, so republishing a scope with many
     jobs costs a join, not a re-encoding of every entry.
+
+    The fragment is kept for as long as the job is listed, so it is copied to its own
+    size: ``orjson.dumps`` hands out its 4 KiB working buffer as the bytes object (a
+    98-byte entry held 4 KiB of heap; 40,000 listed jobs took 160 MB).
     """
-    return orjson.dumps({"job_order_id": job_id, "state": path, "has_result": has_result})
+    encoded = orjson.dumps({"job_order_id": job_id, "state": path, "has_result": has_result})
+    return memoryview(encoded).tobytes()
 
 
 def order_payload(record: ListedJob) -> bytes:
