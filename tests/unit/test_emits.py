@@ -147,6 +147,33 @@ async def test_publishing_an_undeclared_type_raises_naming_the_declared_ones() -
     assert sink.sent == []
 
 
+async def test_publishing_the_wire_form_sends_what_publishing_the_instance_sends() -> None:
+    processor, sink = Starter(), RecordingSink()
+    processor.attach_sink(sink)
+    message = Stopped(batch="B1")
+    await processor.publish(message, subject="plant1", correlationid="c1", causationid="r1")
+    await processor.publish_wire(
+        Stopped, message.to_raw(), subject="plant1", correlationid="c1", causationid="r1"
+    )
+    (by_instance, intent_a), (by_wire, intent_b) = sink.sent
+    assert intent_a == intent_b
+    assert by_wire.data == by_instance.data
+    same = ("type", "source", "subject", "datacontenttype", "dataschema", "extensions")
+    assert {a: getattr(by_wire, a) for a in same} == {a: getattr(by_instance, a) for a in same}
+    assert by_wire.id != by_instance.id
+
+
+async def test_the_wire_form_of_an_undeclared_or_hidden_field_model_is_refused() -> None:
+    processor, sink = Starter(), RecordingSink()
+    processor.attach_sink(sink)
+    with pytest.raises(UndeclaredEventError, match=r"Start .*declares only Started, Stopped"):
+        await processor.publish_wire(Start, {"batch": "B1"}, subject=None)
+    # Hidden fields travel as extensions that only an instance knows.
+    with pytest.raises(TypeError, match="hidden fields"):
+        await processor.publish_wire(Started, {"batch": "B1"}, subject=None)
+    assert sink.sent == []
+
+
 def test_an_undeclared_event_is_an_outgoing_event_error() -> None:
     """The pipeline answers it as ``invalid_outgoing`` rather than an internal error."""
     assert issubclass(UndeclaredEventError, OutgoingEventError)

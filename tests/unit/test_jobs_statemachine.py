@@ -98,7 +98,7 @@ def test_return_status_values_match_opc_table_95() -> None:
 def test_status_wire_form_lists_state_then_substate() -> None:
     wire = A.to_wire()
     assert [s["StateNumber"] for s in wire] == [2, 2]
-    assert wire[0]["BrowsePath"] is None
+    assert "BrowsePath" not in wire[0]  # a top-level state has none (omitted, not null)
     assert wire[0]["StateText"]["Text"] == "AllowedToStart"
     assert wire[1]["StateText"]["Text"] == "Ready"
     assert wire[1]["BrowsePath"]["Elements"][0]["TargetName"]["Name"] == "AllowedToStart"

@@ -373,9 +373,10 @@ class JobManagementProcessor(StationConfigHandlers, CloudEventProcessor):
         raw: dict[str, Any] = {"JobOrder": record.order_raw(), "JobState": record.status.to_wire()}
         if record.has_response:
             raw["JobResponse"] = record.response_raw()
-        status_event = ISA95JobOrderStatusEventType.from_raw(raw)
-        await self.publish(
-            status_event,
+        # The record was stored from a validated Store: sent as it is, not rebuilt.
+        await self.publish_wire(
+            ISA95JobOrderStatusEventType,
+            raw,
             subject=subject,
             intent=Intent.EVENTS,
             correlationid=(request.correlationid or request.id) if request else None,

@@ -40,16 +40,14 @@ class JobRecord:
         )  # fmt: skip
 
     def response_raw(self) -> dict[str, Any]:
-        """The ISA95JobResponseDataType JSON object of this job."""
-        raw: dict[str, Any] = {
-            "JobResponseID": self.job_id,
-            "JobOrderID": self.job_id,
-            "JobState": self.status.to_wire(),
-        }
+        """The ISA95JobResponseDataType JSON object of this job, its keys in the order
+        the model encodes them (the status event sends this form as it is)."""
+        raw: dict[str, Any] = {"JobResponseID": self.job_id, "JobOrderID": self.job_id}
         if self.started:
             raw["StartTime"] = self.started
         if self.ended:
             raw["EndTime"] = self.ended
+        raw["JobState"] = self.status.to_wire()
         if self.response_data:
             raw["JobResponseData"] = orjson.loads(self.response_data)
         return raw

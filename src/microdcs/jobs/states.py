@@ -85,8 +85,7 @@ class JobStatus:
         """The ``[ISA95StateDataType]`` JSON list: top-level state first, then substate."""
         top = self.state.browse_name
         states: list[dict[str, Any]] = [
-            {"BrowsePath": None, "StateText": {"Locale": "en", "Text": top},
-             "StateNumber": int(self.state)}
+            {"StateText": {"Locale": "en", "Text": top}, "StateNumber": int(self.state)}
         ]  # fmt: skip
         if self.substate is not None:
             states.append(

@@ -288,7 +288,9 @@ class RedisStore:
                 password=config.sentinel_password,
                 ssl_context=tls,
             )
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            # redis-py types Sentinel's constructor from 8.0 on, not before.
+            sentinel_class: Any = Sentinel
+            sentinel = sentinel_class(
                 config.sentinel_addresses(),
                 sentinel_kwargs={
                     "username": config.sentinel_username,
