@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from loadgen import Call, rss_kb, run_load, wait_ready
+from loadgen import Call, cpu_seconds, rss_kb, run_load, wait_ready
 from loadgen import start_runtime as start_microdcs
 
 from microdcs.app.devstack import LocalMosquitto, LocalRedis, LocalRedisCluster, LocalService
@@ -223,7 +223,7 @@ def measure(
 
 #: What a Store row reports as the median of its rounds.
 MEDIANS = ("rps", "p50_ms", "p99_ms", "lost", "failed", "jobs_before", "jobs_after")
-MEDIANS += ("runtime_cpu_us_per_request",)
+MEDIANS += ("runtime_cpu_us_per_request", "idle_cpu_percent")
 
 
 def one_scope(prefix: str, scope: str = "cell0") -> str:
@@ -271,6 +271,8 @@ def measure_store(
                 runtime_cpu = r.get("cpu_percent", {}).get("replica 0", 0.0)
                 r["runtime_cpu_us_per_request"] = runtime_cpu * 1e4 / max(r["rps"], 1.0)
                 r["jobs_after"] = stored_in(target, key_prefix)
+                if jobs and args.idle > 0:
+                    r["idle_cpu_percent"] = idle_cpu(procs[0].pid, args.idle)
                 rounds[label].append(r)
             finally:
                 stop(procs)
@@ -282,6 +284,15 @@ def measure_store(
         }
         row["rounds"] = runs
         results[label] = row
+
+
+def idle_cpu(pid: int, seconds: float) -> float:
+    """The replica's CPU share (% of one core) over ``seconds`` without requests, its
+    scope full of the round's jobs: its background tasks must block, not poll."""
+    time.sleep(2.0)  # the publisher finishes the load's last pass first
+    before, started = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started)
 
 
 def leak_check(
@@ -328,6 +339,10 @@ def main() -> int:
     )
     parser.add_argument("--prefill", type=int, default=10_000, help="jobs stored first")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (Store rows)")
+    parser.add_argument(
+        "--idle", type=float, default=20.0,
+        help="seconds the prefilled Store row's replica is then measured idle (0: not)",
+    )  # fmt: skip
     args = parser.parse_args()
     results: dict[str, dict[str, Any]] = {}
     with (
@@ -375,6 +390,9 @@ def main() -> int:
         if "jobs_before" in r:
             print(f"{name}: jobs in the scope {r['jobs_before']:.0f} -> {r['jobs_after']:.0f}, "
                   f"runtime CPU {r['runtime_cpu_us_per_request']:.0f} µs per Store")  # fmt: skip
+        if "idle_cpu_percent" in r:
+            print(f"{name}: then idle for {args.idle:.0f} s: {r['idle_cpu_percent']:.2f}% "
+                  f"of a core")  # fmt: skip
     for name, r in results.items():
         if "cpu_percent" in r:
             print(f"{name}: CPU % of one core: {r['cpu_percent']}")
@@ -389,6 +407,7 @@ def main() -> int:
     Path(args.json).write_text(json.dumps({"inflight": args.inflight, "seconds": args.seconds,
                                            "redis": args.redis, "mode": args.mode,
                                            "prefill": args.prefill, "rounds": args.rounds,
+                                           "idle_seconds": args.idle,
                                            "results": results},
                                           indent=2))  # fmt: skip
     return 0
