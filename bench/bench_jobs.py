@@ -343,12 +343,20 @@ def main() -> int:
         "--idle", type=float, default=20.0,
         help="seconds the prefilled Store row's replica is then measured idle (0: not)",
     )  # fmt: skip
+    parser.add_argument(
+        "--appendfsync", choices=("off", "no", "everysec", "always"), default="off",
+        help="the Redis append-only file: off (none, the default) or its fsync policy",
+    )  # fmt: skip
     args = parser.parse_args()
     results: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
         LocalMosquitto(Path(tmp) / "broker") as broker,
-        LocalRedis(Path(tmp) / "redis", appendonly=False) as redis,
+        LocalRedis(
+            Path(tmp) / "redis",
+            appendonly=args.appendfsync != "off",
+            appendfsync="everysec" if args.appendfsync == "off" else args.appendfsync,
+        ) as redis,
     ):
         naive = subprocess.Popen([sys.executable, "-c", NAIVE, str(broker.port), str(redis.port)],
                                  stdout=subprocess.PIPE)  # fmt: skip
@@ -408,6 +416,7 @@ def main() -> int:
                                            "redis": args.redis, "mode": args.mode,
                                            "prefill": args.prefill, "rounds": args.rounds,
                                            "idle_seconds": args.idle,
+                                           "appendfsync": args.appendfsync,
                                            "results": results},
                                           indent=2))  # fmt: skip
     return 0

@@ -22,7 +22,7 @@ def broker(tmp_path: Path) -> Iterator[LocalMosquitto]:
 
 @pytest.fixture
 def redis_aof(tmp_path: Path) -> Iterator[LocalRedis]:
-    with LocalRedis(tmp_path / "redis", appendonly=True) as server:
+    with LocalRedis(tmp_path / "redis", appendonly=True, appendfsync="always") as server:
         yield server
 
 

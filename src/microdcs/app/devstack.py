@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import redis
 
@@ -160,9 +160,19 @@ class LocalMosquitto(LocalService):
 
 
 class LocalRedis(LocalService):
-    def __init__(self, workdir: Path, port: int | None = None, *, appendonly: bool = True):
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        appendonly: bool = True,
+        appendfsync: Literal["always", "everysec", "no"] = "everysec",
+    ):
         super().__init__("redis", workdir, port)
         self.appendonly = appendonly
+        #: ``everysec`` can lose acknowledged writes when a server crashes while an fsync
+        #: is slow (Redis then postpones its AOF writes up to 2 s); ``always`` cannot.
+        self.appendfsync = appendfsync
 
     def command(self) -> list[str]:
         return [
@@ -172,7 +182,7 @@ class LocalRedis(LocalService):
             "--dir", str(self.workdir),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--daemonize", "no",
             "--protected-mode", "no",
         ]  # fmt: skip
