@@ -7,7 +7,10 @@ events. Steps/s = jobs x steps / (first StoreAndStart -> last job Ended). Each r
 count runs with the default settings (step progress events on) and again with
 ``APP_SFC_STEP_EVENTS=false``: the events are one more message per stored change for the
 broker and the MES, which share the two cores, so only the second figure compares with
-runs from before step events existed.
+runs from before step events existed. Each run also prints the CPU per step of the
+replicas, the simulator and this load generator (``/proc`` times over the same interval):
+on two cores the load generator's CPU is taken from the runtime's, so a rate alone does
+not say whose cost an extra message is.
 
 Failover: 3 replicas with default settings, the simulator answering after 1 s. The
 replica that sent a job's first command is killed (SIGKILL); measured is the time until
@@ -32,11 +35,13 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import orjson
+from loadgen import cpu_seconds
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -84,8 +89,32 @@ async def until_answering(mes: aiomqtt.Client, commands: str, responses: str) ->
                     return
 
 
-async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
-    """Configure, start ``jobs`` jobs, return the seconds until the last one Ended."""
+@dataclass(frozen=True)
+class Run:
+    """One measured run: its rate, and the CPU each part used per step while it ran."""
+
+    steps_per_second: float
+    #: CPU microseconds per step, first StoreAndStart to last Ended: all replicas together,
+    #: the equipment simulator, and this load generator (the paho MES).
+    replicas_us: float
+    simulator_us: float
+    mes_us: float
+
+    def cpu(self) -> str:
+        return (f"CPU per step: replicas {self.replicas_us:.0f} µs, simulator "
+                f"{self.simulator_us:.0f} µs, the paho MES {self.mes_us:.0f} µs")  # fmt: skip
+
+
+def cpu_now(replicas: list[int], simulator: int) -> tuple[float, float, float]:
+    """CPU seconds so far of the replicas (summed), the simulator, and this process."""
+    return (sum(cpu_seconds(pid) for pid in replicas), cpu_seconds(simulator),
+            time.process_time())  # fmt: skip
+
+
+async def run_jobs(
+    port: int, prefix: str, jobs: int, steps: int, replicas: list[int], simulator: int
+) -> Run:
+    """Configure, start ``jobs`` jobs, measure until the last one Ended."""
     commands, responses = f"{prefix}/bench/commands", f"bench/{uuid.uuid4().hex}/r"
     async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as mes:
         await mes.subscribe(responses, qos=1)
@@ -98,6 +127,7 @@ async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
                           properties=props(CFG.replace("workmaster", "dispatch")))  # fmt: skip
         await asyncio.sleep(0.5)  # configuration has no response
         start = time.perf_counter()
+        cpu_start = cpu_now(replicas, simulator)
         stores: set[bytes] = set()  # correlation data of our StoreAndStart requests
         for i in range(jobs):
             order = {"JobOrder": {"JobOrderID": f"J{i}", "WorkMasterID": [{"ID": "WM"}]}}
@@ -119,7 +149,10 @@ async def run_jobs(port: int, prefix: str, jobs: int, steps: int) -> float:
                         print("aborted:", data.get("JobResponse"), file=sys.stderr)
                     if len(ended) == jobs:
                         break
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        used = [b - a for a, b in zip(cpu_start, cpu_now(replicas, simulator), strict=True)]
+    per_step = [1e6 * cpu / (jobs * steps) for cpu in used]
+    return Run(jobs * steps / seconds, *per_step)
 
 
 def refused(message: aiomqtt.Message, stores: set[bytes]) -> None:
@@ -195,7 +228,7 @@ def measure_failover() -> float:
                 p.wait(30)
 
 
-def measure(replicas: int, jobs: int, steps: int, extra: dict[str, str] | None = None) -> float:
+def measure(replicas: int, jobs: int, steps: int, extra: dict[str, str] | None = None) -> Run:
     with tempfile.TemporaryDirectory() as tmp, LocalMosquitto(Path(tmp) / "m") as broker, \
             LocalRedis(Path(tmp) / "r", appendonly=False) as redis:  # fmt: skip
         env = dict(bench_env(broker.port, redis.port), **(extra or {}))
@@ -206,13 +239,13 @@ def measure(replicas: int, jobs: int, steps: int, extra: dict[str, str] | None =
             for n in range(replicas)
         ]
         try:
-            seconds = asyncio.run(run_jobs(broker.port, "bench/jobs", jobs, steps))
+            pids = [p.pid for p in procs]
+            return asyncio.run(run_jobs(broker.port, "bench/jobs", jobs, steps, pids[1:], pids[0]))
         finally:
             for p in procs:
                 p.terminate()
             for p in procs:
                 p.wait(30)
-    return jobs * steps / seconds
 
 
 def main() -> int:
@@ -230,10 +263,15 @@ def main() -> int:
     for n in args.replicas:
         rate = measure(n, args.jobs, args.steps)
         without = measure(n, args.jobs, args.steps, WITHOUT_STEP_EVENTS)
-        results[f"{n}_replicas_steps_per_second"] = round(rate)
-        results[f"{n}_replicas_steps_per_second_without_step_events"] = round(without)
-        print(f"{n} replica(s): {rate:.0f} SFC steps/s, {without:.0f} without step events "
-              f"({args.jobs} jobs x {args.steps} steps)")  # fmt: skip
+        for run, suffix in ((rate, ""), (without, "_without_step_events")):
+            results[f"{n}_replicas_steps_per_second{suffix}"] = round(run.steps_per_second)
+            results[f"{n}_replicas_cpu_us_per_step{suffix}"] = round(run.replicas_us)
+            results[f"{n}_replicas_simulator_cpu_us_per_step{suffix}"] = round(run.simulator_us)
+            results[f"{n}_replicas_mes_cpu_us_per_step{suffix}"] = round(run.mes_us)
+        print(f"{n} replica(s), {args.jobs} jobs x {args.steps} steps:\n"
+              f"  with step events    {rate.steps_per_second:5.0f} SFC steps/s; {rate.cpu()}\n"
+              f"  without step events {without.steps_per_second:5.0f} SFC steps/s; "
+              f"{without.cpu()}")  # fmt: skip
     recovery = measure_failover()
     results["failover_seconds_incl_1s_equipment_delay"] = round(recovery, 2)
     print(f"SIGKILL of the sending replica -> its action finished by another: {recovery:.2f} s "
@@ -259,9 +297,9 @@ def compare_step_events(rounds: int, jobs: int, steps: int) -> int:
     rates: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(rounds):
         for name, extra in configs.items():
-            rate = measure(1, jobs, steps, extra)
-            rates[name].append(rate)
-            print(f"step events {name:15}: {rate:.0f} SFC steps/s")
+            run = measure(1, jobs, steps, extra)
+            rates[name].append(run.steps_per_second)
+            print(f"step events {name:15}: {run.steps_per_second:.0f} SFC steps/s; {run.cpu()}")
     off = statistics.median(rates["off"])
     print(f"median: {off:.0f} steps/s without step events", end="")
     for name in list(configs)[1:]:
