@@ -8,9 +8,9 @@ count runs with the default settings (step progress events on) and again with
 ``APP_SFC_STEP_EVENTS=false``: the events are one more message per stored change for the
 broker and the MES, which share the two cores, so only the second figure compares with
 runs from before step events existed. Each run also prints the CPU per step of the
-replicas, the simulator and this load generator (``/proc`` times over the same interval):
-on two cores the load generator's CPU is taken from the runtime's, so a rate alone does
-not say whose cost an extra message is.
+replicas, the simulator and this load generator (``/proc`` times over the same interval),
+and the replicas' context switches per step: on two cores the load generator's CPU is
+taken from the runtime's, so a rate alone does not say whose cost an extra message is.
 
 Failover: 3 replicas with default settings, the simulator answering after 1 s. The
 replica that sent a job's first command is killed (SIGKILL); measured is the time until
@@ -41,7 +41,7 @@ from typing import Any
 
 import aiomqtt
 import orjson
-from loadgen import cpu_seconds
+from loadgen import context_switches, cpu_seconds
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -99,16 +99,24 @@ class Run:
     replicas_us: float
     simulator_us: float
     mes_us: float
+    #: The replicas' context switches per step (summed): waits, and preemptions.
+    voluntary_switches: float
+    involuntary_switches: float
 
     def cpu(self) -> str:
         return (f"CPU per step: replicas {self.replicas_us:.0f} µs, simulator "
-                f"{self.simulator_us:.0f} µs, the paho MES {self.mes_us:.0f} µs")  # fmt: skip
+                f"{self.simulator_us:.0f} µs, the paho MES {self.mes_us:.0f} µs; replicas' "
+                f"context switches per step: {self.voluntary_switches:.2f} voluntary, "
+                f"{self.involuntary_switches:.2f} involuntary")  # fmt: skip
 
 
-def cpu_now(replicas: list[int], simulator: int) -> tuple[float, float, float]:
-    """CPU seconds so far of the replicas (summed), the simulator, and this process."""
+def counters(replicas: list[int], simulator: int) -> tuple[float, ...]:
+    """What a run is measured by, so far: CPU seconds of the replicas (summed), of the
+    simulator and of this process, and the replicas' voluntary and involuntary switches."""
+    switches = [context_switches(pid) for pid in replicas]
     return (sum(cpu_seconds(pid) for pid in replicas), cpu_seconds(simulator),
-            time.process_time())  # fmt: skip
+            time.process_time(), sum(v for v, _ in switches),
+            sum(i for _, i in switches))  # fmt: skip
 
 
 async def run_jobs(
@@ -127,7 +135,7 @@ async def run_jobs(
                           properties=props(CFG.replace("workmaster", "dispatch")))  # fmt: skip
         await asyncio.sleep(0.5)  # configuration has no response
         start = time.perf_counter()
-        cpu_start = cpu_now(replicas, simulator)
+        at_start = counters(replicas, simulator)
         stores: set[bytes] = set()  # correlation data of our StoreAndStart requests
         for i in range(jobs):
             order = {"JobOrder": {"JobOrderID": f"J{i}", "WorkMasterID": [{"ID": "WM"}]}}
@@ -150,9 +158,10 @@ async def run_jobs(
                     if len(ended) == jobs:
                         break
         seconds = time.perf_counter() - start
-        used = [b - a for a, b in zip(cpu_start, cpu_now(replicas, simulator), strict=True)]
-    per_step = [1e6 * cpu / (jobs * steps) for cpu in used]
-    return Run(jobs * steps / seconds, *per_step)
+        used = [b - a for a, b in zip(at_start, counters(replicas, simulator), strict=True)]
+    cpu, switches = used[:3], used[3:]
+    per_step = [1e6 * used_seconds / (jobs * steps) for used_seconds in cpu]
+    return Run(jobs * steps / seconds, *per_step, *(n / (jobs * steps) for n in switches))
 
 
 def refused(message: aiomqtt.Message, stores: set[bytes]) -> None:
@@ -261,15 +270,22 @@ def main() -> int:
         return compare_step_events(args.step_events, args.jobs, args.steps)
     results: dict[str, float] = {}
     for n in args.replicas:
-        rate = measure(n, args.jobs, args.steps)
+        with_events = measure(n, args.jobs, args.steps)
         without = measure(n, args.jobs, args.steps, WITHOUT_STEP_EVENTS)
-        for run, suffix in ((rate, ""), (without, "_without_step_events")):
+        for run, suffix in ((with_events, ""), (without, "_without_step_events")):
             results[f"{n}_replicas_steps_per_second{suffix}"] = round(run.steps_per_second)
             results[f"{n}_replicas_cpu_us_per_step{suffix}"] = round(run.replicas_us)
             results[f"{n}_replicas_simulator_cpu_us_per_step{suffix}"] = round(run.simulator_us)
             results[f"{n}_replicas_mes_cpu_us_per_step{suffix}"] = round(run.mes_us)
+            results[f"{n}_replicas_voluntary_switches_per_step{suffix}"] = round(
+                run.voluntary_switches, 2
+            )
+            results[f"{n}_replicas_involuntary_switches_per_step{suffix}"] = round(
+                run.involuntary_switches, 2
+            )
         print(f"{n} replica(s), {args.jobs} jobs x {args.steps} steps:\n"
-              f"  with step events    {rate.steps_per_second:5.0f} SFC steps/s; {rate.cpu()}\n"
+              f"  with step events    {with_events.steps_per_second:5.0f} SFC steps/s; "
+              f"{with_events.cpu()}\n"
               f"  without step events {without.steps_per_second:5.0f} SFC steps/s; "
               f"{without.cpu()}")  # fmt: skip
     recovery = measure_failover()
